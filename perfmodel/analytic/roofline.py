@@ -1,0 +1,160 @@
+"""Roofline prediction: per-op time = max(compute time, memory time) + launch overhead.
+
+Williams, Waterman & Patterson, "Roofline: an insightful visual performance model for
+multicore architectures", CACM 52(4), 2009: attainable FLOP/s = min(peak, intensity x
+bandwidth). Per op (vectorized over the Workload table):
+
+    t_compute = flops / (peak[unit, dtype] * efficiency.compute)
+    t_memory  = bytes / (main-memory bandwidth * efficiency.memory)
+    t         = max(t_compute, t_memory) + launch_overhead   (ops that do any work)
+
+Ops run one after another (no overlap, no cross-op fusion or cache reuse). The totals
+obey the latency law of DOMAIN.md section 1, L = W / (P * U), exactly: U is defined as
+achieved FLOP/s over the peak P of the workload's dtype on the tensor unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.hardware.spec import DeviceSpec
+
+__all__ = ["Prediction", "roofline", "predict", "PREDICTION_COLUMNS"]
+
+PREDICTION_COLUMNS = ("peak_flops_per_s", "compute_s", "memory_s", "overhead_s", "time_s",
+                      "bound", "achieved_flops_per_s", "unit_used", "dtype_used")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per-op table (the workload plus PREDICTION_COLUMNS), summary and assumptions."""
+
+    ops: pd.DataFrame = field(repr=False)
+    summary: Mapping[str, Any]
+    assumptions: Mapping[str, Any]
+
+    def to_dict(self, top: int | None = None) -> dict[str, Any]:
+        ops = self.ops.sort_values("time_s", ascending=False) if top else self.ops
+        ops = ops.head(top) if top else ops
+        return {"summary": dict(self.summary), "assumptions": dict(self.assumptions),
+                "ops": ops.replace([np.inf, -np.inf], None).to_dict(orient="records")}
+
+    def summary_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([self.summary])
+
+
+def _peaks(df: pd.DataFrame, device: DeviceSpec) -> tuple[np.ndarray, list[str], list[str],
+                                                          list[str]]:
+    """Peak FLOP/s per row, with the unit and dtype actually used and any fallback notes."""
+    peak = np.zeros(len(df))
+    unit_used = np.array(["none"] * len(df), dtype=object)
+    dtype_used = df["dtype"].to_numpy(dtype=object).copy()
+    notes: list[str] = []
+    for (unit, dt), idx in df.groupby(["unit", "dtype"], sort=False).indices.items():
+        if unit == "none":
+            continue
+        u, d, p, note = device.resolve_unit(unit, dt)
+        peak[idx], unit_used[idx], dtype_used[idx] = p, u, d
+        if note:
+            notes.append(f"{unit}/{dt} ops: {note} ({u}/{d}, {p / 1e12:g} TFLOP/s)")
+    return peak, list(unit_used), list(dtype_used), notes
+
+
+def roofline(workload: pd.DataFrame, device: DeviceSpec) -> pd.DataFrame:
+    """The workload table with per-op roofline columns added (a new DataFrame)."""
+    df = workload.copy()
+    eff = device.efficiency
+    peak, unit_used, dtype_used, notes = _peaks(df, device)
+    flops = df["flops"].to_numpy(float)
+    nbytes = df["bytes"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        compute = np.where(flops > 0, flops / (peak * eff.compute), 0.0)
+    memory = nbytes / (device.memory_bandwidth * eff.memory)
+    works = (flops > 0) | (nbytes > 0)
+    overhead = np.where(works, eff.launch_overhead_s, 0.0)
+    time = np.maximum(compute, memory) + overhead
+    df["peak_flops_per_s"] = peak
+    df["compute_s"] = compute
+    df["memory_s"] = memory
+    df["overhead_s"] = overhead
+    df["time_s"] = time
+    df["bound"] = np.where(~works, "none", np.where(compute >= memory, "compute", "memory"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df["achieved_flops_per_s"] = np.where(time > 0, flops / time, 0.0)
+    df["unit_used"] = unit_used
+    df["dtype_used"] = dtype_used
+    df.attrs = {**workload.attrs, "fallback_notes": notes}
+    return df
+
+
+def _throughput(attrs: Mapping[str, Any], latency: float) -> tuple[float, str]:
+    batch, seq, phase = attrs.get("batch", 1), attrs.get("seq", 1), attrs.get("phase")
+    if latency <= 0:
+        return 0.0, "items/s"
+    if phase == "decode":
+        return batch / latency, "tokens/s"
+    if phase == "prefill":
+        return batch * seq / latency, "tokens/s"
+    return batch / latency, "samples/s"
+
+
+def predict(workload: pd.DataFrame, device: DeviceSpec) -> Prediction:
+    """Roofline prediction of a Workload on a device: per-op table, summary, assumptions."""
+    attrs = workload.attrs
+    device.check_dtype(attrs.get("dtype", "fp16"))
+    ops = roofline(workload, device)
+    latency = float(ops["time_s"].sum())
+    flops = float(ops["flops"].sum())
+    _, _, peak, _ = device.resolve_unit("tensor", attrs.get("dtype", "fp16"))
+    achieved = flops / latency if latency > 0 else 0.0
+    throughput, unit = _throughput(attrs, latency)
+    by_bound = ops.groupby("bound")["time_s"].sum()
+    summary = {
+        "model": attrs.get("model"), "device": device.name, "phase": attrs.get("phase"),
+        "batch": attrs.get("batch"), "seq": attrs.get("seq"), "dtype": attrs.get("dtype"),
+        "params": float(attrs.get("total_params", ops["params"].sum())),
+        "macs": float(ops["macs"].sum()), "flops": flops, "bytes": float(ops["bytes"].sum()),
+        "weight_bytes": float(ops["weight_bytes"].sum()),
+        "num_ops": int((ops["bound"] != "none").sum()),
+        "latency_s": latency, "throughput_per_s": throughput, "throughput_unit": unit,
+        "achieved_flops_per_s": achieved, "peak_flops_per_s": peak,
+        "utilization": achieved / peak if peak else 0.0,
+        "bound": str(by_bound.drop("none", errors="ignore").idxmax()) if len(by_bound) else "none",
+        "compute_bound_s": float(by_bound.get("compute", 0.0)),
+        "memory_bound_s": float(by_bound.get("memory", 0.0)),
+        "overhead_s": float(ops["overhead_s"].sum()),
+        "energy_j": (device.tdp_w or 0.0) * latency if device.tdp_w else None,
+        "unsupported_ops": list(attrs.get("unsupported", [])),
+    }
+    return Prediction(ops, summary, _assumptions(device, attrs, ops.attrs["fallback_notes"]))
+
+
+def _assumptions(device: DeviceSpec, attrs: Mapping[str, Any], notes: list[str]) -> dict:
+    prov = device.provenance
+    eff = device.efficiency
+    main = next(i for i, m in enumerate(device.memory) if m.role == "main")
+    return {
+        "method": "roofline: per op max(compute, memory) time + launch overhead; ops run "
+                  "serially, no fusion, no cache reuse across ops",
+        "device": device.display_name, "device_spec": device.path,
+        "dtype": attrs.get("dtype"), "weight_dtype": attrs.get("weight_dtype"),
+        "kv_dtype": attrs.get("kv_dtype"), "phase": attrs.get("phase"),
+        "batch": attrs.get("batch"), "seq": attrs.get("seq"),
+        "peak_flops_per_s": {f"{u}/{d}": v for (u, d), v in device.peak_flops.items()},
+        "memory_bandwidth_Bps": device.memory_bandwidth,
+        "memory_bandwidth_source": prov.get(f"memory[{main}].bandwidth_GBps", ""),
+        "compute_efficiency": eff.compute,
+        "compute_efficiency_source": prov.get("efficiency.compute", ""),
+        "memory_efficiency": eff.memory,
+        "memory_efficiency_source": prov.get("efficiency.memory", ""),
+        "launch_overhead_s": eff.launch_overhead_s,
+        "launch_overhead_source": prov.get("efficiency.launch_overhead_us", ""),
+        "energy": "TDP x latency (device at TDP the whole time: an upper bound)"
+                  + (f"; TDP source: {prov.get('power.tdp_W', '')}" if device.tdp_w else ""),
+        "fallbacks": notes,
+    }

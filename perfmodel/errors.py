@@ -1,0 +1,70 @@
+"""The exception hierarchy: every error a user can cause is a PerfModelError.
+
+Each carries a message naming the problem and a hint naming the fix; the CLI prints
+``error: <message> (hint: <hint>)`` on one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "PerfModelError",
+    "SpecError",
+    "ShapeError",
+    "PlanError",
+    "UnsupportedOpError",
+    "MeasurementError",
+    "UnknownNameError",
+    "did_you_mean",
+]
+
+
+class PerfModelError(Exception):
+    """Base class: a problem with the user's input, with a hint how to fix it."""
+
+    def __init__(self, message: str, hint: str = "", key_path: str = "") -> None:
+        self.message = message
+        self.hint = hint
+        self.key_path = key_path
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = f"{self.key_path}: " if self.key_path else ""
+        tail = f" (hint: {self.hint})" if self.hint else ""
+        return f"{where}{self.message}{tail}"
+
+
+class SpecError(PerfModelError):
+    """A hardware or model spec file is missing, malformed or incomplete."""
+
+
+class ShapeError(PerfModelError):
+    """Tensor shapes do not fit together, or a size is zero or negative."""
+
+
+class PlanError(PerfModelError):
+    """An impossible parallel plan or workload request (e.g. tp not dividing heads)."""
+
+
+class UnsupportedOpError(PerfModelError):
+    """An op kind with no cost rule, or a dtype the device cannot run."""
+
+
+class MeasurementError(PerfModelError):
+    """A measurement file does not follow the Measurement schema."""
+
+
+class UnknownNameError(PerfModelError):
+    """An unknown model, device, dtype or option name."""
+
+
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """A hint listing the nearest valid names (difflib), or all of them if few."""
+    options = sorted(set(choices))
+    close = difflib.get_close_matches(name.lower(), [c.lower() for c in options], n=n, cutoff=0.5)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
+    return f"choose one of: {shown}"

@@ -1,0 +1,255 @@
+"""Read -> check -> convert -> freeze: hardware spec files into DeviceSpec values.
+
+Every problem in a file is collected with its key path (``memory[0].bandwidth_GBps``),
+unknown keys get a did-you-mean, and one SpecError naming the file reports them all.
+The format is documented in docs/hw_spec_format.md.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
+from perfmodel.files import data_dir, read_yaml
+from perfmodel.hardware.spec import DeviceSpec, Efficiency, MemoryLevel
+from perfmodel.units import DTYPES
+
+__all__ = ["hw_specs_dir", "list_devices", "load_device", "device_from_dict",
+           "device_to_dict", "DEFAULTS_FILE"]
+
+DEFAULTS_FILE = "_defaults.yaml"
+TOP_KEYS = {"schema", "name", "display_name", "aliases", "vendor", "category", "year",
+            "sources", "compute", "memory", "power", "interconnect", "efficiency", "notes"}
+REQUIRED = ("name", "compute", "memory")
+CATEGORIES = {"datacenter-gpu", "consumer-gpu", "edge-soc", "cpu", "tpu", "npu"}
+COMPUTE_KEYS = {"tensor_TFLOPS", "vector_TFLOPS", "sparse_2_4", "units", "boost_clock_MHz"}
+MEMORY_KEYS = {"name", "role", "capacity_GB", "capacity_MB", "bandwidth_GBps"}
+POWER_KEYS = {"tdp_W"}
+INTERCONNECT_KEYS = {"scaleup_name", "scaleup_GBps_per_direction", "pcie_gen", "pcie_lanes",
+                     "scaleout_nic_Gbps"}
+EFFICIENCY_KEYS = {"compute", "memory", "launch_overhead_us"}
+
+
+def hw_specs_dir() -> Path:
+    return data_dir("hw_specs")
+
+
+class _Checker:
+    """Collects problems with key paths instead of stopping at the first."""
+
+    def __init__(self, sources: Mapping[str, Any]) -> None:
+        self.problems: list[str] = []
+        self.sources = sources
+        self.provenance: dict[str, str] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def keys(self, path: str, d: Any, allowed: set[str]) -> bool:
+        if not isinstance(d, Mapping):
+            self.add(path, f"must be a mapping, got {type(d).__name__}")
+            return False
+        for k in d:
+            if k not in allowed:
+                self.add(f"{path}.{k}" if path else str(k),
+                         f"unknown key ({did_you_mean(str(k), allowed)})")
+        return True
+
+    def leaf(self, path: str, d: Any, kind: type = float, positive: bool = True) -> Any:
+        """A {value, source} figure; returns the value (None if invalid)."""
+        if not isinstance(d, Mapping) or "value" not in d:
+            self.add(path, "must be {value: ..., source: ...}")
+            return None
+        for k in d:
+            if k not in ("value", "source"):
+                self.add(f"{path}.{k}", "unknown key (a figure has only value and source)")
+        src = d.get("source")
+        if not isinstance(src, str) or not src.strip():
+            self.add(f"{path}.source", "missing: every figure needs a source")
+        elif " " not in src and "/" not in src and src not in self.sources and src.isupper():
+            self.add(f"{path}.source", f"{src!r} is not defined under sources: "
+                                       f"({did_you_mean(src, self.sources)})")
+        else:
+            self.provenance[path] = str(self.sources.get(src, src))
+        v = d["value"]
+        if kind is bool:
+            if not isinstance(v, bool):
+                self.add(f"{path}.value", f"must be true or false, got {v!r}")
+                return None
+            return v
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            self.add(f"{path}.value", f"must be a number, got {v!r}")
+            return None
+        if positive and v <= 0:
+            self.add(f"{path}.value", f"must be positive, got {v}")
+            return None
+        return v
+
+
+def _peaks(c: _Checker, compute: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    peaks: dict[tuple[str, str], float] = {}
+    for unit in ("tensor", "vector"):
+        table = compute.get(f"{unit}_TFLOPS", {}) or {}
+        if not c.keys(f"compute.{unit}_TFLOPS", table, set(DTYPES)):
+            continue
+        for dt, leaf in table.items():
+            v = c.leaf(f"compute.{unit}_TFLOPS.{dt}", leaf)
+            if v is not None and dt in DTYPES:
+                peaks[(unit, dt)] = v * 1e12
+    if not peaks and not c.problems:
+        c.add("compute", "no tensor_TFLOPS or vector_TFLOPS figure: nothing to compute with")
+    return peaks
+
+
+def _memory(c: _Checker, levels: Any) -> tuple[MemoryLevel, ...]:
+    if not isinstance(levels, list) or not levels:
+        c.add("memory", "must be a non-empty list of memory levels")
+        return ()
+    out = []
+    for i, m in enumerate(levels):
+        p = f"memory[{i}]"
+        if not c.keys(p, m, MEMORY_KEYS):
+            continue
+        role = m.get("role", "main")
+        if role not in ("main", "cache"):
+            c.add(f"{p}.role", f"must be main or cache, got {role!r}")
+        cap = None
+        if "capacity_GB" in m:
+            cap = (c.leaf(f"{p}.capacity_GB", m["capacity_GB"]) or 0) * 1e9 or None
+        elif "capacity_MB" in m:
+            cap = (c.leaf(f"{p}.capacity_MB", m["capacity_MB"]) or 0) * 1e6 or None
+        bw = None
+        if "bandwidth_GBps" in m:
+            bw = (c.leaf(f"{p}.bandwidth_GBps", m["bandwidth_GBps"]) or 0) * 1e9 or None
+        if role == "main" and (cap is None or bw is None) and "bandwidth_GBps" not in m:
+            c.add(p, "main memory needs capacity_GB and bandwidth_GBps")
+        out.append(MemoryLevel(str(m.get("name", f"level{i}")), role, cap, bw))
+    if sum(m.role == "main" for m in out) != 1:
+        c.add("memory", "exactly one level must have role: main")
+    return tuple(out)
+
+
+def _efficiency(c: _Checker, d: Mapping[str, Any]) -> Efficiency:
+    vals = {}
+    for k in EFFICIENCY_KEYS:
+        v = c.leaf(f"efficiency.{k}", d[k]) if k in d else None
+        if v is not None and k != "launch_overhead_us" and v > 1:
+            c.add(f"efficiency.{k}.value", f"is a fraction of peak, must be <= 1, got {v}")
+        vals[k] = v
+    return Efficiency(compute=vals["compute"] or 1.0, memory=vals["memory"] or 1.0,
+                      launch_overhead_s=(vals["launch_overhead_us"] or 0.0) * 1e-6)
+
+
+def device_from_dict(d: Any, path: str = "<dict>") -> DeviceSpec:
+    """Check and convert a spec mapping (as read from YAML) into a DeviceSpec."""
+    if not isinstance(d, Mapping):
+        raise SpecError(f"{path}: a device spec must be a YAML mapping",
+                        "see docs/hw_spec_format.md for the format")
+    sources = d.get("sources") or {}
+    c = _Checker(sources if isinstance(sources, Mapping) else {})
+    c.keys("", d, TOP_KEYS)
+    for k in REQUIRED:
+        if k not in d:
+            c.add(k, "missing required key")
+    if "category" in d and d["category"] not in CATEGORIES:
+        c.add("category", f"must be one of {', '.join(sorted(CATEGORIES))}")
+    compute = d.get("compute") or {}
+    peaks = _peaks(c, compute) if c.keys("compute", compute, COMPUTE_KEYS) else {}
+    sparse = bool(c.leaf("compute.sparse_2_4", compute["sparse_2_4"], bool)) \
+        if "sparse_2_4" in compute else False
+    memory = _memory(c, d.get("memory"))
+    power = d.get("power") or {}
+    tdp = c.leaf("power.tdp_W", power["tdp_W"]) if c.keys("power", power, POWER_KEYS) \
+        and "tdp_W" in power else None
+    year = c.leaf("year", d["year"], int) if "year" in d else None
+    inter = d.get("interconnect") or {}
+    extras: dict[str, Any] = {}
+    if c.keys("interconnect", inter, INTERCONNECT_KEYS):
+        for k, v in inter.items():
+            extras[k] = v if k == "scaleup_name" else c.leaf(f"interconnect.{k}", v)
+    for k in ("units", "boost_clock_MHz"):
+        if k in compute:
+            extras[k] = c.leaf(f"compute.{k}", compute[k])
+    eff_d = d.get("efficiency") or {}
+    eff = _efficiency(c, eff_d) if c.keys("efficiency", eff_d, EFFICIENCY_KEYS) else None
+    aliases = d.get("aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        c.add("aliases", "must be a list of names")
+        aliases = []
+    if c.problems:
+        raise SpecError(f"{path}: {len(c.problems)} problem(s): " + "; ".join(c.problems),
+                        "fix these keys (format: docs/hw_spec_format.md)")
+    return DeviceSpec(
+        name=str(d["name"]), display_name=str(d.get("display_name", d["name"])),
+        vendor=str(d.get("vendor", "")), category=str(d.get("category", "")),
+        peak_flops=peaks, memory=memory, efficiency=eff or Efficiency(1.0, 1.0, 0.0),
+        tdp_w=tdp, year=int(year) if year else None,
+        aliases=tuple(a.lower() for a in aliases), sparse_2_4=sparse, extras=extras,
+        provenance=c.provenance, path=path, raw=dict(d))
+
+
+def device_to_dict(spec: DeviceSpec) -> dict[str, Any]:
+    """The spec as a mapping in file format (round-trips through device_from_dict)."""
+    return dict(spec.raw)
+
+
+def _with_defaults(d: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill missing efficiency keys from the defaults file, sources included."""
+    out = dict(d)
+    eff = dict(out.get("efficiency") or {})
+    for k, v in (defaults.get("efficiency") or {}).items():
+        eff.setdefault(k, v)
+    out["efficiency"] = eff
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _defaults(directory: str) -> Mapping[str, Any]:
+    path = Path(directory) / DEFAULTS_FILE
+    return read_yaml(path) if path.is_file() else {}
+
+
+@functools.lru_cache(maxsize=8)
+def _index(directory: str) -> dict[str, Path]:
+    """name or alias (lower-case) -> file, for every shipped device spec."""
+    idx: dict[str, Path] = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        if path.name.startswith("_"):
+            continue
+        d = read_yaml(path)
+        for key in [d.get("name", path.stem), *(d.get("aliases") or [])]:
+            idx[str(key).lower()] = path
+    return idx
+
+
+def list_devices(directory: Path | None = None) -> list[str]:
+    """Canonical names of the shipped devices."""
+    idx = _index(str(directory or hw_specs_dir()))
+    return sorted({p.stem for p in idx.values()})
+
+
+def load_device(name_or_path: str | Path, directory: Path | None = None) -> DeviceSpec:
+    """A shipped device by name or alias (``"a100"``), or a user's spec file by path.
+
+    Missing efficiency figures come from ``hw_specs/_defaults.yaml``, with its sources.
+    """
+    directory = directory or hw_specs_dir()
+    key = str(name_or_path)
+    path = Path(key)
+    if not (key.endswith((".yaml", ".yml")) or path.is_file()):
+        idx = _index(str(directory))
+        if key.lower() not in idx:
+            raise UnknownNameError(f"unknown device {key!r}",
+                                   did_you_mean(key, idx) + " (list them: perfmodel hw)")
+        path = idx[key.lower()]
+    raw = read_yaml(path)
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{path}: a device spec must be a YAML mapping",
+                        "see docs/hw_spec_format.md for the format")
+    merged = _with_defaults(raw, _defaults(str(directory)))
+    merged.setdefault("sources", {})
+    merged["sources"] = {**(_defaults(str(directory)).get("sources") or {}), **merged["sources"]}
+    return device_from_dict(merged, str(path))

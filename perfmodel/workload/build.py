@@ -1,0 +1,155 @@
+"""build_workload: a ModelGraph plus batch/seq/dtype/phase -> the Workload table."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PlanError, ShapeError, UnknownNameError, did_you_mean
+from perfmodel.graph.costs import COST_RULES, OpCost, cost_of
+from perfmodel.graph.kinds import MAC_KINDS, TENSOR_KINDS, ZERO_COST_KINDS
+from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.op import Op
+from perfmodel.units import dtype as lookup_dtype
+from perfmodel.workload.schema import COLUMNS, PHASES
+from perfmodel.workload.training import OPTIMIZERS
+
+__all__ = ["build_workload", "phase_dims", "unit_of"]
+
+log = logging.getLogger(__name__)
+
+
+def phase_dims(phase: str, batch: int, seq: int) -> dict[str, int]:
+    """Values of the graph symbols for a phase (see perfmodel.graph.op)."""
+    if phase == "decode":
+        return {"B": batch, "S": 1, "T": seq, "L": 1}
+    if phase == "train":
+        return {"B": batch, "S": seq, "T": seq, "L": seq}
+    return {"B": batch, "S": seq, "T": seq, "L": 1}
+
+
+def unit_of(op: Op) -> str:
+    """tensor for matrix-engine kinds (depthwise conv excepted: it has no reduction over
+    channels to feed a matrix engine, cuDNN runs it on CUDA cores), none for views,
+    vector otherwise."""
+    if op.kind in ZERO_COST_KINDS:
+        return "none"
+    if op.kind in TENSOR_KINDS and not op.attr("depthwise", False):
+        return "tensor"
+    return "vector"
+
+
+def _check_request(graph: ModelGraph, batch: int, seq: int, phase: str) -> None:
+    if phase not in PHASES:
+        raise UnknownNameError(f"unknown phase {phase!r}", did_you_mean(phase, PHASES))
+    for name, v in (("batch", batch), ("seq", seq)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0:
+            raise ShapeError(f"{name} must be a positive integer, got {v!r}",
+                             f"pass --{name} 1 or more")
+    if phase in ("prefill", "decode") and not graph.meta.get("is_llm", False):
+        raise PlanError(f"phase {phase!r} applies to autoregressive language models, "
+                        f"and {graph.name!r} is not one",
+                        "use --phase inference or --phase train")
+    max_seq = graph.meta.get("max_seq")
+    if max_seq and seq > max_seq:
+        log.warning("seq %d exceeds %s's trained context %d", seq, graph.name, max_seq)
+
+
+def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None = None,
+                   dtype: str = "fp16", phase: str = "inference", *,
+                   weight_dtype: str | None = None, kv_dtype: str | None = None,
+                   optimizer: str = "adam") -> pd.DataFrame:
+    """The Workload table of ``graph`` for one request (schema: perfmodel.workload.schema).
+
+    ``phase``: inference (one forward; for LLMs the same as prefill), prefill (seq prompt
+    tokens), decode (one new token per sequence against a KV cache of seq tokens), or
+    train (forward, backward and optimizer rows). ``dtype`` is the compute and activation
+    dtype; ``weight_dtype`` and ``kv_dtype`` default to it. Training uses ``optimizer``
+    (sgd, sgd_momentum, adam, adamw) with fp32 master weights.
+    """
+    batch = int(graph.meta.get("default_batch", 1)) if batch is None else batch
+    seq = int(graph.meta.get("default_seq", 1)) if seq is None else seq
+    _check_request(graph, batch, seq, phase)
+    act = lookup_dtype(dtype).name
+    wdt = lookup_dtype(weight_dtype or act).name
+    kvdt = lookup_dtype(kv_dtype or act).name
+    widths = {"act": lookup_dtype(act).nbytes, "weight": lookup_dtype(wdt).nbytes,
+              "kv": lookup_dtype(kvdt).nbytes, "index": 4.0}
+    dims = phase_dims(phase, batch, seq)
+    ops = [op for op in graph.ops if not (phase == "train" and op.attr("inference_only"))]
+    row_phase = {"train": "forward"}.get(phase, phase)
+    rows = [_row(op, dims, widths, row_phase) for op in ops]
+    if phase == "train":
+        if optimizer not in OPTIMIZERS:
+            raise UnknownNameError(f"unknown optimizer {optimizer!r}",
+                                   did_you_mean(optimizer, OPTIMIZERS))
+        rows += [_backward(op, r) for op, r in zip(ops, rows)]
+        rows += [_optimizer(op, r, widths, optimizer) for op, r in zip(ops, rows) if r[3]]
+    df = _frame(rows, graph.name, act)
+    df.loc[df["phase"] == "optimizer", "dtype"] = "fp32"  # master weights and moments
+    unsupported = sorted({r[0] for r in rows if not r[-1]})
+    df.attrs.update(model=graph.name, batch=batch, seq=seq, phase=phase, dtype=act,
+                    act_dtype=act, weight_dtype=wdt, kv_dtype=kvdt, dims=dims,
+                    total_params=graph.params, unsupported=unsupported,
+                    optimizer=optimizer if phase == "train" else None)
+    if unsupported:
+        log.warning("%d op(s) have no cost rule and are not priced: %s", len(unsupported),
+                    ", ".join(unsupported[:5]))
+    return df
+
+
+Row = tuple[Any, ...]  # (name, kind, layer, params, phase, unit, OpCost, costed)
+
+
+def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: str) -> Row:
+    resolved = op.resolve(dims) if op.is_symbolic else op
+    if op.kind not in COST_RULES:
+        return (op.name, str(op.kind), op.layer, 0.0, phase, "vector", OpCost(), False)
+    c = cost_of(resolved, widths)
+    return (op.name, str(op.kind), op.layer, c.params, phase, unit_of(op), c, True)
+
+
+def _backward(op: Op, fwd: Row) -> Row:
+    c: OpCost = fwd[6]
+    if op.kind in MAC_KINDS:
+        b = OpCost(2 * c.macs, 2 * c.flops, 0.0, 2 * c.weight_bytes,
+                   c.input_bytes + c.output_bytes, c.input_bytes)
+    else:
+        b = OpCost(0.0, c.flops, 0.0, 2 * c.weight_bytes, c.input_bytes + c.output_bytes,
+                   c.input_bytes)
+    return (op.name, fwd[1], fwd[2], 0.0, "backward", fwd[5], b, fwd[7])
+
+
+def _optimizer(op: Op, fwd: Row, widths: Mapping[str, float], name: str) -> Row:
+    params = fwd[3]
+    oc = OPTIMIZERS[name]
+    moved = params * oc.bytes_per_param(widths["weight"], widths["weight"])
+    c = OpCost(0.0, params * oc.flops_per_param, 0.0, moved, 0.0, 0.0)
+    return (op.name, fwd[1], fwd[2], 0.0, "optimizer", "vector", c, True)
+
+
+def _frame(rows: list[Row], model: str, dtype: str) -> pd.DataFrame:
+    n = len(rows)
+    cost = np.array([r[6]._tuple() for r in rows], dtype=float).reshape(n, 6)
+    total = cost[:, 3] + cost[:, 4] + cost[:, 5]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        intensity = np.where(total > 0, cost[:, 1] / np.where(total > 0, total, 1), math.inf)
+    df = pd.DataFrame({
+        "model": model,
+        "name": [r[0] for r in rows],
+        "kind": [r[1] for r in rows],
+        "layer": [r[2] for r in rows],
+        "phase": [r[4] for r in rows],
+        "unit": [r[5] for r in rows],
+        "dtype": dtype,
+        "macs": cost[:, 0], "flops": cost[:, 1], "params": cost[:, 2],
+        "weight_bytes": cost[:, 3], "input_bytes": cost[:, 4], "output_bytes": cost[:, 5],
+        "bytes": total, "intensity": intensity,
+        "costed": np.array([r[7] for r in rows], dtype=bool),
+    }, columns=list(COLUMNS))
+    return df
