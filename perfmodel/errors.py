@@ -62,9 +62,10 @@ class UnknownNameError(PerfModelError):
 
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
     """A hint listing the nearest valid names (difflib), or all of them if few."""
-    options = sorted(set(choices))
-    close = difflib.get_close_matches(name.lower(), [c.lower() for c in options], n=n, cutoff=0.5)
+    options = sorted(set(map(str, choices)))
+    by_lower = {c.lower(): c for c in options}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.6)
     if close:
-        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        return "did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
     shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
     return f"choose one of: {shown}"

@@ -113,7 +113,7 @@ def predict(workload: pd.DataFrame, device: DeviceSpec) -> Prediction:
     _, _, peak, _ = device.resolve_unit("tensor", attrs.get("dtype", "fp16"))
     achieved = flops / latency if latency > 0 else 0.0
     throughput, unit = _throughput(attrs, latency)
-    by_bound = ops.groupby("bound")["time_s"].sum()
+    by_bound = ops.groupby("bound")["time_s"].sum().drop("none", errors="ignore")
     summary = {
         "model": attrs.get("model"), "device": device.name, "phase": attrs.get("phase"),
         "batch": attrs.get("batch"), "seq": attrs.get("seq"), "dtype": attrs.get("dtype"),
@@ -124,7 +124,7 @@ def predict(workload: pd.DataFrame, device: DeviceSpec) -> Prediction:
         "latency_s": latency, "throughput_per_s": throughput, "throughput_unit": unit,
         "achieved_flops_per_s": achieved, "peak_flops_per_s": peak,
         "utilization": achieved / peak if peak else 0.0,
-        "bound": str(by_bound.drop("none", errors="ignore").idxmax()) if len(by_bound) else "none",
+        "bound": str(by_bound.idxmax()) if len(by_bound) else "none",
         "compute_bound_s": float(by_bound.get("compute", 0.0)),
         "memory_bound_s": float(by_bound.get("memory", 0.0)),
         "overhead_s": float(ops["overhead_s"].sum()),

@@ -83,8 +83,8 @@ class _Checker:
         if isinstance(v, bool) or not isinstance(v, int | float):
             self.add(f"{path}.value", f"must be a number, got {v!r}")
             return None
-        if positive and v <= 0:
-            self.add(f"{path}.value", f"must be positive, got {v}")
+        if v < 0 or (positive and v == 0):
+            self.add(f"{path}.value", f"must be {'positive' if positive else '>= 0'}, got {v}")
             return None
         return v
 
@@ -124,7 +124,7 @@ def _memory(c: _Checker, levels: Any) -> tuple[MemoryLevel, ...]:
         bw = None
         if "bandwidth_GBps" in m:
             bw = (c.leaf(f"{p}.bandwidth_GBps", m["bandwidth_GBps"]) or 0) * 1e9 or None
-        if role == "main" and (cap is None or bw is None) and "bandwidth_GBps" not in m:
+        if role == "main" and ("bandwidth_GBps" not in m or not {"capacity_GB", "capacity_MB"} & set(m)):
             c.add(p, "main memory needs capacity_GB and bandwidth_GBps")
         out.append(MemoryLevel(str(m.get("name", f"level{i}")), role, cap, bw))
     if sum(m.role == "main" for m in out) != 1:
@@ -135,10 +135,13 @@ def _memory(c: _Checker, levels: Any) -> tuple[MemoryLevel, ...]:
 def _efficiency(c: _Checker, d: Mapping[str, Any]) -> Efficiency:
     vals = {}
     for k in EFFICIENCY_KEYS:
-        v = c.leaf(f"efficiency.{k}", d[k]) if k in d else None
+        v = c.leaf(f"efficiency.{k}", d[k], positive=k != "launch_overhead_us") \
+            if k in d else None
         if v is not None and k != "launch_overhead_us" and v > 1:
             c.add(f"efficiency.{k}.value", f"is a fraction of peak, must be <= 1, got {v}")
         vals[k] = v
+        if k not in d:
+            c.provenance[f"efficiency.{k}"] = "not given: ideal (compute/memory 1.0, overhead 0)"
     return Efficiency(compute=vals["compute"] or 1.0, memory=vals["memory"] or 1.0,
                       launch_overhead_s=(vals["launch_overhead_us"] or 0.0) * 1e-6)
 

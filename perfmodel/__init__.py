@@ -1,0 +1,32 @@
+"""perfmodel: predict how AI models run on hardware, and check the predictions.
+
+    >>> import perfmodel as pm
+    >>> wl = pm.build_workload(pm.load_model("resnet50"), batch=1, dtype="fp16")
+    >>> pred = pm.predict(wl, pm.load_device("a100"))
+    >>> round(pred.summary["params"])
+    25557032
+"""
+
+from perfmodel.analytic.roofline import Prediction, predict, roofline
+from perfmodel.errors import (
+    MeasurementError,
+    PerfModelError,
+    PlanError,
+    ShapeError,
+    SpecError,
+    UnknownNameError,
+    UnsupportedOpError,
+)
+from perfmodel.graph import GraphBuilder, ModelGraph, Op, OpCost, OpKind, TensorSpec
+from perfmodel.hardware import DeviceSpec, list_devices, load_device
+from perfmodel.workload import build_workload
+from perfmodel.zoo.registry import load_model, models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeviceSpec", "GraphBuilder", "MeasurementError", "ModelGraph", "Op", "OpCost", "OpKind",
+    "PerfModelError", "PlanError", "Prediction", "ShapeError", "SpecError", "TensorSpec",
+    "UnknownNameError", "UnsupportedOpError", "__version__", "build_workload", "list_devices",
+    "load_device", "load_model", "models", "predict", "roofline",
+]

@@ -1,0 +1,3 @@
+from perfmodel.cli.main import run
+
+run()

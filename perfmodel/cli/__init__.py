@@ -1,0 +1,1 @@
+"""The perfmodel command line: a thin shell over the Python API."""

@@ -1,0 +1,49 @@
+"""--format table|json|csv for every command: one place that prints."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FORMATS", "to_json", "frame_text", "emit_frame"]
+
+FORMATS = ("table", "json", "csv")
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def to_json(obj: Any) -> str:
+    """Stable JSON: non-finite floats become null, numpy scalars plain numbers."""
+    return json.dumps(_clean(obj), indent=2, sort_keys=False)
+
+
+def frame_text(df: pd.DataFrame, formats: dict[str, Any] | None = None) -> str:
+    """A DataFrame as an aligned text table, with per-column formatters."""
+    shown = df.copy()
+    for col, fmt in (formats or {}).items():
+        if col in shown:
+            shown[col] = shown[col].map(fmt)
+    return shown.to_string(index=False)
+
+
+def emit_frame(df: pd.DataFrame, fmt: str, formats: dict[str, Any] | None = None) -> str:
+    if fmt == "json":
+        return to_json(df.replace([np.inf, -np.inf], np.nan).astype(object)
+                       .where(df.notna(), None).to_dict(orient="records"))
+    if fmt == "csv":
+        return df.to_csv(index=False).rstrip("\n")
+    return frame_text(df, formats)

@@ -1,0 +1,95 @@
+"""perfmodel roofline MODEL --hw HW: per-op roofline prediction and its summary."""
+
+from __future__ import annotations
+
+import argparse
+
+from perfmodel.analytic.roofline import Prediction, predict
+from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.hardware.load import load_device
+from perfmodel.units import format_si
+from perfmodel.workload.build import build_workload
+from perfmodel.workload.schema import PHASES
+from perfmodel.zoo.registry import load_model
+
+HELP = "roofline prediction of one model on one device"
+
+OP_COLUMNS = ["name", "kind", "unit_used", "dtype_used", "macs", "flops", "bytes", "intensity",
+              "bound", "time_s", "share"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo name (perfmodel models), model YAML, or HF config.json")
+    p.add_argument("--hw", required=True, help="device name (perfmodel hw) or spec YAML")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 1)")
+    p.add_argument("--seq", type=int, default=None, help="sequence / context length (LLMs)")
+    p.add_argument("--dtype", default=None, help="compute dtype (default: the device's "
+                                                 "fp16, else bf16, else fp32)")
+    p.add_argument("--weight-dtype", default=None, help="weight dtype (default: --dtype)")
+    p.add_argument("--kv-dtype", default=None, help="KV-cache dtype (default: --dtype)")
+    p.add_argument("--phase", default="inference", choices=PHASES)
+    p.add_argument("--top", type=int, default=10, help="ops shown in the table (by time)")
+    p.add_argument("--plot", default=None, metavar="FILE", help="write a roofline chart")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+
+
+def run_prediction(args: argparse.Namespace) -> Prediction:
+    device = load_device(args.hw)
+    graph = load_model(args.model)
+    dtype = args.dtype or device.default_dtype
+    wl = build_workload(graph, batch=args.batch, seq=args.seq, dtype=dtype, phase=args.phase,
+                        weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype)
+    return predict(wl, device)
+
+
+def handle(args: argparse.Namespace) -> str:
+    pred = run_prediction(args)
+    if args.plot:
+        from perfmodel.report.roofline import plot_roofline
+        plot_roofline(pred, load_device(args.hw), args.plot, overwrite=args.force)
+    if args.format == "json":
+        return to_json(pred.to_dict())
+    ops = pred.ops.assign(share=pred.ops["time_s"] / max(pred.summary["latency_s"], 1e-30))
+    if args.format == "csv":
+        return emit_frame(ops, "csv")
+    return _table(pred, ops, args.top)
+
+
+def _table(pred: Prediction, ops, top: int) -> str:
+    s, a = pred.summary, pred.assumptions
+    shown = ops.sort_values("time_s", ascending=False).head(top)[OP_COLUMNS]
+    fmt = {"macs": lambda v: format_si(v), "flops": lambda v: format_si(v),
+           "bytes": lambda v: format_si(v, "B"), "intensity": lambda v: f"{v:.3g}",
+           "time_s": lambda v: format_si(v, "s"), "share": lambda v: f"{100 * v:.1f}%"}
+    head = (f"{s['model']} on {a['device']}: {s['phase']}, batch {s['batch']}"
+            + (f", seq {s['seq']}" if s["phase"] in ("prefill", "decode", "train") else "")
+            + f", {s['dtype']}")
+    energy = f"{s['energy_j']:.3g} J (at TDP)" if s["energy_j"] is not None else "n/a (no TDP)"
+    lines = [
+        head, "", f"Top {len(shown)} of {s['num_ops']} ops by time:",
+        emit_frame(shown, "table", fmt), "", "Summary:",
+        f"  params {format_si(s['params'])}, MACs {format_si(s['macs'])}, "
+        f"FLOPs {format_si(s['flops'])}, bytes moved {format_si(s['bytes'], 'B')}",
+        f"  latency {format_si(s['latency_s'], 's')}, throughput "
+        f"{s['throughput_per_s']:.4g} {s['throughput_unit']}",
+        f"  achieved {format_si(s['achieved_flops_per_s'], 'FLOP/s')} of peak "
+        f"{format_si(s['peak_flops_per_s'], 'FLOP/s')}: utilization "
+        f"{100 * s['utilization']:.2f}%  (L = W / (P x U))",
+        f"  bound: {s['bound']} (compute-bound ops {format_si(s['compute_bound_s'], 's')}, "
+        f"memory-bound ops {format_si(s['memory_bound_s'], 's')}, launch overhead "
+        f"{format_si(s['overhead_s'], 's')} included)",
+        f"  energy {energy}",
+        "", "Assumptions:",
+        f"  {a['method']}",
+        f"  efficiency: compute {a['compute_efficiency']:.2f}, memory "
+        f"{a['memory_efficiency']:.2f}, launch overhead {format_si(a['launch_overhead_s'], 's')}"
+        " per op",
+        f"  dtypes: compute {a['dtype']}, weights {a['weight_dtype']}, KV cache {a['kv_dtype']}",
+        *(f"  fallback: {n}" for n in a["fallbacks"]),
+        "  sources: perfmodel roofline ... --format json (assumptions); "
+        "perfmodel hw show <device>",
+    ]
+    if s["unsupported_ops"]:
+        lines.append(f"  WARNING: {len(s['unsupported_ops'])} op(s) have no cost rule and are "
+                     f"not priced: {', '.join(s['unsupported_ops'][:5])}")
+    return "\n".join(lines)

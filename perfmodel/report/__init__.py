@@ -1,0 +1,1 @@
+"""Figures and reports (matplotlib is imported lazily, inside the functions)."""

@@ -1,0 +1,1 @@
+"""Model builders: CNNs, RNN language models and transformers from configs."""

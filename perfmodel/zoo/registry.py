@@ -1,0 +1,95 @@
+"""The model zoo: names -> builders, filled in one readable place.
+
+Each zoo module exposes ``MODELS`` (name -> builder) and ``REFERENCE`` (name -> published
+params / MACs with their source). Modules are imported on first use, so ``import
+perfmodel`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
+from perfmodel.graph.model_graph import ModelGraph
+
+__all__ = ["ZOO_MODULES", "models", "references", "load_model", "canonical_name"]
+
+ZOO_MODULES = (
+    "perfmodel.zoo.cnn",
+    "perfmodel.zoo.resnet",
+    "perfmodel.zoo.vision_transformer",
+    "perfmodel.zoo.mobile",
+    "perfmodel.zoo.efficientnet",
+    "perfmodel.zoo.reparam",
+    "perfmodel.zoo.rnn",
+    "perfmodel.zoo.transformer",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _modules() -> tuple[Any, ...]:
+    return tuple(importlib.import_module(m) for m in ZOO_MODULES)
+
+
+def models() -> dict[str, Callable[..., ModelGraph]]:
+    """Every zoo model name -> its builder."""
+    out: dict[str, Callable[..., ModelGraph]] = {}
+    for m in _modules():
+        out.update(m.MODELS)
+    return out
+
+
+def references() -> dict[str, Mapping[str, Any]]:
+    """Published params / MACs (and their source) per zoo model."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for m in _modules():
+        out.update(m.REFERENCE)
+    return out
+
+
+def canonical_name(name: str) -> str:
+    """Zoo names are lower-case; '-' and '_' are interchangeable (llama-2-7b, resnet50)."""
+    table = models()
+    key = name.strip().lower()
+    for candidate in (key, key.replace("_", "-"), key.replace("-", "_")):
+        if candidate in table:
+            return candidate
+    raise UnknownNameError(f"unknown model {name!r}",
+                           did_you_mean(key, table) + " (list them: perfmodel models)")
+
+
+def load_model(name_or_path: str | Path, **options: Any) -> ModelGraph:
+    """A zoo model by name, or a model file: a transformer config or layer-list YAML, or a
+    Hugging Face config.json. ``options`` go to the builder (e.g. num_classes)."""
+    key = str(name_or_path)
+    path = Path(key)
+    if key.endswith(".json"):
+        from perfmodel.importers.hf_config import load_hf_config
+        from perfmodel.zoo.transformer import build_transformer
+        return build_transformer(load_hf_config(path), **options)
+    if key.endswith((".yaml", ".yml")):
+        return _load_yaml_model(path, **options)
+    builder = models()[canonical_name(key)]
+    try:
+        return builder(**options)
+    except TypeError as exc:
+        raise UnknownNameError(f"model {key!r} does not take these options: {exc}",
+                               "check the builder's keyword arguments") from None
+
+
+def _load_yaml_model(path: Path, **options: Any) -> ModelGraph:
+    from perfmodel.files import read_yaml
+    from perfmodel.zoo.sequential import build_sequential, is_sequential
+    d = read_yaml(path)
+    if is_sequential(d):
+        return build_sequential(d, str(path))
+    if isinstance(d, Mapping) and "hidden_size" in d:
+        from perfmodel.zoo.transformer import build_transformer, load_transformer_config
+        return build_transformer(load_transformer_config(path), **options)
+    raise SpecError(f"{path}: not a model file",
+                    "give a layer list (input: + layers:) or a transformer config "
+                    "(hidden_size:, num_hidden_layers:, ...); see workloads/README.md")

@@ -1,0 +1,90 @@
+"""Roofline on a tiny device (100 FLOP/s tensor fp16, 10 FLOP/s vector fp32, 10 B/s)."""
+
+from __future__ import annotations
+
+import pytest
+
+from perfmodel.analytic.roofline import predict
+from perfmodel.graph.builder import GraphBuilder
+from perfmodel.hardware.load import device_from_dict
+from perfmodel.workload.build import build_workload
+from tests.conftest import tiny_device_dict
+
+
+def _linear_graph(in_f=10, out_f=10):
+    b = GraphBuilder("fc", default_batch=1)
+    x = b.input("x", (in_f,))
+    b.relu(b.linear(x, out_f, bias=False))
+    return b.build()
+
+
+def test_memory_bound_linear_by_hand(tiny_device):
+    # linear 10 -> 10, batch 1, fp16 (2 B): flops = 2*100 = 200 -> 2 s at 100 FLOP/s.
+    # bytes = weights 100*2 + input 10*2 + output 10*2 = 240 -> 24 s at 10 B/s: memory-bound.
+    pred = predict(build_workload(_linear_graph(), batch=1, dtype="fp16"), tiny_device)
+    lin = pred.ops.set_index("name").loc["linear"]
+    assert lin["compute_s"] == pytest.approx(2.0)
+    assert lin["memory_s"] == pytest.approx(24.0)
+    assert lin["time_s"] == pytest.approx(24.0)
+    assert lin["bound"] == "memory"
+    # relu: 10 flops on the vector unit (no fp16 vector figure: fp32 at 10 FLOP/s) = 1 s;
+    # bytes 20 + 20 = 40 -> 4 s.
+    relu = pred.ops.set_index("name").loc["relu"]
+    assert relu["dtype_used"] == "fp32" and relu["time_s"] == pytest.approx(4.0)
+    assert pred.summary["latency_s"] == pytest.approx(28.0)
+    assert pred.summary["bound"] == "memory"
+
+
+def test_compute_bound_at_large_batch(tiny_device):
+    # batch 1000: flops = 2*100*1000 = 2e5 -> 2000 s; bytes = 200 + 20000 + 20000 = 40200
+    # -> 4020 s. Still memory-bound (intensity 4.97 < ridge 100/10 = 10 FLOP/B).
+    # With in=out=100, batch 1000: flops 2e7 -> 2e5 s; bytes 2e4 + 2e5 + 2e5 = 4.2e5 -> 4.2e4 s.
+    pred = predict(build_workload(_linear_graph(100, 100), batch=1000), tiny_device)
+    lin = pred.ops.set_index("name").loc["linear"]
+    assert lin["compute_s"] == pytest.approx(2e5)
+    assert lin["memory_s"] == pytest.approx(4.2e4)
+    assert lin["bound"] == "compute"
+
+
+def test_latency_law_identity_holds(tiny_device):
+    # L = W / (P x U): U is defined so that this is exact.
+    s = predict(build_workload(_linear_graph(100, 100), batch=7), tiny_device).summary
+    assert s["latency_s"] == pytest.approx(s["flops"] / (s["peak_flops_per_s"] *
+                                                         s["utilization"]))
+
+
+def test_efficiency_and_overhead_from_spec():
+    d = tiny_device_dict()
+    d["efficiency"] = {"compute": {"value": 0.5, "source": "HAND"},
+                       "memory": {"value": 0.8, "source": "HAND"},
+                       "launch_overhead_us": {"value": 1e6, "source": "HAND"}}  # 1 s
+    dev = device_from_dict(d)
+    pred = predict(build_workload(_linear_graph(), batch=1), dev)
+    lin = pred.ops.set_index("name").loc["linear"]
+    # memory 240 B / (10 B/s * 0.8) = 30 s; compute 200 / (100 * 0.5) = 4 s; + 1 s overhead.
+    assert lin["time_s"] == pytest.approx(31.0)
+    assert pred.summary["overhead_s"] == pytest.approx(2.0)  # linear and relu, not input
+    assert pred.assumptions["compute_efficiency"] == 0.5
+    assert pred.assumptions["compute_efficiency_source"] == "round numbers for tests"
+
+
+def test_energy_at_tdp(tiny_device):
+    s = predict(build_workload(_linear_graph(), batch=1), tiny_device).summary
+    assert s["energy_j"] == pytest.approx(2 * 28.0)  # 2 W x 28 s
+
+
+def test_zero_cost_ops_take_no_time(tiny_device):
+    b = GraphBuilder("v", default_batch=1)
+    b.flatten(b.input("x", (2, 5)))
+    pred = predict(build_workload(b.build(), batch=3), tiny_device)
+    assert pred.summary["latency_s"] == 0.0
+    assert pred.ops["bound"].tolist() == ["none"]
+
+
+def test_decode_throughput_in_tokens(tiny_device):
+    from perfmodel.zoo.transformer import MODELS
+    g = MODELS["gpt2"]()
+    dev = tiny_device
+    s = predict(build_workload(g, batch=4, seq=16, phase="decode"), dev).summary
+    assert s["throughput_unit"] == "tokens/s"
+    assert s["throughput_per_s"] == pytest.approx(4 / s["latency_s"])

@@ -1,0 +1,73 @@
+"""Contracts: the public API is pinned, and the layer order of DESIGN.md holds."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import perfmodel
+
+PACKAGE = Path(perfmodel.__file__).parent
+
+PUBLIC = {
+    "DeviceSpec", "GraphBuilder", "MeasurementError", "ModelGraph", "Op", "OpCost", "OpKind",
+    "PerfModelError", "PlanError", "Prediction", "ShapeError", "SpecError", "TensorSpec",
+    "UnknownNameError", "UnsupportedOpError", "__version__", "build_workload", "list_devices",
+    "load_device", "load_model", "models", "predict", "roofline",
+}
+
+# DESIGN.md "The flow": each package may import only from those listed for it.
+# errors, units and files sit under everything.
+BASE = {"errors", "units", "files"}
+ALLOWED = {
+    "errors": set(), "units": {"errors"}, "files": {"errors"},
+    "hardware": BASE,
+    "graph": BASE,
+    "zoo": BASE | {"graph", "importers"},
+    "importers": BASE | {"graph", "zoo"},
+    "workload": BASE | {"graph"},
+    "analytic": BASE | {"hardware", "workload", "graph"},
+    "report": BASE | {"analytic", "hardware", "workload", "graph"},
+    "cli": BASE | {"analytic", "hardware", "workload", "graph", "zoo", "importers", "report",
+                   "cli"},
+}
+
+
+def test_public_api_is_pinned():
+    assert set(perfmodel.__all__) == PUBLIC
+    for name in PUBLIC:
+        assert hasattr(perfmodel, name)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+                "perfmodel."):
+            out.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("perfmodel.")}
+    return out
+
+
+def test_layer_order():
+    bad = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        layer = rel.parts[0].removesuffix(".py")
+        if layer in ("__init__", "__main__"):
+            continue
+        allowed = ALLOWED[layer] | {layer}
+        for imported in _imports(path) - allowed:
+            bad.append(f"{rel} imports perfmodel.{imported}")
+    assert not bad, bad
+
+
+def test_heavy_modules_not_imported_by_import_perfmodel():
+    import subprocess
+    import sys
+    code = ("import sys, perfmodel; "
+            "print(sorted(m for m in ('matplotlib', 'simpy', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
