@@ -44,7 +44,7 @@ def device_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _leaves(d: Mapping[str, Any], path: str = "") -> list[tuple[str, Any, str]]:
+def _leaves(d: Any, path: str = "") -> list[tuple[str, Any, str]]:
     out: list[tuple[str, Any, str]] = []
     items = enumerate(d) if isinstance(d, list) else d.items()
     for k, v in items:

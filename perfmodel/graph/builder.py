@@ -103,7 +103,7 @@ class GraphBuilder:
         return full
 
     def add_op(self, kind: str, inputs: Sequence[Tensor], out_shape: tuple[Dim, ...], *,
-               weights: Sequence[tuple[int, ...]] = (), name: str | None = None,
+               weights: Sequence[tuple[Dim, ...]] = (), name: str | None = None,
                role: str = "act", tied: bool = False, **attrs: Any) -> Tensor:
         """Append one op; the general entry point every layer method uses."""
         op_name = self._name(str(kind), name)
@@ -150,7 +150,8 @@ class GraphBuilder:
             raise ShapeError(f"conv2d: groups={groups} must divide in ({c}) and out "
                              f"({out_channels}) channels", "pick groups dividing both")
         ho, wo = _conv_out(h, kh, sh, ph, dh), _conv_out(w, kw, sw, pw, dw)
-        weights = [(out_channels, c // groups, kh, kw)] + ([(out_channels,)] if bias else [])
+        weights: list[tuple[Dim, ...]] = [(out_channels, int(c) // groups, kh, kw)]
+        weights += [(out_channels,)] if bias else []
         return self.add_op(OpKind.CONV2D, [x], (n, out_channels, ho, wo), weights=weights,
                            name=name, kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw),
                            dilation=(dh, dw), groups=groups,
@@ -161,11 +162,11 @@ class GraphBuilder:
         """y = x W^T + b over the last dim; ``experts`` > 0 makes a mixture-of-experts layer."""
         in_f = x.shape[-1]
         _check_positive("linear", out_features=out_features)
-        w: tuple[int, ...] = (out_features, in_f)  # type: ignore[assignment]
+        w: tuple[Dim, ...] = (out_features, in_f)
         weights = [(experts, *w) if experts else w]
         if bias:
             weights.append((experts, out_features) if experts else (out_features,))
-        attrs = {"experts": experts, "top_k": top_k} if experts else {}
+        attrs: dict[str, Any] = {"experts": experts, "top_k": top_k} if experts else {}
         return self.add_op(OpKind.LINEAR, [x], (*x.shape[:-1], out_features), weights=weights,
                            name=name, tied=tied, **attrs)
 
@@ -288,8 +289,10 @@ class GraphBuilder:
         ref = list(xs[0].shape)
         for x in xs[1:]:
             other = list(x.shape)
-            if len(other) != len(ref) or any(a != b for i, (a, b) in enumerate(zip(ref, other))
-                                             if i != dim % len(ref)):
+            same = len(other) == len(ref) and all(
+                a == b for i, (a, b) in enumerate(zip(ref, other, strict=True))
+                if i != dim % len(ref))
+            if not same:
                 raise ShapeError(f"concat: shapes {xs[0].shape} and {x.shape} differ outside "
                                  f"dim {dim}", "concatenated tensors must match elsewhere")
         total = sum(int(x.shape[dim]) for x in xs)
@@ -340,7 +343,7 @@ class GraphBuilder:
         """
         gates = {OpKind.RNN_CELL: 1, OpKind.LSTM_CELL: 4, OpKind.GRU_CELL: 3}[OpKind(kind)]
         n, i = x.shape
-        weights = [(gates * hidden, i), (gates * hidden, hidden)]
+        weights: list[tuple[Dim, ...]] = [(gates * hidden, i), (gates * hidden, hidden)]
         if bias:
             weights += [(gates * hidden,), (gates * hidden,)]
         ins = [x] if h is None else [x, h]

@@ -54,11 +54,16 @@ class OpCost:
         return self.weight_bytes + self.input_bytes + self.output_bytes
 
     def __add__(self, other: OpCost) -> OpCost:
-        return OpCost(*(a + b for a, b in zip(self._tuple(), other._tuple())))
+        return OpCost(*(a + b for a, b in zip(self._tuple(), other._tuple(), strict=True)))
 
     def _tuple(self) -> tuple[float, ...]:
         return (self.macs, self.flops, self.params, self.weight_bytes, self.input_bytes,
                 self.output_bytes)
+
+
+def _s(t: TensorSpec) -> tuple[int, ...]:
+    """A resolved tensor's shape (rules only ever see resolved ops)."""
+    return t.shape  # type: ignore[return-value]
 
 
 def _nbytes(tensors: tuple[TensorSpec, ...], widths: Widths) -> float:
@@ -85,8 +90,8 @@ def _dense(op: Op, widths: Widths, macs: float = 0.0, flops: float | None = None
 
 def _conv2d(op: Op, w: Widths) -> OpCost:
     """MACs = N * Co * Ho * Wo * (Ci / groups) * kh * kw (depthwise: groups = Ci)."""
-    co, ci_per_group, kh, kw = op.weights[0].shape
-    n, _, ho, wo = op.outputs[0].shape
+    co, ci_per_group, kh, kw = _s(op.weights[0])
+    n, _, ho, wo = _s(op.outputs[0])
     return _dense(op, w, macs=n * co * ho * wo * ci_per_group * kh * kw)
 
 
@@ -99,13 +104,13 @@ def _linear(op: Op, w: Widths) -> OpCost:
     E * (1 - (1 - k/E)^tokens) of them under uniform routing.
     """
     x = op.inputs[0]
-    rows = x.numel // x.shape[-1]
+    rows = x.numel // _s(x)[-1]
     experts = op.attr("experts", 0)
     if not experts:
-        out_f, in_f = op.weights[0].shape
+        out_f, in_f = _s(op.weights[0])
         return _dense(op, w, macs=rows * in_f * out_f)
     top_k = op.attr("top_k", 1)
-    _, out_f, in_f = op.weights[0].shape
+    _, out_f, in_f = _s(op.weights[0])
     tokens = rows / top_k
     touched = experts * (1.0 - (1.0 - top_k / experts) ** tokens)
     cost = _dense(op, w, macs=rows * in_f * out_f)
@@ -115,7 +120,7 @@ def _linear(op: Op, w: Widths) -> OpCost:
 
 def _matmul(op: Op, w: Widths) -> OpCost:
     """(..., M, K) @ (..., K, N): MACs = batch * M * N * K (batch from the output)."""
-    k = op.inputs[0].shape[-1]
+    k = _s(op.inputs[0])[-1]
     return _dense(op, w, macs=op.outputs[0].numel * k)
 
 
@@ -126,8 +131,8 @@ def _attention_pairs(op: Op) -> tuple[int, int, int, int, float]:
     pairs = Q*T - Q*(Q-1)/2 (a causal-aware kernel such as FlashAttention skips the rest);
     for Q = T this is T(T+1)/2, for decode (Q = 1) it is T.
     """
-    b, h, q, d = op.inputs[0].shape
-    t = op.inputs[1].shape[2]
+    b, h, q, d = _s(op.inputs[0])
+    t = _s(op.inputs[1])[2]
     pairs = q * t - q * (q - 1) / 2 if op.attr("causal", False) and q <= t else q * t
     return b, h, d, q, pairs
 
@@ -140,9 +145,9 @@ def _attn_score(op: Op, w: Widths) -> OpCost:
 
 def _attn_context(op: Op, w: Widths) -> OpCost:
     """P (B,H,Q,T) x V (B,Hkv,T,d) -> (B,H,Q,d): MACs = B*H*d*pairs."""
-    b, h, q, _ = op.inputs[0].shape
-    d = op.inputs[1].shape[3]
-    t = op.inputs[1].shape[2]
+    b, h, q, _ = _s(op.inputs[0])
+    d = _s(op.inputs[1])[3]
+    t = _s(op.inputs[1])[2]
     pairs = q * t - q * (q - 1) / 2 if op.attr("causal", False) and q <= t else q * t
     return _dense(op, w, macs=b * h * d * pairs)
 
@@ -162,7 +167,7 @@ def _recurrent(gates: int, elementwise_per_hidden: int) -> Callable[[Op, Widths]
     updates add ``elementwise_per_hidden`` FLOPs per hidden unit."""
 
     def rule(op: Op, w: Widths) -> OpCost:
-        n, i = op.inputs[0].shape
+        n, i = _s(op.inputs[0])
         hidden = op.attr("hidden")
         macs = n * gates * hidden * (i + hidden)
         return _dense(op, w, macs=macs, flops=2 * macs + elementwise_per_hidden * n * hidden)
@@ -266,8 +271,8 @@ def cost_of(op: Op, widths: Widths) -> OpCost:
 
 def seed_conv_macs(op: Op) -> float:
     """The seed documents' conv count W*H*(k*k*Ci + 1)*Co per sample (bias as one MAC)."""
-    co, ci_per_group, kh, kw = op.weights[0].shape
-    _, _, ho, wo = op.outputs[0].shape
+    co, ci_per_group, kh, kw = _s(op.weights[0])
+    _, _, ho, wo = _s(op.outputs[0])
     return float(ho * wo * (kh * kw * ci_per_group + 1) * co)
 
 

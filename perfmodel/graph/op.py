@@ -17,13 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 from perfmodel.errors import ShapeError
 
 __all__ = ["Dim", "TensorSpec", "Op", "SYMBOLS", "resolve_dim", "numel"]
 
-Dim = Union[int, str]
+Dim = int | str
 SYMBOLS = ("B", "S", "T", "L")
 ROLES = ("act", "weight", "kv", "index")
 

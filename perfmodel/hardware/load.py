@@ -124,7 +124,8 @@ def _memory(c: _Checker, levels: Any) -> tuple[MemoryLevel, ...]:
         bw = None
         if "bandwidth_GBps" in m:
             bw = (c.leaf(f"{p}.bandwidth_GBps", m["bandwidth_GBps"]) or 0) * 1e9 or None
-        if role == "main" and ("bandwidth_GBps" not in m or not {"capacity_GB", "capacity_MB"} & set(m)):
+        has_capacity = bool({"capacity_GB", "capacity_MB"} & set(m))
+        if role == "main" and ("bandwidth_GBps" not in m or not has_capacity):
             c.add(p, "main memory needs capacity_GB and bandwidth_GBps")
         out.append(MemoryLevel(str(m.get("name", f"level{i}")), role, cap, bw))
     if sum(m.role == "main" for m in out) != 1:

@@ -88,8 +88,9 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
         if optimizer not in OPTIMIZERS:
             raise UnknownNameError(f"unknown optimizer {optimizer!r}",
                                    did_you_mean(optimizer, OPTIMIZERS))
-        rows += [_backward(op, r) for op, r in zip(ops, rows)]
-        rows += [_optimizer(op, r, widths, optimizer) for op, r in zip(ops, rows) if r[3]]
+        rows += [_backward(op, r) for op, r in zip(ops, rows, strict=False)]
+        rows += [_optimizer(op, r, widths, optimizer)
+                 for op, r in zip(ops, rows, strict=False) if r[3]]
     df = _frame(rows, graph.name, act)
     df.loc[df["phase"] == "optimizer", "dtype"] = "fp32"  # master weights and moments
     unsupported = sorted({r[0] for r in rows if not r[-1]})

@@ -83,8 +83,9 @@ def test_malformed_spec_file(tmp_path, capsys):
 
 
 def test_user_model_and_user_device(tmp_path, capsys):
-    from tests.conftest import tiny_device_dict
     import yaml
+
+    from tests.conftest import tiny_device_dict
     (tmp_path / "npu.yaml").write_text(yaml.safe_dump(tiny_device_dict()))
     (tmp_path / "net.yaml").write_text(yaml.safe_dump({
         "name": "net", "input": [3, 8, 8],
