@@ -65,7 +65,38 @@ def _peaks(df: pd.DataFrame, device: DeviceSpec) -> tuple[np.ndarray, list[str],
     return peak, list(unit_used), list(dtype_used), notes
 
 
-def roofline(workload: pd.DataFrame, device: DeviceSpec) -> pd.DataFrame:
+def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
+                 notes: list[str]) -> np.ndarray:
+    """Memory-bound time per op: flat (every byte from main memory), or hierarchical.
+
+    Hierarchical (one roof per level, Yang et al., "Hierarchical Roofline analysis for
+    GPUs", 2020): every byte passes through the last-level cache at its bandwidth, and
+    only weights, plus activations larger than the cache, come from main memory: an
+    activation that fits is assumed to stay in the cache between the op that writes it
+    and the op that reads it next. The slower of the two levels sets the time.
+    """
+    eff = device.efficiency.memory
+    nbytes = df["bytes"].to_numpy(float)
+    flat = nbytes / (device.memory_bandwidth * eff)
+    if not hierarchical:
+        return flat
+    cache = next((m for m in device.memory if m.role == "cache" and m.bandwidth_Bps
+                  and m.capacity_bytes), None)
+    if cache is None:
+        notes.append("hierarchical memory model asked, but the spec gives no cache with "
+                     "capacity and bandwidth: flat model used")
+        return flat
+    cap, cache_bw = float(cache.capacity_bytes or 0), float(cache.bandwidth_Bps or 0)
+    ins, outs = df["input_bytes"].to_numpy(float), df["output_bytes"].to_numpy(float)
+    main = df["weight_bytes"].to_numpy(float) + np.where(ins > cap, ins, 0.0) \
+        + np.where(outs > cap, outs, 0.0)
+    notes.append(f"hierarchical memory: activations under {cap / 1e6:g} MB stay in "
+                 f"{cache.name} ({cache_bw / 1e9:g} GB/s)")
+    return np.maximum(main / (device.memory_bandwidth * eff), nbytes / (cache_bw * eff))
+
+
+def roofline(workload: pd.DataFrame, device: DeviceSpec, *,
+             hierarchical: bool = False) -> pd.DataFrame:
     """The workload table with per-op roofline columns added (a new DataFrame)."""
     df = workload.copy()
     eff = device.efficiency
@@ -74,7 +105,7 @@ def roofline(workload: pd.DataFrame, device: DeviceSpec) -> pd.DataFrame:
     nbytes = df["bytes"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         compute = np.where(flops > 0, flops / (peak * eff.compute), 0.0)
-    memory = nbytes / (device.memory_bandwidth * eff.memory)
+    memory = _memory_time(df, device, hierarchical, notes)
     works = (flops > 0) | (nbytes > 0)
     overhead = np.where(works, eff.launch_overhead_s, 0.0)
     time = np.maximum(compute, memory) + overhead
@@ -103,11 +134,15 @@ def _throughput(attrs: Mapping[str, Any], latency: float) -> tuple[float, str]:
     return batch / latency, "samples/s"
 
 
-def predict(workload: pd.DataFrame, device: DeviceSpec) -> Prediction:
-    """Roofline prediction of a Workload on a device: per-op table, summary, assumptions."""
+def predict(workload: pd.DataFrame, device: DeviceSpec, *,
+            hierarchical: bool = False) -> Prediction:
+    """Roofline prediction of a Workload on a device: per-op table, summary, assumptions.
+
+    ``hierarchical=True`` adds a last-level-cache roof (see ``_memory_time``).
+    """
     attrs = workload.attrs
     device.check_dtype(attrs.get("dtype", "fp16"))
-    ops = roofline(workload, device)
+    ops = roofline(workload, device, hierarchical=hierarchical)
     latency = float(ops["time_s"].sum())
     flops = float(ops["flops"].sum())
     _, _, peak, _ = device.resolve_unit("tensor", attrs.get("dtype", "fp16"))
@@ -131,7 +166,9 @@ def predict(workload: pd.DataFrame, device: DeviceSpec) -> Prediction:
         "energy_j": (device.tdp_w or 0.0) * latency if device.tdp_w else None,
         "unsupported_ops": list(attrs.get("unsupported", [])),
     }
-    return Prediction(ops, summary, _assumptions(device, attrs, ops.attrs["fallback_notes"]))
+    assumptions = _assumptions(device, attrs, ops.attrs["fallback_notes"])
+    assumptions["memory_model"] = "hierarchical" if hierarchical else "flat"
+    return Prediction(ops, summary, assumptions)
 
 
 def _assumptions(device: DeviceSpec, attrs: Mapping[str, Any], notes: list[str]) -> dict:

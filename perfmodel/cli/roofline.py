@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-dtype", default=None, help="weight dtype (default: --dtype)")
     p.add_argument("--kv-dtype", default=None, help="KV-cache dtype (default: --dtype)")
     p.add_argument("--phase", default="inference", choices=PHASES)
+    p.add_argument("--memory-model", choices=["flat", "hierarchical"], default="flat",
+                   help="hierarchical: activations that fit stay in the last-level cache")
     p.add_argument("--top", type=int, default=10, help="ops shown in the table (by time)")
     p.add_argument("--plot", default=None, metavar="FILE", help="write a roofline chart")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
@@ -39,7 +41,7 @@ def run_prediction(args: argparse.Namespace) -> Prediction:
     dtype = args.dtype or device.default_dtype
     wl = build_workload(graph, batch=args.batch, seq=args.seq, dtype=dtype, phase=args.phase,
                         weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype)
-    return predict(wl, device)
+    return predict(wl, device, hierarchical=args.memory_model == "hierarchical")
 
 
 def handle(args: argparse.Namespace) -> str:

@@ -88,3 +88,30 @@ def test_decode_throughput_in_tokens(tiny_device):
     s = predict(build_workload(g, batch=4, seq=16, phase="decode"), dev).summary
     assert s["throughput_unit"] == "tokens/s"
     assert s["throughput_per_s"] == pytest.approx(4 / s["latency_s"])
+
+
+def _with_cache(cap_mb: float, bw_gbps: float):
+    d = tiny_device_dict()
+    d["memory"].append({"name": "l2", "role": "cache",
+                        "capacity_MB": {"value": cap_mb, "source": "HAND"},
+                        "bandwidth_GBps": {"value": bw_gbps, "source": "HAND"}})
+    return device_from_dict(d)
+
+
+def test_hierarchical_memory_keeps_small_activations_in_cache():
+    # Cache of 100 B at 40 B/s. linear 10->10: weights 200 B from main memory (20 s at
+    # 10 B/s); input 20 B and output 20 B fit the cache; all 240 B through the cache take
+    # 6 s. Main memory is the slower roof: 20 s (flat model: 24 s).
+    dev = _with_cache(100e-6, 40e-9)
+    wl = build_workload(_linear_graph(), batch=1)
+    lin = predict(wl, dev, hierarchical=True).ops.set_index("name").loc["linear"]
+    assert lin["memory_s"] == pytest.approx(20.0)
+    # relu: 40 B, all cache-resident: 1 s through the cache.
+    relu = predict(wl, dev, hierarchical=True).ops.set_index("name").loc["relu"]
+    assert relu["memory_s"] == pytest.approx(1.0)
+
+
+def test_hierarchical_without_cache_bandwidth_falls_back_and_says_so(tiny_device):
+    pred = predict(build_workload(_linear_graph(), batch=1), tiny_device, hierarchical=True)
+    assert pred.summary["latency_s"] == pytest.approx(28.0)
+    assert any("flat model used" in n for n in pred.assumptions["fallbacks"])

@@ -1,0 +1,402 @@
+"""Transformers from declarative configs: GPT-2/3, BERT, Llama 2/3, Mistral, Mixtral.
+
+A config (``workloads/<name>.yaml``, format in ``workloads/README.md``) names the
+hyper-parameters with Hugging Face ``config.json`` keys; :func:`build_transformer` turns it
+into a :class:`~perfmodel.graph.ModelGraph` that follows the Hugging Face reference
+implementations op by op (``LlamaForCausalLM``, ``MistralForCausalLM``,
+``MixtralForCausalLM``, ``GPT2LMHeadModel``, ``BertModel`` in ``transformers``).
+
+One graph serves prefill, decode and training: shapes use the symbols of
+:mod:`perfmodel.graph.op` (``B`` batch, ``S`` new tokens, ``T`` attended context = KV-cache
+length, ``L`` tokens that need logits), which the workload layer substitutes. Decoders with
+a KV cache write the ``S`` new keys/values into the cache (a ``copy`` with role ``kv`` and
+attr ``inference_only=True``) and attend over a ``(B, Hkv, T, head_dim)`` view of it.
+
+Op names inside each ``layers.{i}`` scope are the same for every family (Llama's module
+names): ``input_layernorm``, ``self_attn.{q,k,v,o}_proj``, ``post_attention_layernorm``,
+``mlp.{gate,up,down}_proj`` (gated) or ``mlp.fc1``/``mlp.fc2`` (plain),
+``block_sparse_moe.*`` (mixture of experts). Dropout is left out: it is the identity at
+inference and costs nothing in our rules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
+from perfmodel.files import data_dir, read_yaml
+from perfmodel.graph.builder import GraphBuilder, Tensor
+from perfmodel.graph.kinds import OpKind
+from perfmodel.graph.model_graph import ModelGraph
+
+__all__ = ["TransformerConfig", "build_transformer", "load_transformer_config", "workloads_dir",
+           "CONFIG_NAMES", "MODELS", "REFERENCE"]
+
+_REQUIRED = object()
+_CONTEXT_CAP = 4096  # default_seq: max_position_embeddings, capped to keep sweeps modest
+
+
+@dataclass(frozen=True)
+class _Field:
+    """How one config key is checked: its type (or allowed strings), default and minimum."""
+
+    kind: Any  # str, int, bool, or a tuple of allowed strings
+    default: Any = _REQUIRED
+    minimum: int = 1
+
+
+_FIELDS: dict[str, _Field] = {
+    "name": _Field(str), "family": _Field(str),
+    "architecture": _Field(("decoder", "encoder")), "source": _Field(str),
+    "reference_params": _Field(int, None), "reference_params_source": _Field(str, None),
+    "vocab_size": _Field(int), "hidden_size": _Field(int), "intermediate_size": _Field(int),
+    "num_hidden_layers": _Field(int), "num_attention_heads": _Field(int),
+    "num_key_value_heads": _Field(int, None), "head_dim": _Field(int, None),
+    "max_position_embeddings": _Field(int),
+    "position_embedding": _Field(("rope", "learned", "none")),
+    "type_vocab_size": _Field(int, 0, minimum=0),
+    "norm": _Field(("layernorm", "rmsnorm")), "norm_position": _Field(("pre", "post")),
+    "activation": _Field(("gelu", "silu", "relu")), "mlp": _Field(("gated", "plain")),
+    "attention_bias": _Field(bool, False), "mlp_bias": _Field(bool, False),
+    "tie_word_embeddings": _Field(bool, False),
+    "num_local_experts": _Field(int, 0, minimum=0),
+    "num_experts_per_tok": _Field(int, 0, minimum=0),
+    "pooler": _Field(bool, False), "sliding_window": _Field(int, None),
+}
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """A validated transformer config (keys as in Hugging Face ``config.json``).
+
+    Build one with :meth:`from_dict` or :func:`load_transformer_config`, which check every
+    field and fill in ``num_key_value_heads`` (= heads) and ``head_dim`` (= hidden / heads).
+    ``sliding_window`` is recorded but not yet priced (attention counts full causal pairs).
+    """
+
+    name: str
+    family: str
+    architecture: str
+    source: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    max_position_embeddings: int
+    position_embedding: str
+    norm: str
+    norm_position: str
+    activation: str
+    mlp: str
+    type_vocab_size: int = 0
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    tie_word_embeddings: bool = False
+    num_local_experts: int = 0
+    num_experts_per_tok: int = 0
+    pooler: bool = False
+    sliding_window: int | None = None
+    reference_params: int | None = None
+    reference_params_source: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "<dict>") -> TransformerConfig:
+        """Check ``data`` (e.g. parsed YAML); raise one SpecError listing every problem."""
+        problems = _problems(data)
+        if problems:
+            raise SpecError(f"{where}: {len(problems)} problem(s) in transformer config: "
+                            + "; ".join(problems),
+                            "see workloads/README.md for the config format")
+        values = {k: data.get(k, f.default) for k, f in _FIELDS.items()}
+        heads = values["num_attention_heads"]
+        values["num_key_value_heads"] = values["num_key_value_heads"] or heads
+        values["head_dim"] = values["head_dim"] or values["hidden_size"] // heads
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict in the file format (keys in README order; unset optionals left out)."""
+        return {k: getattr(self, k) for k in _FIELDS if getattr(self, k) is not None}
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_local_experts > 0
+
+    @property
+    def default_seq(self) -> int:
+        return min(self.max_position_embeddings, _CONTEXT_CAP)
+
+
+def _problems(data: Any) -> list[str]:
+    """Every problem in a raw config, each prefixed with its key path."""
+    if not isinstance(data, Mapping):
+        return [f"<top>: expected a mapping of keys to values, got {type(data).__name__}"]
+    problems = [f"{k}: unknown key ({did_you_mean(str(k), _FIELDS)})"
+                for k in data if k not in _FIELDS]
+    for key, field in _FIELDS.items():
+        if key not in data:
+            if field.default is _REQUIRED:
+                problems.append(f"{key}: missing (required)")
+            continue
+        problem = _check_value(field, data[key])
+        if problem:
+            problems.append(f"{key}: {problem}")
+    if not problems:
+        problems += _cross_field_problems(data)
+    return problems
+
+
+def _check_value(field: _Field, value: Any) -> str | None:
+    if value is None and field.default is None:
+        return None
+    if isinstance(field.kind, tuple):
+        if value not in field.kind:
+            hint = did_you_mean(str(value), field.kind)
+            return f"{value!r} is not one of {', '.join(field.kind)} ({hint})"
+        return None
+    if field.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < field.minimum:
+            return f"must be an integer >= {field.minimum}, got {value!r}"
+        return None
+    if not isinstance(value, field.kind):
+        return f"must be a {field.kind.__name__}, got {value!r}"
+    return None
+
+
+def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
+    """Checks between fields: head counts divide, experts and their top-k agree."""
+    out = []
+    heads, hidden = data["num_attention_heads"], data["hidden_size"]
+    kv = data.get("num_key_value_heads") or heads
+    if heads % kv:
+        out.append(f"num_key_value_heads: {kv} does not divide num_attention_heads {heads}")
+    if not data.get("head_dim") and hidden % heads:
+        out.append(f"num_attention_heads: {heads} does not divide hidden_size {hidden} "
+                   "(give head_dim)")
+    experts, top_k = data.get("num_local_experts", 0), data.get("num_experts_per_tok", 0)
+    if experts and not 1 <= top_k <= experts:
+        out.append(f"num_experts_per_tok: must be 1..{experts} with {experts} experts, got {top_k}")
+    if top_k and not experts:
+        out.append("num_experts_per_tok: set without num_local_experts")
+    if data.get("reference_params") is not None and not data.get("reference_params_source"):
+        out.append("reference_params_source: missing (required with reference_params)")
+    return out
+
+
+def load_transformer_config(path: str | os.PathLike[str]) -> TransformerConfig:
+    """Read, check and freeze one YAML config; any problem raises SpecError naming the file."""
+    return TransformerConfig.from_dict(read_yaml(Path(path)), where=str(path))
+
+
+# --- graph ------------------------------------------------------------------------------
+
+def build_transformer(config: TransformerConfig, *, fused_attention: bool = True,
+                      kv_cache: bool = True) -> ModelGraph:
+    """The model graph of ``config``, following the Hugging Face reference op by op.
+
+    ``fused_attention`` uses one FlashAttention-style ``attention`` op per layer instead of
+    ``attn_score`` -> ``softmax`` -> ``attn_context``. ``kv_cache`` (decoders only) writes
+    new keys/values into the cache and attends over all ``T`` cached positions.
+    """
+    c = config
+    decoder = c.architecture == "decoder"
+    b = GraphBuilder(c.name, **_meta(c))
+    with b.scope("embeddings"):
+        x = _embeddings(b, c)
+    for i in range(c.num_hidden_layers):
+        with b.scope(f"layers.{i}"):
+            x = _layer(b, c, x, causal=decoder, cache=decoder and kv_cache, fused=fused_attention)
+    if c.norm_position == "pre":  # pre-norm stacks end with a final norm (ln_f, model.norm)
+        x = _norm(b, c, x, "norm")
+    if decoder:
+        x = b.slice(x, 1, "L", name="lm_head_tokens")  # only L tokens get logits
+        b.linear(x, c.vocab_size, bias=False, name="lm_head", tied=c.tie_word_embeddings)
+    if c.pooler:
+        with b.scope("pooler"):  # BertPooler: dense + tanh on the first token
+            first = b.reshape(b.slice(x, 1, 1, name="first_token"), ("B", c.hidden_size))
+            b.act(b.linear(first, c.hidden_size, name="dense"), OpKind.TANH, name="activation")
+    return b.build()
+
+
+def _meta(c: TransformerConfig) -> dict[str, Any]:
+    return {
+        "family": c.family, "source": c.source, "input": f"{c.default_seq} tokens",
+        "default_batch": 1, "default_seq": c.default_seq, "is_llm": c.architecture == "decoder",
+        "architecture": c.architecture, "num_layers": c.num_hidden_layers,
+        "hidden_size": c.hidden_size, "num_heads": c.num_attention_heads,
+        "num_kv_heads": c.num_key_value_heads, "head_dim": c.head_dim,
+        "vocab_size": c.vocab_size, "num_experts": c.num_local_experts,
+        "experts_per_token": c.num_experts_per_tok, "config": c.to_dict(),
+    }
+
+
+def _norm(b: GraphBuilder, c: TransformerConfig, x: Tensor, name: str) -> Tensor:
+    if c.norm == "rmsnorm":
+        return b.rmsnorm(x, name=name)
+    return b.layernorm(x, name=name)
+
+
+def _embeddings(b: GraphBuilder, c: TransformerConfig) -> Tensor:
+    """Token (+ token-type) (+ learned position) embeddings, summed in one add.
+
+    Positions are ``(S,)`` without a batch dim, as HF broadcasts ``position_ids``. Post-norm
+    models (BERT) normalize the embeddings; pre-norm ones (GPT-2, Llama) do not.
+    """
+    ids = b.input("input_ids", ("S",), role="index")
+    parts = [b.embedding(ids, c.vocab_size, c.hidden_size, name="word_embeddings")]
+    if c.type_vocab_size:
+        types = b.input("token_type_ids", ("S",), role="index")
+        parts.append(b.embedding(types, c.type_vocab_size, c.hidden_size,
+                                 name="token_type_embeddings"))
+    if c.position_embedding == "learned":
+        pos = b.input("position_ids", ("S",), batch=False, role="index")
+        parts.append(b.embedding(pos, c.max_position_embeddings, c.hidden_size,
+                                 name="position_embeddings"))
+    x = parts[0] if len(parts) == 1 else b.add_op(OpKind.ADD, parts, parts[0].shape, name="add")
+    return _norm(b, c, x, "layernorm") if c.norm_position == "post" else x
+
+
+def _layer(b: GraphBuilder, c: TransformerConfig, x: Tensor, *, causal: bool, cache: bool,
+           fused: bool) -> Tensor:
+    """One block: pre-norm (GPT-2, Llama) or post-norm (BERT) residual attention + MLP."""
+    ffn = _moe if c.is_moe else _mlp
+    if c.norm_position == "pre":
+        h = _attention(b, c, _norm(b, c, x, "input_layernorm"), causal, cache, fused)
+        x = b.add(x, h, name="attn_residual")
+        h = ffn(b, c, _norm(b, c, x, "post_attention_layernorm"))
+        return b.add(x, h, name="mlp_residual")
+    h = _attention(b, c, x, causal, cache, fused)
+    x = _norm(b, c, b.add(x, h, name="attn_residual"), "post_attention_layernorm")
+    h = ffn(b, c, x)
+    return _norm(b, c, b.add(x, h, name="mlp_residual"), "post_mlp_layernorm")
+
+
+def _attention(b: GraphBuilder, c: TransformerConfig, x: Tensor, causal: bool, cache: bool,
+               fused: bool) -> Tensor:
+    """q/k/v projections, heads view, rope, KV cache, attention, o_proj."""
+    h, hkv, hd, bias = c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.attention_bias
+    q = b.linear(x, h * hd, bias=bias, name="self_attn.q_proj")
+    k = b.linear(x, hkv * hd, bias=bias, name="self_attn.k_proj")
+    v = b.linear(x, hkv * hd, bias=bias, name="self_attn.v_proj")
+    # view(B, S, heads, hd).transpose(1, 2): one zero-cost view each
+    q = b.reshape(q, ("B", h, "S", hd), name="self_attn.q_heads")
+    k = b.reshape(k, ("B", hkv, "S", hd), name="self_attn.k_heads")
+    v = b.reshape(v, ("B", hkv, "S", hd), name="self_attn.v_heads")
+    if c.position_embedding == "rope":
+        q = b.rope(q, name="self_attn.q_rope")
+        k = b.rope(k, name="self_attn.k_rope")
+    if cache:
+        k, v = _cache(b, k, "k"), _cache(b, v, "v")
+    if fused:
+        o = b.attention(q, k, v, causal=causal, name="self_attn.attention")
+    else:
+        p = b.softmax(b.attn_score(q, k, causal=causal, name="self_attn.scores"),
+                      name="self_attn.softmax")
+        o = b.attn_context(p, v, causal=causal, name="self_attn.context")
+    o = b.reshape(o, ("B", "S", h * hd), name="self_attn.merge_heads")
+    return b.linear(o, c.hidden_size, bias=bias, name="self_attn.o_proj")
+
+
+def _cache(b: GraphBuilder, x: Tensor, which: str) -> Tensor:
+    """Write the S new keys (values) into the cache, then view all T cached positions.
+
+    The write is a copy kernel (HF ``past_key_values.update``) that only runs at inference;
+    the view has role ``kv`` so the attention reads it at the KV-cache dtype.
+    """
+    written = b.add_op(OpKind.COPY, [x], x.shape, role="kv",
+                       name=f"self_attn.{which}_cache_write", inference_only=True)
+    bsz, heads, _, hd = x.shape
+    return b.add_op(OpKind.RESHAPE, [written], (bsz, heads, "T", hd), role="kv",
+                    name=f"self_attn.{which}_cache")
+
+
+def _mlp(b: GraphBuilder, c: TransformerConfig, x: Tensor) -> Tensor:
+    """Gated (LlamaMLP: down(act(gate(x)) * up(x))) or plain (GPT-2/BERT: fc2(act(fc1(x))))."""
+    ff, bias = c.intermediate_size, c.mlp_bias
+    if c.mlp == "gated":
+        gate = b.linear(x, ff, bias=bias, name="mlp.gate_proj")
+        up = b.linear(x, ff, bias=bias, name="mlp.up_proj")
+        h = b.mul(b.act(gate, c.activation, name="mlp.act_fn"), up, name="mlp.mul")
+        return b.linear(h, c.hidden_size, bias=bias, name="mlp.down_proj")
+    h = b.act(b.linear(x, ff, bias=bias, name="mlp.fc1"), c.activation, name="mlp.act_fn")
+    return b.linear(h, c.hidden_size, bias=bias, name="mlp.fc2")
+
+
+def _moe(b: GraphBuilder, c: TransformerConfig, x: Tensor) -> Tensor:
+    """MixtralSparseMoeBlock: router, top-k dispatch, expert SwiGLU (w1, w3, w2), combine.
+
+    Each token's k routed copies form a (B, S, k, d) tensor, so expert linears do
+    tokens * k * in * out MACs, k/E of running every expert on every token.
+    """
+    e, k, d, ff = c.num_local_experts, c.num_experts_per_tok, c.hidden_size, c.intermediate_size
+    bias = c.mlp_bias
+    pre = "block_sparse_moe."
+    probs = b.softmax(b.linear(x, e, bias=False, name=pre + "gate"), name=pre + "routing_softmax")
+    weights = b.slice(probs, 2, k, name=pre + "top_k")  # (B, S, k) routing weights
+    routed = b.add_op(OpKind.COPY, [x], ("B", "S", k, d), name=pre + "dispatch")
+    w1 = b.linear(routed, ff, bias=bias, experts=e, top_k=k, name=pre + "experts.w1")
+    w3 = b.linear(routed, ff, bias=bias, experts=e, top_k=k, name=pre + "experts.w3")
+    h = b.mul(b.act(w1, c.activation, name=pre + "experts.act_fn"), w3, name=pre + "experts.mul")
+    y = b.linear(h, d, bias=bias, experts=e, top_k=k, name=pre + "experts.w2")
+    y = b.mul(y, weights, name=pre + "routing_weights")
+    return b.add_op(OpKind.ADD, [y], ("B", "S", d), name=pre + "combine")
+
+
+# --- registry ---------------------------------------------------------------------------
+
+CONFIG_NAMES: tuple[str, ...] = (
+    "bert-base", "bert-large", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-175b",
+    "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "mistral-7b",
+    "mixtral-8x7b",
+)
+
+
+def workloads_dir() -> Path:
+    """The bundled ``workloads/`` folder: ``perfmodel/_data/workloads`` in an installed wheel,
+    else ``workloads/`` at the root of the source checkout."""
+    return data_dir("workloads")
+
+
+@cache
+def _named_config(name: str) -> TransformerConfig:
+    if name not in CONFIG_NAMES:
+        raise UnknownNameError(f"unknown transformer config {name!r}",
+                               did_you_mean(name, CONFIG_NAMES))
+    return load_transformer_config(workloads_dir() / f"{name}.yaml")
+
+
+def _named_builder(name: str) -> Callable[..., ModelGraph]:
+    def build(*, fused_attention: bool = True, kv_cache: bool = True) -> ModelGraph:
+        return build_transformer(_named_config(name), fused_attention=fused_attention,
+                                 kv_cache=kv_cache)
+
+    build.__name__ = name.replace("-", "_")
+    build.__doc__ = f"Build {name} from workloads/{name}.yaml (see build_transformer)."
+    return build
+
+
+class _References(Mapping[str, dict[str, Any]]):
+    """REFERENCE, read lazily from each config's reference_params fields."""
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        if name not in CONFIG_NAMES:
+            raise KeyError(name)
+        c = _named_config(name)
+        return {"params": c.reference_params, "macs": None, "source": c.reference_params_source}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(CONFIG_NAMES)
+
+    def __len__(self) -> int:
+        return len(CONFIG_NAMES)
+
+
+MODELS: dict[str, Callable[..., ModelGraph]] = {n: _named_builder(n) for n in CONFIG_NAMES}
+REFERENCE: Mapping[str, dict[str, Any]] = _References()
