@@ -45,12 +45,27 @@ def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _check_positive(name: str, **values: Any) -> None:
+def _check_positive(name: str, *, minimum: int = 1, **values: Any) -> None:
+    """Every value (or tuple entry) must be an int >= minimum (1, or 0 for padding)."""
     for key, v in values.items():
         for x in (v if isinstance(v, tuple | list) else (v,)):
-            if not isinstance(x, int) or x <= 0:
-                raise ShapeError(f"{name}: {key} must be a positive integer, got {v!r}",
-                                 "use sizes >= 1")
+            if not isinstance(x, int) or x < minimum:
+                what = "a positive integer" if minimum else "an integer >= 0"
+                raise ShapeError(f"{name}: {key} must be {what}, got {v!r}",
+                                 f"use {key} >= {minimum}")
+
+
+def _broadcast(x: tuple[Dim, ...], y: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """Broadcast two batch shapes (numpy rules: align right, 1 stretches)."""
+    n = max(len(x), len(y))
+    x, y = (1,) * (n - len(x)) + x, (1,) * (n - len(y)) + y
+    out: list[Dim] = []
+    for p, q in zip(x, y, strict=True):
+        if p != q and 1 not in (p, q):
+            raise ShapeError(f"matmul: batch dims {x} and {y} do not broadcast",
+                             "batch dims must be equal or 1")
+        out.append(q if p == 1 else p)
+    return tuple(out)
 
 
 def _conv_out(size: Dim, k: int, s: int, p: int, d: int, ceil: bool = False) -> int:
@@ -145,7 +160,9 @@ class GraphBuilder:
         sh, sw = _pair(stride)
         ph, pw = _pair(padding)
         dh, dw = _pair(dilation)
-        _check_positive("conv2d", out_channels=out_channels, kernel=(kh, kw), groups=groups)
+        _check_positive("conv2d", out_channels=out_channels, kernel=(kh, kw), groups=groups,
+                        stride=(sh, sw), dilation=(dh, dw))
+        _check_positive("conv2d", minimum=0, padding=(ph, pw))
         if c % groups or out_channels % groups:  # type: ignore[operator]
             raise ShapeError(f"conv2d: groups={groups} must divide in ({c}) and out "
                              f"({out_channels}) channels", "pick groups dividing both")
@@ -172,11 +189,12 @@ class GraphBuilder:
 
     def matmul(self, a: Tensor, b: Tensor, name: str | None = None,
                kind: str = OpKind.MATMUL) -> Tensor:
-        """(..., M, K) @ (..., K, N) -> (..., M, N); leading dims taken from ``a``."""
-        if a.shape[-1] != b.shape[-2]:
+        """(..., M, K) @ (..., K, N) -> (..., M, N); leading dims broadcast as in torch.matmul."""
+        if len(a.shape) < 2 or len(b.shape) < 2 or a.shape[-1] != b.shape[-2]:
             raise ShapeError(f"matmul: inner dims differ: {a.shape} @ {b.shape}",
                              "the last dim of a must equal the second-to-last of b")
-        return self.add_op(kind, [a, b], (*a.shape[:-1], b.shape[-1]), name=name)
+        lead = _broadcast(a.shape[:-2], b.shape[:-2])
+        return self.add_op(kind, [a, b], (*lead, a.shape[-2], b.shape[-1]), name=name)
 
     # --- attention ----------------------------------------------------------------------
     def attn_score(self, q: Tensor, k: Tensor, causal: bool = False,
@@ -264,6 +282,11 @@ class GraphBuilder:
         kh, kw = _pair(kernel)
         sh, sw = _pair(stride if stride is not None else kernel)
         ph, pw = _pair(padding)
+        _check_positive(str(kind), kernel=(kh, kw), stride=(sh, sw))
+        _check_positive(str(kind), minimum=0, padding=(ph, pw))
+        if 2 * ph > kh or 2 * pw > kw:  # PyTorch: "pad should be at most half of kernel size"
+            raise ShapeError(f"{kind}: padding {padding} exceeds half the kernel {kernel}",
+                             "use padding <= kernel // 2")
         ho, wo = _conv_out(h, kh, sh, ph, 1, ceil_mode), _conv_out(w, kw, sw, pw, 1, ceil_mode)
         return self.add_op(kind, [x], (n, c, ho, wo), name=name, kernel=(kh, kw),
                            stride=(sh, sw), padding=(ph, pw))
@@ -283,6 +306,7 @@ class GraphBuilder:
         """Adaptive average pooling to ``output_size`` (1 = global average pooling)."""
         n, c = x.shape[:2]
         oh, ow = _pair(output_size)
+        _check_positive("adaptive_avgpool", output_size=(oh, ow))
         return self.add_op(OpKind.ADAPTIVE_AVGPOOL, [x], (n, c, oh, ow), name=name)
 
     def concat(self, xs: Sequence[Tensor], dim: int = 1, name: str | None = None) -> Tensor:
@@ -300,6 +324,11 @@ class GraphBuilder:
         return self.add_op(OpKind.CONCAT, list(xs), tuple(ref), name=name, dim=dim)
 
     def channel_shuffle(self, x: Tensor, groups: int, name: str | None = None) -> Tensor:
+        c = x.shape[1]
+        _check_positive("channel_shuffle", groups=groups)
+        if isinstance(c, int) and c % groups:
+            raise ShapeError(f"channel_shuffle: {groups} groups do not divide {c} channels",
+                             "pick groups dividing the channel count")
         return self.add_op(OpKind.CHANNEL_SHUFFLE, [x], x.shape, name=name, groups=groups)
 
     def flatten(self, x: Tensor, start_dim: int = 1, name: str | None = None) -> Tensor:
