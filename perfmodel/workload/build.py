@@ -83,7 +83,8 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
     dims = phase_dims(phase, batch, seq)
     ops = [op for op in graph.ops if not (phase == "train" and op.attr("inference_only"))]
     row_phase = {"train": "forward"}.get(phase, phase)
-    rows = [_row(op, dims, widths, row_phase) for op in ops]
+    memo: dict[tuple[Any, ...], OpCost] = {}
+    rows = [_row(op, dims, widths, row_phase, memo) for op in ops]
     if phase == "train":
         if optimizer not in OPTIMIZERS:
             raise UnknownNameError(f"unknown optimizer {optimizer!r}",
@@ -107,11 +108,21 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
 Row = tuple[Any, ...]  # (name, kind, layer, params, phase, unit, OpCost, costed)
 
 
-def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: str) -> Row:
-    resolved = op.resolve(dims) if op.is_symbolic else op
+def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: str,
+         memo: dict[tuple[Any, ...], OpCost]) -> Row:
+    """One forward row. Ops that differ only in name (the layers of a transformer) share
+    one cost computation through ``memo``: costs are pure functions of shapes and attrs."""
     if op.kind not in COST_RULES:
         return (op.name, str(op.kind), op.layer, 0.0, phase, "vector", OpCost(), False)
-    c = cost_of(resolved, widths)
+    key = (op.kind, op.inputs, op.outputs, op.weights, op.tied, tuple(op.attrs.items()))
+    try:
+        c = memo.get(key)
+    except TypeError:  # an unhashable attribute value (e.g. a list): no sharing
+        key, c = (), None
+    if c is None:
+        c = cost_of(op.resolve(dims) if op.is_symbolic else op, widths)
+        if key:
+            memo[key] = c
     return (op.name, str(op.kind), op.layer, c.params, phase, unit_of(op), c, True)
 
 
