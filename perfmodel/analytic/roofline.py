@@ -8,7 +8,9 @@ bandwidth). Per op (vectorized over the Workload table):
     t_memory  = bytes / (main-memory bandwidth * efficiency.memory)
     t         = max(t_compute, t_memory) + launch_overhead   (ops that do any work)
 
-Ops run one after another (no overlap, no cross-op fusion or cache reuse). The totals
+Ops run one after another (no overlap, no cross-op fusion or cache reuse). An op is
+``compute``- or ``memory``-bound by the larger of its two times, or ``overhead``-bound when
+the launch overhead exceeds both (small ops at batch 1). The totals
 obey the latency law of DOMAIN.md section 1, L = W / (P * U), exactly: U is defined as
 achieved FLOP/s over the peak P of the workload's dtype on the tensor unit.
 """
@@ -114,7 +116,9 @@ def roofline(workload: pd.DataFrame, device: DeviceSpec, *,
     df["memory_s"] = memory
     df["overhead_s"] = overhead
     df["time_s"] = time
-    df["bound"] = np.where(~works, "none", np.where(compute >= memory, "compute", "memory"))
+    roof = np.maximum(compute, memory)
+    df["bound"] = np.where(~works, "none", np.where(
+        overhead > roof, "overhead", np.where(compute >= memory, "compute", "memory")))
     with np.errstate(divide="ignore", invalid="ignore"):
         df["achieved_flops_per_s"] = np.where(time > 0, flops / time, 0.0)
     df["unit_used"] = unit_used
@@ -162,6 +166,7 @@ def predict(workload: pd.DataFrame, device: DeviceSpec, *,
         "bound": str(by_bound.idxmax()) if len(by_bound) else "none",
         "compute_bound_s": float(by_bound.get("compute", 0.0)),
         "memory_bound_s": float(by_bound.get("memory", 0.0)),
+        "overhead_bound_s": float(by_bound.get("overhead", 0.0)),
         "overhead_s": float(ops["overhead_s"].sum()),
         "energy_j": (device.tdp_w or 0.0) * latency if device.tdp_w else None,
         "unsupported_ops": list(attrs.get("unsupported", [])),

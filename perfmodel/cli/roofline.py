@@ -77,9 +77,10 @@ def _table(pred: Prediction, ops, top: int) -> str:
         f"  achieved {format_si(s['achieved_flops_per_s'], 'FLOP/s')} of peak "
         f"{format_si(s['peak_flops_per_s'], 'FLOP/s')}: utilization "
         f"{100 * s['utilization']:.2f}%  (L = W / (P x U))",
-        f"  bound: {s['bound']} (compute-bound ops {format_si(s['compute_bound_s'], 's')}, "
-        f"memory-bound ops {format_si(s['memory_bound_s'], 's')}, launch overhead "
-        f"{format_si(s['overhead_s'], 's')} included)",
+        f"  bound: {s['bound']} (time in compute-bound ops {format_si(s['compute_bound_s'], 's')}"
+        f", memory-bound {format_si(s['memory_bound_s'], 's')}, overhead-bound "
+        f"{format_si(s['overhead_bound_s'], 's')}; launch overhead in all: "
+        f"{format_si(s['overhead_s'], 's')})",
         f"  energy {energy}",
         "", "Assumptions:",
         f"  {a['method']}",

@@ -115,3 +115,16 @@ def test_hierarchical_without_cache_bandwidth_falls_back_and_says_so(tiny_device
     pred = predict(build_workload(_linear_graph(), batch=1), tiny_device, hierarchical=True)
     assert pred.summary["latency_s"] == pytest.approx(28.0)
     assert any("flat model used" in n for n in pred.assumptions["fallbacks"])
+
+
+def test_overhead_bound_when_launch_cost_dominates():
+    # relu over 1 element: 2 B read + 2 B written = 4 B -> 0.4 s at 10 B/s, less than the
+    # 1 s launch overhead: overhead-bound, latency 1.4 s.
+    d = tiny_device_dict()
+    d["efficiency"]["launch_overhead_us"] = {"value": 1e6, "source": "HAND"}
+    b = GraphBuilder("one", default_batch=1)
+    b.relu(b.input("x", (1,)))
+    pred = predict(build_workload(b.build(), batch=1), device_from_dict(d))
+    assert pred.ops["bound"].tolist() == ["overhead"]
+    assert pred.summary["bound"] == "overhead"
+    assert pred.summary["latency_s"] == pytest.approx(1.4)
