@@ -58,9 +58,9 @@ def _leaves(d: Any, path: str = "") -> list[tuple[str, Any, str]]:
 
 def show_table(d: DeviceSpec) -> pd.DataFrame:
     """Every figure of a device spec with its full source citation."""
-    rows = [{"figure": p, "value": v, "source": d.provenance.get(p, src)}
+    rows = [{"figure": p, "value": v, "source_key": src, "source": d.provenance.get(p, src)}
             for p, v, src in _leaves(d.raw)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)
 
 
 def handle(args: argparse.Namespace) -> str:
@@ -77,7 +77,10 @@ def handle(args: argparse.Namespace) -> str:
         if args.format == "csv":
             return emit_frame(table, "csv")
         lines = [f"{d.display_name} ({d.name}; aliases: {', '.join(d.aliases) or '-'})", ""]
-        lines += [f"{r.figure:40s} {r.value!s:>10}   {r.source}" for r in table.itertuples()]
+        lines += [f"{r.figure:40s} {r.value!s:>10}   {r.source_key}" for r in table.itertuples()]
+        cited = dict(zip(table["source_key"], table["source"], strict=True))
+        lines += ["", "Sources:"] + [f"  {k}: {v}" if k != v else f"  {k}"
+                                     for k, v in cited.items()]
         if d.raw.get("notes"):
             lines += ["", "notes: " + str(d.raw["notes"]).strip()]
         return "\n".join(lines)
