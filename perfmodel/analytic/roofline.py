@@ -133,7 +133,7 @@ def _throughput(attrs: Mapping[str, Any], latency: float) -> tuple[float, str]:
         return 0.0, "items/s"
     if phase == "decode":
         return batch / latency, "tokens/s"
-    if phase == "prefill":
+    if phase == "prefill" or (phase == "train" and attrs.get("is_llm")):
         return batch * seq / latency, "tokens/s"
     return batch / latency, "samples/s"
 

@@ -98,6 +98,7 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
     df.attrs.update(model=graph.name, batch=batch, seq=seq, phase=phase, dtype=act,
                     act_dtype=act, weight_dtype=wdt, kv_dtype=kvdt, dims=dims,
                     total_params=graph.params, unsupported=unsupported,
+                    is_llm=bool(graph.meta.get("is_llm", False)),
                     optimizer=optimizer if phase == "train" else None)
     if unsupported:
         log.warning("%d op(s) have no cost rule and are not priced: %s", len(unsupported),

@@ -22,8 +22,8 @@ costed         False where no cost rule exists: those rows are reported, never z
 =============  ======================================================================
 
 ``df.attrs`` carries the request: model, batch, seq, phase, dtype, weight_dtype,
-act_dtype, kv_dtype, dims (the symbol values), total_params, and unsupported (op names
-with no cost rule).
+act_dtype, kv_dtype, dims (the symbol values), total_params, is_llm, optimizer, and
+unsupported (op names with no cost rule).
 """
 
 COLUMNS = ("model", "name", "kind", "layer", "phase", "unit", "dtype", "macs", "flops",

@@ -128,3 +128,11 @@ def test_overhead_bound_when_launch_cost_dominates():
     assert pred.ops["bound"].tolist() == ["overhead"]
     assert pred.summary["bound"] == "overhead"
     assert pred.summary["latency_s"] == pytest.approx(1.4)
+
+
+def test_llm_training_throughput_in_tokens(tiny_device):
+    from perfmodel.zoo.transformer import MODELS
+    s = predict(build_workload(MODELS["gpt2"](), batch=2, seq=8, phase="train"),
+                tiny_device).summary
+    assert s["throughput_unit"] == "tokens/s"
+    assert s["throughput_per_s"] == pytest.approx(2 * 8 / s["latency_s"])
