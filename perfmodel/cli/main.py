@@ -7,13 +7,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from perfmodel.cli import hw, models, roofline
+from perfmodel.cli import hw, memory, memory_wall, models, roofline
 from perfmodel.cli.output import FORMATS
 from perfmodel.errors import PerfModelError
 
 __all__ = ["main", "run", "build_parser"]
 
 COMMANDS = {"roofline": roofline, "models": models, "hw": hw}
+COMMANDS["memory"] = memory
+COMMANDS["memory-wall"] = memory_wall
 
 
 class _Parser(argparse.ArgumentParser):

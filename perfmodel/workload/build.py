@@ -115,7 +115,8 @@ def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: st
     one cost computation through ``memo``: costs are pure functions of shapes and attrs."""
     if op.kind not in COST_RULES:
         return (op.name, str(op.kind), op.layer, 0.0, phase, "vector", OpCost(), False)
-    key = (op.kind, op.inputs, op.outputs, op.weights, op.tied, tuple(op.attrs.items()))
+    key: tuple[Any, ...] = (op.kind, op.inputs, op.outputs, op.weights, op.tied,
+                            tuple(op.attrs.items()))
     try:
         c = memo.get(key)
     except TypeError:  # an unhashable attribute value (e.g. a list): no sharing

@@ -1,0 +1,47 @@
+"""Speed of the memory footprint model: a vectorized 1,000-configuration sweep.
+
+    python benchmarks/bench_memory.py
+
+Target: footprint of 1,000 (batch, seq, tp, pp, dp) configurations in under 1 s.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import numpy as np
+
+import perfmodel as pm
+from perfmodel.analytic.memory import MemoryPlan, footprint, memory_model
+
+
+def main() -> None:
+    mm = memory_model(pm.load_model("llama-2-70b"))
+    rng = np.random.default_rng(0)
+    n = 1000
+    grid = {"batch": rng.choice([1, 8, 32, 128, 512], n) * 8,
+            "seq": rng.choice([512, 2048, 4096, 8192], n),
+            "tp": rng.choice([1, 2, 4, 8], n), "pp": rng.choice([1, 2, 4, 8], n),
+            "dp": np.full(n, 8)}
+    plan = MemoryPlan(phase="train", batch=64, micro_batch=1, seq=2048, zero=1,
+                      recompute="selective", sequence_parallel=True)
+    best = min(_time(lambda: footprint(mm, plan, **grid)) for _ in range(5))
+    dec = MemoryPlan(phase="decode", batch=1, seq=4096)
+    best_dec = min(_time(lambda: footprint(mm, dec, batch=grid["batch"], seq=grid["seq"],
+                                           tp=grid["tp"])) for _ in range(5))
+    print(f"machine: {platform.machine()}, python {platform.python_version()}")
+    for name, t in (("train footprint, 1,000 configurations (vectorized)", best),
+                    ("decode footprint, 1,000 configurations (vectorized)", best_dec)):
+        print(f"{name:55s} {t * 1e3:8.2f} ms   target < 1000 ms   "
+              f"{'ok' if t < 1 else 'OVER TARGET'}")
+
+
+def _time(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+if __name__ == "__main__":
+    main()

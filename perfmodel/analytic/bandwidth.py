@@ -1,0 +1,91 @@
+"""Bandwidth-bound limits: the decode floor, the batch where decode turns compute-bound,
+and memory-wall statistics over the spec library.
+
+Decode (one new token per sequence) reads every weight and the whole KV cache once per
+step, so per device
+
+    t_step >= (weight bytes + KV-cache bytes) / (bandwidth x memory efficiency)
+
+and the tokens/s ceiling is batch / t_step (x data-parallel replicas for the system). The
+step does 2 x params FLOPs per token (plus attention over the cache), so its arithmetic
+intensity is I(b) = b x 2P / (W + b x KV1); it reaches the device's ridge point
+R = peak / bandwidth at b* = R W / (F - R KV1), and never if F <= R KV1 (Williams et al.
+2009 roofline; the ridge of DOMAIN.md sec. 5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.analytic.memory import MemoryModel, MemoryPlan, footprint
+from perfmodel.hardware.spec import DeviceSpec
+
+__all__ = ["decode_limits", "memory_wall_table", "growth_rates"]
+
+
+def decode_limits(mm: MemoryModel, plan: MemoryPlan, device: DeviceSpec) -> dict[str, Any]:
+    """Decode floor per step, tokens/s ceilings and the compute-bound batch (per device)."""
+    decode = plan.with_(phase="decode")
+    parts = footprint(mm, decode)
+    bw = device.memory_bandwidth * device.efficiency.memory
+    moved = float(parts["weights"] + parts["kv_cache"])
+    floor = moved / bw
+    # Storage dtypes need no compute unit; the ridge uses the nearest one the device has.
+    compute_dtype = plan.dtype if plan.dtype in device.dtypes else device.default_dtype
+    _, dt, peak, _ = device.resolve_unit("tensor", compute_dtype)
+    ridge = peak * device.efficiency.compute / bw
+    # 2 FLOPs per parameter, plus attention over the cache: scores and context, 2 x 2 x
+    # heads x head_dim x seq per layer (DOMAIN.md sec. 2), on this device's share.
+    attention = 4.0 * mm.num_layers * mm.heads * mm.head_dim * plan.seq
+    flops_per_token = (2.0 * mm.params + attention) / (plan.tp * plan.pp)
+    weights = float(parts["weights"])
+    kv_per_seq = float(parts["kv_cache"]) / max(np.ceil(plan.batch / plan.dp), 1)
+    denom = flops_per_token - ridge * kv_per_seq
+    ridge_batch = ridge * weights / denom if denom > 0 else None
+    per_device = np.ceil(plan.batch / plan.dp) / floor if floor > 0 else float("inf")
+    return {
+        "decode_floor_s": floor, "bytes_per_step": moved,
+        "tokens_per_s_ceiling_per_device": per_device,
+        "tokens_per_s_ceiling_system": per_device * plan.dp,
+        "ridge_flop_per_byte": ridge, "ridge_dtype": dt,
+        "compute_bound_batch": ridge_batch,
+        "assumption": "every weight and the whole KV cache read once per decode step at "
+                      f"{device.efficiency.memory:.2f} x peak bandwidth; compute at "
+                      f"{device.efficiency.compute:.2f} x {dt} peak",
+    }
+
+
+def memory_wall_table(devices: list[DeviceSpec]) -> pd.DataFrame:
+    """Per device: year, dense 16-bit tensor peak (else the best it has), bandwidth,
+    capacity, and the memory-wall ratios FLOP per byte of bandwidth and per byte held."""
+    rows = []
+    for d in devices:
+        dt = d.default_dtype
+        _, used, peak, _ = d.resolve_unit("tensor", dt)
+        rows.append({
+            "device": d.name, "vendor": d.vendor, "category": d.category, "year": d.year,
+            "dtype": used, "peak_flops_per_s": peak, "bandwidth_Bps": d.memory_bandwidth,
+            "capacity_bytes": d.memory_capacity,
+            "flop_per_byte": peak / d.memory_bandwidth,
+            "bandwidth_per_capacity_per_s": d.memory_bandwidth / d.memory_capacity,
+        })
+    return pd.DataFrame(rows).sort_values(["year", "device"], ignore_index=True)
+
+
+def growth_rates(table: pd.DataFrame, category: str = "datacenter-gpu",
+                 vendor: str = "NVIDIA") -> dict[str, float]:
+    """Compound annual growth of peak FLOP/s, bandwidth and capacity over one product line
+    (least-squares fit of log2(value) against year): the seed's "compute grows faster than
+    memory" checked against the spec library."""
+    t = table[(table["category"] == category) & (table["vendor"] == vendor)].dropna(
+        subset=["year"])
+    out: dict[str, float] = {"devices": float(len(t))}
+    if t["year"].nunique() < 2:
+        return out
+    for col in ("peak_flops_per_s", "bandwidth_Bps", "capacity_bytes"):
+        slope = np.polyfit(t["year"].astype(float), np.log2(t[col].astype(float)), 1)[0]
+        out[f"{col}_per_year"] = float(2 ** slope - 1)
+    return out
