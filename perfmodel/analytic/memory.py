@@ -12,7 +12,7 @@ Sources of the formulas:
   parallel group, ZeRO-2 also gradients, ZeRO-3 (= FSDP full sharding) also weights.
 * Activations saved for backward, per transformer layer, with tensor parallel size t
   (Korthikanti et al., "Reducing activation recomputation in large transformer models",
-  MLSys 2023, eqs. 1-6): sbh(10 + 24/t + 5as/(ht)) bytes without sequence parallelism,
+  MLSys 2023, sec. 4 and Table 2): sbh(10 + 24/t + 5as/(ht)) bytes without sequence parallelism,
   sbh/t (34 + 5as/h) with it; selective recomputation drops the 5as/h attention-score term;
   full recomputation keeps only each layer's input, 2sbh (/t with sequence parallelism).
   The 24 = 8 (attention: Q, K, V, projection input) + 16 (MLP: GELU input and second GEMM
@@ -237,7 +237,7 @@ def _stage_params(mm: MemoryModel, tp: np.ndarray, pp: np.ndarray) -> np.ndarray
 
 def layer_activation_bytes(mm: MemoryModel, s: Any, b: Any, t: Any, sp: bool,
                            recompute: str, act_bytes: float = 2.0) -> Any:
-    """Bytes saved for backward by one transformer layer (Korthikanti et al. 2023, sec. 4).
+    """Bytes saved for backward by one transformer layer (Korthikanti et al. 2023, sec. 4, Table 2).
 
     s sequence length, b micro-batch, t tensor-parallel size; ``act_bytes`` is the width
     the paper assumes (2, fp16/bf16) and scales the sbh terms.

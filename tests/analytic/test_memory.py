@@ -94,14 +94,14 @@ def test_llama2_70b_fp16_does_not_fit_one_80gb_device():
 
 
 def test_korthikanti_activation_per_layer_no_recompute():
-    # Korthikanti et al. 2023, eq. (1): sbh(34 + 5as/h) bytes per layer (t = 1).
+    # Korthikanti et al. 2023, sec. 4.1 and Table 2: sbh(34 + 5as/h) bytes per layer (t = 1).
     s, b, h, a = 4, 1, 64, 4
     assert layer_activation_bytes(TOY, s, b, 1, False, "none") == s * b * h * (34 + 5 * a * s / h)
 
 
 def test_korthikanti_with_tensor_parallel_and_sequence_parallel():
     s, b, h, a, t = 4, 2, 64, 4, 4
-    # eq. (2): sbh(10 + 24/t + 5as/(ht)); eq. (5): sbh/t (34 + 5as/h).
+    # Table 2: tensor parallel sbh(10 + 24/t + 5as/(ht)); + sequence parallel sbh/t (34 + 5as/h).
     assert layer_activation_bytes(TOY, s, b, t, False, "none") == pytest.approx(
         s * b * h * (10 + 24 / t + 5 * a * s / (h * t)))
     assert layer_activation_bytes(TOY, s, b, t, True, "none") == pytest.approx(
@@ -109,7 +109,7 @@ def test_korthikanti_with_tensor_parallel_and_sequence_parallel():
 
 
 def test_korthikanti_selective_recompute_is_34sbh():
-    # Sec. 5: with selective recomputation and sequence parallelism, 34 sbh / t.
+    # Table 2 (sec. 5): with selective recomputation and sequence parallelism, 34 sbh / t.
     s, b, h = 4, 1, 64
     assert layer_activation_bytes(TOY, s, b, 1, True, "selective") == 34 * s * b * h
     assert layer_activation_bytes(TOY, s, b, 2, True, "selective") == 34 * s * b * h / 2
