@@ -52,7 +52,8 @@ def plot_memory_wall(table: pd.DataFrame, path: str | Path, overwrite: bool = Fa
     plt = _pyplot()
     t = table.dropna(subset=["year"])
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
-    a.semilogy(t["year"], t["peak_flops_per_s"] / 1e12, "o", label="peak TFLOP/s (fp16, else bf16, else fp32)")
+    a.semilogy(t["year"], t["peak_flops_per_s"] / 1e12, "o",
+               label="peak TFLOP/s (fp16, else bf16, else fp32)")
     a.semilogy(t["year"], t["bandwidth_Bps"] / 1e9, "s", label="bandwidth GB/s")
     a.semilogy(t["year"], t["capacity_bytes"] / 1e9, "^", label="capacity GB")
     a.set_xlabel("year")
