@@ -1,0 +1,198 @@
+"""Alpha-beta collectives: the closed forms DOMAIN.md section 4 states, nccl-tests
+conventions, and the model on a SystemSpec. Every number is worked by hand in the test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perfmodel.analytic.collectives import (
+    BUS_FACTOR,
+    CLOSED_FORMS,
+    busbw,
+    collective_cost,
+    collective_time,
+    hierarchical_time,
+    ps_over_ring_factor,
+)
+from perfmodel.analytic.network import levels, predict_collective
+from perfmodel.errors import ShapeError, UnknownNameError, UnsupportedOpError
+from perfmodel.hardware.system import load_system, system_from_dict
+from tests.hardware.test_system import tiny_system_dict
+
+V, B, ALPHA = 8e9, 100e9, 5e-6  # 8 GB, 100 GB/s per direction, 5 us per step
+
+
+@pytest.mark.parametrize("p", [2, 3, 8, 64, 1000])
+def test_ring_reduce_scatter_sends_p_minus_1_over_p_of_v_in_p_minus_1_steps(p):
+    steps, traffic = collective_cost("reduce_scatter", V, p, "ring")
+    assert steps == p - 1
+    assert traffic == pytest.approx((p - 1) * V / p)
+    # all-gather mirrors it (DOMAIN.md section 4)
+    assert collective_cost("all_gather", V, p, "ring")[1] == pytest.approx((p - 1) * V / p)
+
+
+@pytest.mark.parametrize("p", [2, 4, 8, 16, 1024])
+def test_ring_all_reduce_is_2_p_minus_1_v_over_pb_plus_2_p_minus_1_alpha(p):
+    t = collective_time("all_reduce", V, p, ALPHA, B, "ring")
+    assert t == pytest.approx(2 * (p - 1) * V / (p * B) + 2 * (p - 1) * ALPHA)
+    # p = 8 by hand: 2*7*8e9/(8*100e9) + 14*5e-6 = 0.14 + 0.00007
+    if p == 8:
+        assert t == pytest.approx(0.14007)
+
+
+@pytest.mark.parametrize("p, size", [(4, 1e6), (8, 1e9), (64, 4e3), (512, 1e10)])
+def test_parameter_server_slower_than_ring_by_the_closed_form_factor(p, size):
+    ratio = ps_over_ring_factor(size, p, ALPHA, B)
+    ps = 2 * ALPHA + 2 * (p - 1) * size / B               # server link carries (p-1)V twice
+    ring = 2 * (p - 1) * ALPHA + 2 * (p - 1) * size / (p * B)
+    assert ratio == pytest.approx(ps / ring)
+    assert ps_over_ring_factor(size, p, 0.0, B) == pytest.approx(p)  # bandwidth-bound: p
+
+
+def test_seed_claim_ring_time_tends_to_2v_over_b_while_traffic_grows():
+    p = np.array([2, 4, 16, 256, 4096, 65536])
+    t = collective_time("all_reduce", V, p, 0.0, B, "ring")
+    assert np.all(np.diff(t) > 0) and t[-1] < 2 * V / B    # rises towards 2V/b, never above
+    assert t[-1] == pytest.approx(2 * V / B, rel=1e-4)      # 2(p-1)/p -> 2
+    assert t[0] == pytest.approx(V / B)                     # p = 2: V/b
+    # total traffic of one phase, summed over devices: p * (p-1)V/p = (p-1)V, growing with p
+    _, per_device = collective_cost("reduce_scatter", V, p, "ring")
+    assert np.allclose(p * per_device, (p - 1) * V)
+
+
+@pytest.mark.parametrize("prim, factor", [("all_reduce", 2 * 7 / 8), ("all_gather", 7 / 8),
+                                          ("reduce_scatter", 7 / 8), ("broadcast", 1),
+                                          ("reduce", 1), ("all_to_all", 7 / 8),
+                                          ("send_recv", 1)])
+def test_nccl_tests_bus_bandwidth_factors(prim, factor):
+    # NVIDIA/nccl-tests doc/PERFORMANCE.md: busbw = algbw x factor, n = 8
+    assert float(BUS_FACTOR[prim](np.float64(8))) == pytest.approx(factor)
+    assert float(busbw(prim, 1e9, 0.01, 8)) == pytest.approx(1e11 * factor)
+
+
+@pytest.mark.parametrize("prim", ["all_reduce", "reduce_scatter", "all_gather"])
+def test_bandwidth_optimal_ring_has_busbw_equal_to_the_link(prim):
+    t = collective_time(prim, V, 8, 0.0, B, "ring")
+    assert float(busbw(prim, V, t, 8)) == pytest.approx(B)
+
+
+def test_recursive_and_tree_step_counts():
+    assert collective_cost("all_reduce", V, 8, "recursive")[0] == 6      # 2 log2 8
+    assert collective_cost("all_gather", V, 6, "recursive")[0] == 3      # ceil(log2 6)
+    steps, traffic = collective_cost("all_reduce", V, 16, "tree")
+    assert steps == 8 and traffic == 2 * V                                # 2 log2 16, 2V
+    assert collective_cost("all_to_all", V, 8, "recursive")[1] == 3 * V / 2  # Bruck
+
+
+def test_vectorized_over_size_and_p():
+    sizes = np.logspace(3, 9, 7)[:, None]
+    ps = np.array([2, 8, 32])[None, :]
+    t = collective_time("all_reduce", sizes, ps, ALPHA, B)
+    assert t.shape == (7, 3)
+    assert t[3, 1] == pytest.approx(collective_time("all_reduce", 1e6, 8, ALPHA, B))
+    assert collective_time("all_reduce", 1e6, 1, ALPHA, B) == 0.0        # nothing moves
+
+
+def test_hierarchical_by_hand():
+    # V = 8 GB, 2 nodes x 8: intra RS + AG = 2 * 7/8 * 8e9 / 200e9 = 0.07 s;
+    # inter ring AR on V/8 per device, 8 shards share 100 GB/s: 2 * 1/2 * 8e9 / 100e9 = 0.08
+    t = hierarchical_time("all_reduce", 8e9, 2, 8, 0.0, 200e9, 0.0, 100e9)
+    assert float(t) == pytest.approx(0.15)
+    # latency: 2 * 7 intra steps + 2 * 1 inter step
+    t = hierarchical_time("all_reduce", 8e9, 2, 8, 1e-6, 200e9, 10e-6, 100e9)
+    assert float(t) == pytest.approx(0.15 + 14e-6 + 20e-6)
+
+
+def test_bad_input_is_our_error():
+    with pytest.raises(UnknownNameError, match="did you mean 'all_reduce'"):
+        collective_time("allreduce", V, 8, ALPHA, B)
+    with pytest.raises(ShapeError, match="positive"):
+        collective_time("all_reduce", 0, 8, ALPHA, B)
+    with pytest.raises(ShapeError, match="whole number"):
+        collective_time("all_reduce", V, 2.5, ALPHA, B)
+    with pytest.raises(UnsupportedOpError, match="use one of: recursive, ring"):
+        collective_time("all_gather", V, 8, ALPHA, B, "tree")
+    with pytest.raises(ShapeError, match="bandwidth"):
+        collective_time("all_reduce", V, 8, ALPHA, 0.0)
+
+
+def test_every_closed_form_is_finite_and_non_negative():
+    v, p = np.array([1.0, 1e6, 1e10]), np.array([2.0, 7.0, 4096.0])
+    for (algo, prim), form in CLOSED_FORMS.items():
+        steps, traffic = form(v, p)
+        assert np.all(np.isfinite(steps)) and np.all(steps >= 1), (algo, prim)
+        assert np.all(traffic >= 0), (algo, prim)
+
+
+# ------------------------------------------------------------- on a SystemSpec
+
+
+def test_predict_on_a_tiny_ring_matches_the_closed_form():
+    s = system_from_dict(tiny_system_dict(
+        scale_up={"topology": "ring", "bandwidth_GBps_per_direction": {"value": 10,
+                                                                       "source": "HAND"},
+                  "latency_us": {"value": 2, "source": "HAND"}}))
+    t = predict_collective(s, "all_reduce", [3e9], algorithm="ring").table
+    # 3 devices: 2 * 2/3 * 3e9 / 10e9 + 4 * 2e-6 = 0.4 + 8e-6 s
+    assert t["time_us"][0] == pytest.approx((0.4 + 8e-6) * 1e6)
+    assert t["busbw_GBps"][0] == pytest.approx(3e9 / (0.4 + 8e-6) * 4 / 3 / 1e9)
+    assert list(t.columns[:6]) == ["size_bytes", "count", "type", "time_us", "algbw_GBps",
+                                   "busbw_GBps"]
+
+
+def test_two_dgx_nodes_run_at_the_slower_level():
+    s = load_system("dgx-a100")
+    intra, inter = levels(s, nodes=2)
+    assert intra.ring_Bps == 300e9 and inter is not None and inter.ring_Bps == 200e9
+    t = predict_collective(s, "all_reduce", [1 << 34], nodes=2, algorithm="ring").table
+    # busbw at 16 GiB is bounded by 8 x 25 GB/s of NICs x the network efficiency
+    assert t["busbw_GBps"][0] < 200
+
+
+def test_efficiency_curve_read_at_the_reference_bandwidth():
+    # a curve measured at 300 GB/s is read at size x 300/32 on a 32 GB/s PCIe ring
+    s = load_system("azure-nc-a100-v4")
+    intra, _ = levels(s, per_node=4)
+    assert intra.ring_Bps == 32e9
+    assert float(intra.eff(1 << 20)) == pytest.approx(
+        float(s.scale_up.efficiency.at((1 << 20) * 300 / 32)))
+
+
+def test_parameter_server_on_the_4090_box_is_p_times_slower():
+    s = load_system("pcie-8x-4090")
+    ps = predict_collective(s, "all_reduce", [1 << 30], algorithm="parameter_server").table
+    ring = predict_collective(s, "all_reduce", [1 << 30], algorithm="ring").table
+    ratio = ps["time_us"][0] / ring["time_us"][0]
+    assert ratio == pytest.approx(8, rel=0.01)    # bandwidth-bound: p = 8 (uplink = port)
+
+
+def test_pcie_uplink_sharing_shows_in_all_to_all():
+    # 8 GPUs, 4 per switch: each uplink carries 4 x 4/8 V = 2V vs a port's 7/8 V
+    s = load_system("pcie-8x-4090")
+    t = predict_collective(s, "all_to_all", [1 << 30]).table["transfer_us"][0] * 1e-6
+    assert t == pytest.approx(2 * (1 << 30) / 32e9, rel=1e-9)
+
+
+def test_auto_picks_the_faster_of_ring_and_tree():
+    s = load_system("dgx-a100")
+    auto = predict_collective(s, "all_reduce", [8, 1 << 30], nodes=16).table
+    ring = predict_collective(s, "all_reduce", [8, 1 << 30], nodes=16, algorithm="ring").table
+    tree = predict_collective(s, "all_reduce", [8, 1 << 30], nodes=16, algorithm="tree").table
+    assert np.allclose(auto["time_us"], np.minimum(ring["time_us"], tree["time_us"]))
+    assert auto["algorithm"][0] == "tree"          # small: fewer latency steps
+
+
+def test_predict_states_its_assumptions():
+    a = predict_collective(load_system("dgx-a100"), "all_gather", [1 << 20], 2).assumptions
+    assert "FIT-A100-NVSWITCH" not in a["intra"]["efficiency_source"]   # resolved citation
+    assert "collectives.csv" in a["intra"]["efficiency_source"]
+    assert a["inter"]["nic_GBps"] == 25.0 and "size_convention" in a
+
+
+def test_predict_rejects_bad_sizes_and_one_device():
+    s = load_system("dgx-a100")
+    with pytest.raises(ShapeError):
+        predict_collective(s, "all_reduce", [0])
+    with pytest.raises(ShapeError, match="at least 2 devices"):
+        predict_collective(s, "all_reduce", [8], per_node=1)
