@@ -1,0 +1,111 @@
+"""perfmodel bench: run the microbenchmark suite (CUDA on a GPU, or the host CPU via numpy)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from perfmodel.bench.build import DEFAULT_ARCHS, PROGRAMS, SUITES, build, nvcc_commands
+from perfmodel.bench.host import HOST_SUITES, host_spec, run_host
+from perfmodel.bench.measurement import write_measurements
+from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.errors import PerfModelError
+from perfmodel.units import format_si
+
+HELP = "run the microbenchmarks (CUDA GPU or --backend cpu) and write a measurement CSV"
+
+SHOWN = ["benchmark", "family", "dtype", "m", "n", "k", "bytes", "time_s", "achieved_TFLOPS",
+         "achieved_GBps", "check_rel_err"]
+
+
+def _list(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["cuda", "cpu"], default="cuda",
+                   help="cuda: the bundled CUDA programs on the visible GPU; cpu: numpy")
+    p.add_argument("--suite", default=None, help=f"comma list; cuda: {','.join(SUITES)}; "
+                                                 f"cpu: {','.join(HOST_SUITES)} (default all)")
+    p.add_argument("--out", default=None, metavar="CSV", help="measurement file to write")
+    p.add_argument("--force", action="store_true", help="overwrite --out / --spec-out")
+    p.add_argument("--quick", action="store_true", help="a small sweep (CI, smoke tests)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repetitions per case")
+    p.add_argument("--spec-out", default=None, metavar="YAML",
+                   help="cpu: also write a hw spec of this host (detected + measured)")
+    p.add_argument("--build-only", action="store_true",
+                   help="cuda: compile every program with nvcc and stop (no GPU needed)")
+    p.add_argument("--print-commands", action="store_true",
+                   help="with --build-only: print the nvcc commands instead of running them")
+    p.add_argument("--arch", default=None, help="GPU architectures, e.g. sm_80,sm_90 "
+                                                "(default: the visible GPU's, else sm_80,sm_90)")
+    p.add_argument("--build-dir", default=None, help="where binaries go (default: a cache "
+                                                     "folder under ~/.cache/perfmodel)")
+
+
+def _build_only(args: argparse.Namespace) -> str:
+    archs = _list(args.arch) or list(DEFAULT_ARCHS)
+    out = Path(args.build_dir) if args.build_dir else None
+    if args.print_commands:
+        cmds = nvcc_commands(out or Path("BUILD_DIR"), archs)
+        return "\n".join(subprocess.list2cmdline(c) for c in cmds.values())
+    built = build(archs, out, jobs=2, force=args.force)
+    table = pd.DataFrame({"program": list(built), "source": [PROGRAMS[n].source for n in built],
+                          "binary": [str(b) for b in built.values()]})
+    if args.format != "table":
+        return emit_frame(table, args.format)
+    return (f"compiled {len(built)} of {len(PROGRAMS)} CUDA programs for {','.join(archs)}:\n"
+            + emit_frame(table, "table"))
+
+
+def _write_spec(df: pd.DataFrame, path: str, force: bool) -> Path:
+    p = Path(path)
+    if p.exists() and not force:
+        raise PerfModelError(f"{p} already exists", "pass --force to overwrite it")
+    text = yaml.safe_dump(host_spec(df), sort_keys=False, width=100)
+    p.write_text("# Host CPU spec written by `perfmodel bench --backend cpu --spec-out`.\n"
+                 + text)
+    return p
+
+
+def handle(args: argparse.Namespace) -> str:
+    if args.build_only:
+        return _build_only(args)
+    if not args.out:
+        raise PerfModelError("bench needs --out FILE.csv (or --build-only)",
+                             "e.g. perfmodel bench --backend cpu --out host.csv")
+    if Path(args.out).exists() and not args.force:
+        raise PerfModelError(f"{args.out} already exists", "pass --force to overwrite it")
+    if args.repeats is not None and args.repeats <= 0:
+        raise PerfModelError(f"--repeats must be positive, got {args.repeats}", "e.g. 20")
+    suites = _list(args.suite)
+    if args.spec_out and (args.backend != "cpu" or not {"gemm", "membw"} <= set(
+            suites or HOST_SUITES)):
+        raise PerfModelError("--spec-out needs --backend cpu with the gemm and membw suites",
+                             "drop --suite, or add gemm,membw to it")
+    if args.backend == "cpu":
+        df = run_host(suites or list(HOST_SUITES), quick=args.quick, repeats=args.repeats)
+    else:
+        from perfmodel.bench.runner import run_cuda
+        df = run_cuda(suites or list(SUITES), quick=args.quick, repeats=args.repeats,
+                      archs=_list(args.arch),
+                      build_dir=Path(args.build_dir) if args.build_dir else None)
+    write_measurements(df, args.out, overwrite=args.force)
+    spec = _write_spec(df, args.spec_out, args.force) if args.spec_out else None
+    if args.format == "json":
+        return to_json({"out": args.out, "spec_out": str(spec) if spec else None,
+                        "rows": df[SHOWN].astype(object).where(df[SHOWN].notna(), None)
+                        .to_dict(orient="records")})
+    if args.format == "csv":
+        return emit_frame(df[SHOWN], "csv")
+    fmt = {"bytes": lambda v: "-" if pd.isna(v) else format_si(v, "B"),
+           "time_s": lambda v: format_si(v, "s"),
+           "achieved_TFLOPS": lambda v: "-" if pd.isna(v) else f"{v:.4g}",
+           "achieved_GBps": lambda v: "-" if pd.isna(v) else f"{v:.4g}",
+           "check_rel_err": lambda v: "-" if pd.isna(v) else f"{v:.1e}"}
+    tail = [f"wrote {len(df)} rows to {args.out}"] + ([f"wrote host spec {spec}"] if spec else [])
+    return emit_frame(df[SHOWN], "table", fmt) + "\n\n" + "\n".join(tail)

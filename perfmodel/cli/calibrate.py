@@ -1,0 +1,81 @@
+"""perfmodel calibrate FILE --hw HW -o OUT.yaml: fit efficiency curves, cross-validated."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.validate import add_measurement_arguments, load_rows
+from perfmodel.errors import PerfModelError
+from perfmodel.hardware.load import device_from_dict, load_device
+from perfmodel.validate.calibrate import calibrate, calibrated_spec
+
+HELP = "fit size-dependent efficiency curves and launch overhead; write a calibrated spec"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_measurement_arguments(p)
+    p.add_argument("-o", "--output", default=None, metavar="YAML",
+                   help="write the calibrated spec here")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    p.add_argument("--group", default=None,
+                   help="fit the inference launch overhead per value of this column in "
+                        "cross-validation (e.g. framework)")
+
+
+def _table(cal_summary: pd.DataFrame, uncal: pd.DataFrame) -> pd.DataFrame:
+    u = uncal.set_index("family")
+    out = cal_summary[["family", "rows", "predicted"]].copy()
+    out["uncalibrated_mape"] = out["family"].map(u["mape"])
+    out["cv_mape"] = cal_summary["mape"]
+    out["cv_median_abs_error"] = cal_summary["median_abs_error"]
+    out["cv_p90_abs_error"] = cal_summary["p90_abs_error"]
+    return out
+
+
+def handle(args: argparse.Namespace) -> str:
+    if args.folds < 2:
+        raise PerfModelError(f"--folds must be at least 2, got {args.folds}",
+                             "cross-validation fits on some folds and reports on the rest")
+    df = load_rows(args)
+    base = load_device(args.hw) if args.hw else load_device(df["hw"].iloc[0])
+    cal = calibrate(df, folds=args.folds, seed=args.seed, group=args.group)
+    table = _table(cal.summary, cal.uncalibrated)
+    written = None
+    if args.output:
+        out = Path(args.output)
+        if out.exists() and not args.force:
+            raise PerfModelError(f"{out} already exists", "pass --force to overwrite it")
+        spec = calibrated_spec(base, cal, args.measurements or f"reference:{args.reference}")
+        device_from_dict(spec, str(out))  # the written file must load
+        out.write_text(f"# {base.display_name}, calibrated by `perfmodel calibrate`.\n"
+                       + yaml.safe_dump(spec, sort_keys=False, width=100))
+        written = str(out)
+    e = cal.efficiency
+    if args.format == "json":
+        return to_json({"table": table.to_dict(orient="records"), "output": written,
+                        "launch_overhead_s": e.launch_overhead_s, "compute": e.compute,
+                        "memory": e.memory,
+                        "compute_curves": {k: c.to_points() for k, c in e.compute_curves.items()},
+                        "memory_curve": e.memory_curve.to_points() if e.memory_curve else None,
+                        "group_overheads_s": dict(cal.group_overheads_s)})
+    if args.format == "csv":
+        return emit_frame(table, "csv")
+    pct = {c: (lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")
+           for c in table.columns if "mape" in c or "error" in c}
+    lines = [f"calibrated on {len(df)} rows; errors on held-out rows ({args.folds}-fold "
+             "cross-validation) next to the uncalibrated spec's", "",
+             emit_frame(table, "table", pct), "",
+             f"fitted: launch overhead {e.launch_overhead_s * 1e6:.3g} us, compute "
+             f"{e.compute:.3f} and memory {e.memory:.3f} (large kernels), compute curves for "
+             f"{', '.join(e.compute_curves) or 'none'}, memory curve with "
+             f"{len(e.memory_curve.sizes) if e.memory_curve else 0} points"]
+    if written:
+        lines.append(f"wrote {written} (use it: perfmodel roofline MODEL --hw {written})")
+    return "\n".join(lines)

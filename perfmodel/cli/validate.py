@@ -1,0 +1,98 @@
+"""perfmodel validate FILE --hw HW | --reference a100: predicted vs measured, per row."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from perfmodel.bench.measurement import read_measurements
+from perfmodel.bench.reference import REFERENCE_DEVICES, load_reference
+from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.errors import PerfModelError
+from perfmodel.hardware.load import load_device
+from perfmodel.validate.compare import compare
+from perfmodel.validate.metrics import error_summary
+
+HELP = "compare perfmodel's predictions with a measurement file (or the shipped references)"
+
+ROW_COLUMNS = ["benchmark", "family", "hw_used", "dtype", "m", "n", "k", "model", "batch",
+               "seq", "bytes", "time_s", "predicted_s", "error", "predict_note"]
+
+
+def add_measurement_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("measurements", nargs="?", help="measurement CSV (perfmodel bench --out)")
+    p.add_argument("--reference", choices=sorted(REFERENCE_DEVICES), default=None,
+                   help="use the shipped published measurements of this GPU instead")
+    p.add_argument("--hw", default=None, help="device (name or spec YAML) for rows that name "
+                                              "none (files from perfmodel bench)")
+    p.add_argument("--family", default=None, help="only these families (comma list)")
+
+
+def load_rows(args: argparse.Namespace) -> pd.DataFrame:
+    """The measurement rows a validate/calibrate command works on, with hw filled in."""
+    if bool(args.measurements) == bool(args.reference):
+        raise PerfModelError("give one measurement file or --reference NAME",
+                             "e.g. perfmodel validate host.csv --hw host.yaml, or "
+                             "perfmodel validate --reference a100")
+    df = load_reference(args.reference) if args.reference else \
+        read_measurements(args.measurements)
+    if args.family:
+        df = df[df["family"].isin([f.strip() for f in args.family.split(",")])]
+    if (df["hw"] == "").any():
+        if not args.hw:
+            raise PerfModelError("the measurement rows name no device",
+                                 "pass --hw NAME_OR_SPEC.yaml (e.g. the --spec-out of bench)")
+        load_device(args.hw)  # a bad --hw fails here, with its own message
+        df = df.assign(hw=df["hw"].replace("", args.hw))
+    if df.empty:
+        raise PerfModelError("no measurement rows to work on", "check --family")
+    return df.reset_index(drop=True)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_measurement_arguments(p)
+    p.add_argument("--efficiency-from", default=None, metavar="SPEC",
+                   help="price every row with this spec's efficiency block (a calibrated "
+                        "spec) on the row's own device")
+    p.add_argument("--by", default="family", help="group the statistics by this column "
+                                                  "(family, framework, model, dtype, ...)")
+    p.add_argument("--plot", default=None, metavar="FILE", help="predicted-vs-measured scatter")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+
+
+def summary_text(summary: pd.DataFrame, by: str) -> str:
+    pct = {c: (lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")
+           for c in ("mape", "median_abs_error", "p90_abs_error", "median_error")}
+    return emit_frame(summary, "table", pct)
+
+
+def handle(args: argparse.Namespace) -> str:
+    df = load_rows(args)
+    eff = load_device(args.efficiency_from) if args.efficiency_from else None
+    if args.by not in df.columns:
+        raise PerfModelError(f"cannot group by {args.by!r}: not a measurement column",
+                             "e.g. --by family, framework, model, dtype, benchmark")
+    compared = compare(df, efficiency_from=eff)
+    summary = error_summary(compared, by=args.by)
+    if args.plot:
+        from perfmodel.report.validation import plot_validation
+        plot_validation(compared, args.plot, overwrite=args.force,
+                        title=f"perfmodel vs {args.reference or args.measurements}")
+    if args.format == "json":
+        return to_json({"summary": summary.to_dict(orient="records"),
+                        "rows": compared[ROW_COLUMNS].astype(object)
+                        .where(compared[ROW_COLUMNS].notna(), None).to_dict(orient="records")})
+    if args.format == "csv":
+        return emit_frame(compared, "csv")
+    worst = compared.dropna(subset=["error"]).reindex(
+        compared["abs_error"].dropna().sort_values(ascending=False).index).head(5)
+    lines = [f"{len(compared)} measurements, {int(compared['predicted_s'].notna().sum())} "
+             f"predicted; error = (predicted - measured) / measured", "",
+             summary_text(summary, args.by), "", "Largest errors:",
+             emit_frame(worst[["benchmark", "family", "hw_used", "time_s", "predicted_s",
+                               "error"]], "table",
+                        {"error": lambda v: f"{100 * v:+.1f}%"})]
+    skipped = compared[compared["predict_note"] != ""]["predict_note"].value_counts()
+    lines += [f"not predicted: {n} x {note}" for note, n in skipped.items()]
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""Join each measurement with perfmodel's prediction for the same work.
+
+Per family (a registry, PRICERS):
+
+- gemm, conv, attention, elementwise, reduction, membw, l2: a one-op Workload (the schema of
+  perfmodel.workload.schema) priced by ``analytic.roofline`` on the row's device, so the
+  prediction is exactly what the roofline charges such an op inside a model:
+  max(flops / (peak x compute efficiency), bytes / (bandwidth x memory efficiency)) + launch
+  overhead. GEMM rows count FLOP = 2 m n k and bytes = (m k + k n) x dtype + m n x output
+  dtype; the others take the row's flops and bytes. l2 rows use the hierarchical roofline
+  (a working set that fits the cache is read at the cache's bandwidth).
+- launch: the spec's launch overhead.
+- inference: ``predict(build_workload(load_model(model), ...))``; LLM rows of phase
+  ``generate`` are one prefill of ``seq`` tokens plus ``out_seq - 1`` decode steps, each priced
+  at the mean KV length ``seq + out_seq / 2`` (decode time is linear in KV length per op).
+- latency, collective, and rows on several devices: not predicted (predicted_s empty, the
+  reason in ``predict_note``); a single-device roofline has no figure for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.analytic.roofline import predict, roofline
+from perfmodel.errors import MeasurementError
+from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.hardware.load import load_device
+from perfmodel.hardware.spec import DeviceSpec, Efficiency
+from perfmodel.units import dtype_bytes
+from perfmodel.workload.build import build_workload
+from perfmodel.workload.schema import COLUMNS as WORKLOAD_COLUMNS
+from perfmodel.zoo.registry import load_model
+
+__all__ = ["compare", "one_op_workload", "gemm_workload", "PRICERS", "COMPARE_COLUMNS",
+           "with_efficiency"]
+
+COMPARE_COLUMNS = ("hw_used", "predicted_s", "overhead_s", "priced_ops", "error",
+                   "abs_error", "predict_note")
+OUTPUT_DTYPE = {"int8": "int32", "int4": "int32", "fp8": "bf16"}
+UNIT = {"gemm": "tensor", "conv": "tensor", "attention": "tensor", "elementwise": "vector",
+        "reduction": "vector", "membw": "vector", "l2": "vector"}
+
+
+def one_op_workload(flops: np.ndarray, input_bytes: np.ndarray, weight_bytes: np.ndarray,
+                    output_bytes: np.ndarray, unit: str | np.ndarray,
+                    dtype: str | np.ndarray) -> pd.DataFrame:
+    """A Workload table with one row per measured op (columns of workload.schema)."""
+    n = len(flops)
+    total = input_bytes + weight_bytes + output_bytes
+    with np.errstate(divide="ignore", invalid="ignore"):
+        intensity = np.where(total > 0, flops / np.where(total > 0, total, 1), np.inf)
+    df = pd.DataFrame({
+        "model": "measured", "name": [f"op{i}" for i in range(n)], "kind": "measured",
+        "layer": "", "phase": "inference", "unit": unit, "dtype": dtype,
+        "macs": flops / 2, "flops": flops, "params": 0.0, "weight_bytes": weight_bytes,
+        "input_bytes": input_bytes, "output_bytes": output_bytes, "bytes": total,
+        "intensity": intensity, "costed": True}, columns=list(WORKLOAD_COLUMNS))
+    df.attrs = {"model": "measured", "phase": "inference", "batch": 1, "seq": 1}
+    return df
+
+
+def gemm_workload(m: np.ndarray, n: np.ndarray, k: np.ndarray,
+                  dtypes: np.ndarray) -> pd.DataFrame:
+    """One matmul row per GEMM C[m, n] = A[m, k] B[k, n]: FLOP = 2 m n k."""
+    m, n, k = (np.asarray(v, dtype=float) for v in (m, n, k))
+    width = np.array([dtype_bytes(d) for d in dtypes])
+    out_w = np.array([dtype_bytes(OUTPUT_DTYPE.get(d, d)) for d in dtypes])
+    return one_op_workload(2 * m * n * k, m * k * width, k * n * width, m * n * out_w,
+                           "tensor", np.asarray(dtypes, dtype=object))
+
+
+Priced = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]  # time, overhead, ops, notes
+
+
+def _price_roofline(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
+    dtypes = rows["dtype"].replace("", "fp32").to_numpy(dtype=object)
+    if family == "gemm":
+        wl = gemm_workload(rows["m"], rows["n"], rows["k"], dtypes)
+    else:
+        nbytes = rows["bytes"].fillna(0).to_numpy(float)
+        flops = rows["flops"].fillna(0).to_numpy(float)
+        wl = one_op_workload(flops, nbytes, np.zeros(len(rows)), np.zeros(len(rows)),
+                             UNIT[family], dtypes)
+    ops = roofline(wl, device, hierarchical=family == "l2")
+    n = len(rows)
+    return (ops["time_s"].to_numpy(), ops["overhead_s"].to_numpy(), np.ones(n),
+            [""] * n)
+
+
+def _price_launch(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
+    n = len(rows)
+    o = np.full(n, device.efficiency.launch_overhead_s)
+    return o, o, np.ones(n), [""] * n
+
+
+@functools.lru_cache(maxsize=64)
+def _graph(model: str) -> ModelGraph:
+    return load_model(model)
+
+
+def _latency(model: str, device: DeviceSpec, batch: int, seq: int, dtype: str,
+             phase: str, memo: dict[tuple, tuple[float, float, int]]
+             ) -> tuple[float, float, int]:
+    """(latency, launch overhead in it, priced ops) of one forward pass (memoized)."""
+    key = (model, batch, seq, dtype, phase)
+    if key not in memo:
+        memo[key] = _forward(model, device, batch, seq, dtype, phase)
+    return memo[key]
+
+
+def _forward(model: str, device: DeviceSpec, batch: int, seq: int, dtype: str,
+             phase: str) -> tuple[float, float, int]:
+    graph = _graph(model)
+    wl = build_workload(graph, batch=batch, seq=seq if graph.meta.get("default_seq") else None,
+                        dtype=dtype, phase=phase)
+    s = predict(wl, device).summary
+    return s["latency_s"], s["overhead_s"], int(s["num_ops"])
+
+
+def _price_inference(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
+    n = len(rows)
+    time, over, ops = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    notes = [""] * n
+    memo: dict[tuple, tuple[float, float, int]] = {}
+    for i, r in enumerate(rows.itertuples(index=False)):
+        if pd.notna(r.num_devices) and r.num_devices > 1:
+            notes[i] = f"not predicted: {r.num_devices} devices (single-device roofline)"
+            continue
+        dt = r.dtype or device.default_dtype
+        seq = int(r.seq) if pd.notna(r.seq) else 1
+        if r.phase == "generate":
+            out = int(r.out_seq) if pd.notna(r.out_seq) else 1
+            pre = _latency(r.model, device, int(r.batch), seq, dt, "prefill", memo)
+            dec = _latency(r.model, device, int(r.batch), seq + out // 2, dt, "decode", memo)
+            steps = max(out - 1, 0)
+            parts = [pre[j] + steps * dec[j] for j in range(3)]
+        else:
+            parts = list(_latency(r.model, device, int(r.batch), seq, dt, "inference", memo))
+        time[i], over[i], ops[i] = parts
+    return time, over, ops, notes
+
+
+def _not_predicted(reason: str) -> Callable[[pd.DataFrame, DeviceSpec, str], Priced]:
+    def price(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
+        n = len(rows)
+        nan = np.full(n, np.nan)
+        return nan, nan, nan, [f"not predicted: {reason}"] * n
+    return price
+
+
+PRICERS: Mapping[str, Callable[[pd.DataFrame, DeviceSpec, str], Priced]] = {
+    "gemm": _price_roofline, "conv": _price_roofline, "attention": _price_roofline,
+    "elementwise": _price_roofline, "reduction": _price_roofline, "membw": _price_roofline,
+    "l2": _price_roofline, "launch": _price_launch, "inference": _price_inference,
+    "latency": _not_predicted("the spec has no per-level load latency"),
+    "collective": _not_predicted("collectives need a system spec (links), not one device"),
+}
+
+
+def with_efficiency(device: DeviceSpec, efficiency: Efficiency,
+                    provenance: Mapping[str, str] | None = None) -> DeviceSpec:
+    """The device with another efficiency block (e.g. a calibrated one), sources merged."""
+    prov = {k: v for k, v in device.provenance.items() if not k.startswith("efficiency.")}
+    return dataclasses.replace(device, efficiency=efficiency,
+                               provenance={**prov, **(provenance or {})})
+
+
+def _devices(df: pd.DataFrame, device: DeviceSpec | None,
+             efficiency: DeviceSpec | None) -> dict[str, DeviceSpec]:
+    if device is not None:
+        return {name: device for name in df["hw"].unique()}
+    missing = df["hw"] == ""
+    if missing.any():
+        raise MeasurementError(f"{int(missing.sum())} measurement row(s) name no device spec "
+                               "(column hw is empty)", "pass --hw NAME_OR_FILE")
+    out = {name: load_device(name) for name in df["hw"].unique()}
+    if efficiency is not None:
+        out = {k: with_efficiency(d, efficiency.efficiency, efficiency.provenance)
+               for k, d in out.items()}
+    return out
+
+
+def compare(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
+            efficiency_from: DeviceSpec | None = None) -> pd.DataFrame:
+    """The measurement table plus COMPARE_COLUMNS: predicted_s, error = (predicted -
+    measured) / measured, abs_error; rows not predicted keep them empty.
+
+    ``device`` prices every row; without it each row's ``hw`` spec does, with the
+    efficiency block of ``efficiency_from`` if given (a calibrated spec).
+    """
+    df = measurements.reset_index(drop=True).copy()
+    devices = _devices(df, device, efficiency_from)
+    pred, over, ops = (np.full(len(df), np.nan) for _ in range(3))
+    notes = np.array([""] * len(df), dtype=object)
+    for (hw, family), idx in df.groupby(["hw", "family"], sort=False).indices.items():
+        pricer = PRICERS.get(family, _not_predicted(f"no pricer for family {family!r}"))
+        t, o, n, note = pricer(df.iloc[idx], devices[hw], family)
+        pred[idx], over[idx], ops[idx], notes[idx] = t, o, n, note
+    df["hw_used"] = [devices[h].name for h in df["hw"]]
+    df["predicted_s"] = pred
+    df["overhead_s"] = over
+    df["priced_ops"] = ops
+    df["error"] = (pred - df["time_s"]) / df["time_s"]
+    df["abs_error"] = df["error"].abs()
+    df["predict_note"] = notes
+    return df

@@ -1,0 +1,67 @@
+"""Shipped reference measurements: converted to our schema, citations kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from perfmodel.bench.reference import (
+    GPU_STREAM_ARRAY_BYTES,
+    convert_reference,
+    load_reference,
+    reference_dir,
+)
+from perfmodel.errors import UnknownNameError
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "measurements"
+
+
+@pytest.fixture(scope="module")
+def a100():
+    return load_reference("a100")
+
+
+def test_a100_rows_by_family(a100):
+    counts = a100["family"].value_counts()
+    assert counts["gemm"] >= 400 and counts["membw"] >= 20 and counts["inference"] >= 300
+    assert set(a100["hw"]) <= {"a100-sxm4-80gb", "a100-sxm4-40gb", "a100-pcie-80gb"}
+    assert (a100["source"] != "").all() and (a100["row_id"] != "").all()
+
+
+def test_llmcompass_gemm_row(a100):
+    # gemm-00001: LLMCompass matmul_A100.csv row 1: "64, 12288, 12288, 0.1900ms, 101.7124Tflops"
+    r = a100.set_index("row_id").loc["gemm-00001"]
+    assert (r.m, r.n, r.k, r["dtype"]) == (64, 12288, 12288, "fp16")
+    assert r.time_s == pytest.approx(190e-6)
+    assert r.achieved_TFLOPS == pytest.approx(101.7124)
+    assert 2 * 64 * 12288 * 12288 / r.time_s / 1e12 == pytest.approx(101.7, rel=1e-3)
+
+
+def test_gpu_stream_triad_bytes(a100):
+    # membw-00098: gpu-stream triad on A100 80GB, 1759 GB/s; main.cu counts 3 arrays of
+    # (128 Mi + 2) doubles
+    r = a100.set_index("row_id").loc["membw-00098"]
+    assert r.bytes == 3 * GPU_STREAM_ARRAY_BYTES == 3 * (128 * 2**20 + 2) * 8
+    assert r.time_s == pytest.approx(r.bytes / 1759e9)
+
+
+def test_mislabelled_paddle_trt_tables_go_to_a30_and_a10():
+    a30 = load_reference("a30")
+    assert len(a30) == 27 and (a30["framework"].str.startswith("Paddle-TRT")).all()
+    assert "A30" in a30["quote_or_note"].iloc[0]
+
+
+def test_unknown_reference():
+    with pytest.raises(UnknownNameError, match="no reference measurements"):
+        load_reference("h900")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared/reference not beside the checkout")
+def test_shipped_files_are_the_conversion_of_the_shared_data():
+    for name, df in convert_reference(SHARED).items():
+        shipped = pd.read_csv(reference_dir() / f"{name}.csv", dtype=str,
+                              keep_default_na=False)
+        assert len(shipped) == len(df), name
+        assert list(shipped["row_id"]) == list(df["row_id"]), name

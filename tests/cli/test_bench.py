@@ -1,0 +1,101 @@
+"""perfmodel bench / validate / calibrate: the CPU loop end to end, formats, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from perfmodel.cli.main import main
+from perfmodel.hardware.load import load_device
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def host_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("host")
+    csv, spec = d / "host.csv", d / "host.yaml"
+    code = main(["bench", "--backend", "cpu", "--suite", "launch,gemm,membw", "--quick",
+                 "--repeats", "3", "--out", str(csv), "--spec-out", str(spec)])
+    assert code == 0
+    return d, csv, spec
+
+
+def test_bench_cpu_writes_measurements_and_spec(host_files):
+    _, csv, spec = host_files
+    assert csv.read_text().startswith("benchmark,family,backend")
+    assert load_device(spec).category == "cpu"
+
+
+def test_bench_refuses_to_overwrite(host_files, capsys):
+    _, csv, _ = host_files
+    code, _, err = run(capsys, "bench", "--backend", "cpu", "--suite", "launch", "--out",
+                       str(csv))
+    assert code == 2 and "already exists" in err
+
+
+def test_bench_json(tmp_path, capsys):
+    code, out, _ = run(capsys, "bench", "--backend", "cpu", "--suite", "launch", "--repeats",
+                       "2", "--out", str(tmp_path / "l.csv"), "--format", "json")
+    assert code == 0
+    assert {r["family"] for r in json.loads(out)["rows"]} == {"launch"}
+
+
+def test_calibrate_then_validate(host_files, capsys):
+    d, csv, spec = host_files
+    cal = d / "cal.yaml"
+    code, out, err = run(capsys, "calibrate", str(csv), "--hw", str(spec), "-o", str(cal),
+                         "--folds", "3")
+    assert code == 0, err
+    assert "cv_mape" in out and "wrote" in out
+    assert load_device(cal).efficiency.compute_curves
+    code, out, err = run(capsys, "validate", str(csv), "--hw", str(cal), "--format", "json")
+    assert code == 0, err
+    families = {r["family"] for r in json.loads(out)["summary"]}
+    assert {"gemm", "membw", "launch", "all"} <= families
+
+
+def test_validate_csv_and_plot(host_files, capsys):
+    d, csv, spec = host_files
+    code, out, _ = run(capsys, "validate", str(csv), "--hw", str(spec), "--format", "csv",
+                       "--plot", str(d / "v.png"), "--force")
+    assert code == 0 and out.splitlines()[0].startswith("benchmark,")
+    assert (d / "v.png").stat().st_size > 1000
+
+
+def test_validate_reference_a100_gemm(capsys):
+    code, out, err = run(capsys, "validate", "--reference", "a100", "--family", "gemm,membw")
+    assert code == 0, err
+    assert "gemm" in out and "membw" in out and "MAPE" not in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["validate"], "give one measurement file or --reference"),
+    (["validate", "missing.csv", "--hw", "a100"], "measurement file not found"),
+    (["validate", "--reference", "a100", "--by", "colour"], "cannot group by"),
+    (["calibrate", "--reference", "a100", "--folds", "1"], "--folds must be at least 2"),
+    (["bench", "--backend", "cpu"], "bench needs --out"),
+    (["bench", "--backend", "cpu", "--suite", "gemmm", "--out", "x.csv"], "unknown CPU suite"),
+])
+def test_bad_input_exit_2(capsys, argv, needle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_validate_rows_without_device(host_files, capsys):
+    _, csv, _ = host_files
+    code, _, err = run(capsys, "validate", str(csv))
+    assert code == 2 and "pass --hw" in err
+
+
+def test_spec_out_needs_gemm_and_membw(tmp_path, capsys):
+    code, _, err = run(capsys, "bench", "--backend", "cpu", "--suite", "launch", "--out",
+                       str(tmp_path / "l.csv"), "--spec-out", str(tmp_path / "h.yaml"))
+    assert code == 2 and "the gemm and membw suites" in err

@@ -1,0 +1,73 @@
+"""calibrate recovers known efficiency curves from synthetic measurements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perfmodel.bench.measurement import measurement_frame
+from perfmodel.hardware.efficiency import EfficiencyCurve
+from perfmodel.hardware.load import device_from_dict
+from perfmodel.validate.calibrate import calibrate, calibrated_spec, fit_overhead
+from tests.conftest import tiny_device_dict
+
+# A device of 100 TFLOP/s fp16 and 1 TB/s; the truth: efficiency rises with work size.
+TRUE_COMPUTE = EfficiencyCurve.from_points([[1e9, 0.2], [1e11, 0.6], [1e13, 0.9]])
+TRUE_MEMORY = EfficiencyCurve.from_points([[1e5, 0.1], [1e7, 0.5], [1e9, 0.85]])
+OVERHEAD = 2e-6
+
+
+def device():
+    d = tiny_device_dict()
+    d["compute"]["tensor_TFLOPS"]["fp16"]["value"] = 100
+    d["memory"][0]["bandwidth_GBps"]["value"] = 1000
+    return device_from_dict(d, "synthetic.yaml")
+
+
+def synthetic():
+    rows = []
+    for s in np.geomspace(1024, 16384, 24):  # square fp16 GEMMs: compute-bound
+        m = int(s)
+        flops = 2.0 * m ** 3
+        t = flops / (100e12 * TRUE_COMPUTE.at(flops)) + OVERHEAD
+        rows.append({"benchmark": "g", "family": "gemm", "dtype": "fp16", "m": m, "n": m,
+                     "k": m, "time_s": float(t)})
+    for b in np.geomspace(1e5, 1e9, 24):
+        t = b / (1e12 * TRUE_MEMORY.at(b)) + OVERHEAD
+        rows.append({"benchmark": "s", "family": "membw", "dtype": "fp32", "bytes": b,
+                     "time_s": float(t)})
+    rows += [{"benchmark": "l", "family": "launch", "time_s": OVERHEAD}] * 5
+    return measurement_frame([{"backend": "cpu", "device": "synthetic", **r} for r in rows])
+
+
+def test_recovers_curves_and_overhead():
+    cal = calibrate(synthetic(), device(), folds=4, seed=1)
+    e = cal.efficiency
+    assert e.launch_overhead_s == pytest.approx(OVERHEAD)
+    for x in np.geomspace(1e10, 8e12, 7):  # inside the measured range
+        assert e.compute_at(np.array([x]), "fp16")[0] == pytest.approx(
+            TRUE_COMPUTE.at(x), rel=0.05)
+    for x in np.geomspace(2e5, 5e8, 7):
+        assert e.memory_at(np.array([x]))[0] == pytest.approx(TRUE_MEMORY.at(x), rel=0.05)
+    s = cal.summary.set_index("family")
+    # held-out rows: the fitted curve runs through bin medians (>= 4 rows each), so between
+    # its points it is a chord of the true curve: a few per cent, not more
+    assert s.loc["gemm", "mape"] < 0.05 and s.loc["membw", "mape"] < 0.05
+    u = cal.uncalibrated.set_index("family")
+    assert u.loc["gemm", "mape"] > 0.2  # the scalar spec (efficiency 1) is far off
+
+
+def test_fit_overhead_closed_form():
+    # base 1 and 2 s, 10 ops each, measured 2 and 3 s: each needs 0.1 s per op
+    assert fit_overhead(np.array([1.0, 2.0]), np.array([10.0, 10.0]),
+                        np.array([2.0, 3.0])) == pytest.approx(0.1)
+
+
+def test_calibrated_spec_loads_and_cites_the_file():
+    cal = calibrate(synthetic(), device(), folds=3)
+    spec = calibrated_spec(device(), cal, "synthetic.csv", date="2026-01-02")
+    dev = device_from_dict(spec, "cal.yaml")
+    assert dev.name == "tiny-calibrated"
+    assert "synthetic.csv" in dev.provenance["efficiency.compute_curve.fp16"]
+    assert "2026-01-02" in dev.provenance["efficiency.memory_curve"]
+    assert dev.efficiency.launch_overhead_s == pytest.approx(OVERHEAD, rel=1e-3)

@@ -1,0 +1,76 @@
+"""validate's joins: each measurement with the prediction for the same work."""
+
+from __future__ import annotations
+
+import pytest
+
+from perfmodel.analytic.roofline import predict
+from perfmodel.bench.measurement import measurement_frame
+from perfmodel.errors import MeasurementError
+from perfmodel.hardware.load import device_from_dict, load_device
+from perfmodel.validate.compare import compare
+from perfmodel.workload.build import build_workload
+from perfmodel.zoo.registry import load_model
+from tests.conftest import tiny_device_dict
+
+
+def frame(*rows):
+    base = {"backend": "cpu", "device": "tiny", "repeats": 1}
+    return measurement_frame([{**base, **r} for r in rows])
+
+
+def test_gemm_launch_membw_on_tiny_device(tiny_device):
+    # tiny: 100 FLOP/s fp16 tensor, 10 B/s, efficiency 1, no overhead.
+    # GEMM 10x10x10 fp16: 2000 FLOP -> 20 s; bytes (100 + 100 + 100) x 2 = 600 -> 60 s.
+    # membw: 100 bytes -> 10 s. launch: the spec's overhead, 0.
+    df = frame({"benchmark": "g", "family": "gemm", "dtype": "fp16", "m": 10, "n": 10,
+                "k": 10, "time_s": 50.0},
+               {"benchmark": "s", "family": "membw", "dtype": "fp32", "bytes": 100.0,
+                "time_s": 8.0},
+               {"benchmark": "p", "family": "latency", "time_s": 1e-6})
+    out = compare(df, tiny_device)
+    assert out["predicted_s"].tolist()[:2] == pytest.approx([60.0, 10.0])
+    assert out["error"].tolist()[:2] == pytest.approx([0.2, 0.25])
+    assert out["predict_note"][2].startswith("not predicted")
+
+
+def test_launch_row_is_the_overhead():
+    dev = device_from_dict(tiny_device_dict(efficiency={
+        "launch_overhead_us": {"value": 4, "source": "HAND"}}), "t.yaml")
+    out = compare(frame({"benchmark": "l", "family": "launch", "time_s": 5e-6}), dev)
+    assert out["predicted_s"][0] == pytest.approx(4e-6)
+    assert out["error"][0] == pytest.approx(-0.2)
+
+
+def test_rows_need_a_device():
+    with pytest.raises(MeasurementError, match="hw is empty"):
+        compare(frame({"benchmark": "l", "family": "launch", "time_s": 1.0}))
+
+
+def test_inference_row_is_predict_of_build_workload():
+    a100 = load_device("a100")
+    row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "resnet50",
+           "batch": 8, "dtype": "fp16", "phase": "inference", "time_s": 2e-3}
+    out = compare(frame(row))
+    want = predict(build_workload(load_model("resnet50"), batch=8, dtype="fp16"), a100)
+    assert out["predicted_s"][0] == pytest.approx(want.summary["latency_s"])
+
+
+def test_generate_is_prefill_plus_decode_steps():
+    # seq 8, out 4: prefill of 8 tokens + 3 decode steps at KV length 8 + 4 // 2 = 10
+    a100 = load_device("a100")
+    g = load_model("llama-2-7b")
+    pre = predict(build_workload(g, batch=1, seq=8, phase="prefill"), a100).summary
+    dec = predict(build_workload(g, batch=1, seq=10, phase="decode"), a100).summary
+    row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "llama-2-7b",
+           "batch": 1, "seq": 8, "out_seq": 4, "dtype": "fp16", "phase": "generate",
+           "time_s": 0.1}
+    out = compare(frame(row))
+    assert out["predicted_s"][0] == pytest.approx(pre["latency_s"] + 3 * dec["latency_s"])
+    assert out["priced_ops"][0] == pre["num_ops"] + 3 * dec["num_ops"]
+
+
+def test_multi_device_rows_are_not_predicted():
+    row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "resnet50",
+           "batch": 1, "num_devices": 4, "time_s": 1.0}
+    assert "4 devices" in compare(frame(row))["predict_note"][0]
