@@ -7,6 +7,8 @@
     25557032
 """
 
+from perfmodel.analytic.collectives import collective_time
+from perfmodel.analytic.network import predict_collective
 from perfmodel.analytic.roofline import Prediction, predict, roofline
 from perfmodel.errors import (
     MeasurementError,
@@ -19,6 +21,7 @@ from perfmodel.errors import (
 )
 from perfmodel.graph import GraphBuilder, ModelGraph, Op, OpCost, OpKind, TensorSpec
 from perfmodel.hardware import DeviceSpec, list_devices, load_device
+from perfmodel.hardware.system import SystemSpec, list_systems, load_system
 from perfmodel.workload import build_workload
 from perfmodel.zoo.registry import load_model, models
 
@@ -30,3 +33,5 @@ __all__ = [
     "UnknownNameError", "UnsupportedOpError", "__version__", "build_workload", "list_devices",
     "load_device", "load_model", "models", "predict", "roofline",
 ]
+__all__ += ["SystemSpec", "collective_time", "list_systems", "load_system",
+            "predict_collective"]  # collectives (issue 5)

@@ -24,12 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from perfmodel.analytic.compression import execution, resolve_peak
 from perfmodel.hardware.spec import DeviceSpec
 
 __all__ = ["Prediction", "roofline", "predict", "PREDICTION_COLUMNS"]
 
 PREDICTION_COLUMNS = ("peak_flops_per_s", "compute_s", "memory_s", "overhead_s", "time_s",
-                      "bound", "achieved_flops_per_s", "unit_used", "dtype_used")
+                      "bound", "achieved_flops_per_s", "unit_used", "dtype_used",
+                      "macs_executed", "weight_bytes_moved", "bytes_moved")
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ class Prediction:
         return pd.DataFrame([self.summary])
 
 
-def _peaks(df: pd.DataFrame, device: DeviceSpec) -> tuple[np.ndarray, list[str], list[str],
-                                                          list[str]]:
+def _peaks(df: pd.DataFrame, device: DeviceSpec, fallback: bool = False
+           ) -> tuple[np.ndarray, list[str], list[str], list[str]]:
     """Peak FLOP/s per row, with the unit and dtype actually used and any fallback notes."""
     peak = np.zeros(len(df))
     unit_used = np.array(["none"] * len(df), dtype=object)
@@ -60,7 +62,7 @@ def _peaks(df: pd.DataFrame, device: DeviceSpec) -> tuple[np.ndarray, list[str],
     for (unit, dt), idx in df.groupby(["unit", "dtype"], sort=False).indices.items():
         if unit == "none":
             continue
-        u, d, p, note = device.resolve_unit(unit, dt)
+        u, d, p, note = resolve_peak(device, unit, dt, fallback)
         peak[idx], unit_used[idx], dtype_used[idx] = p, u, d
         if note:
             notes.append(f"{unit}/{dt} ops: {note} ({u}/{d}, {p / 1e12:g} TFLOP/s)")
@@ -77,8 +79,8 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
     activation that fits is assumed to stay in the cache between the op that writes it
     and the op that reads it next. The slower of the two levels sets the time.
     """
-    eff = device.efficiency.memory
-    nbytes = df["bytes"].to_numpy(float)
+    nbytes = df["bytes_moved"].to_numpy(float)
+    eff = device.efficiency.memory_at(nbytes)  # scalar factor, or the memory curve per op
     flat = nbytes / (device.memory_bandwidth * eff)
     if not hierarchical:
         return flat
@@ -90,23 +92,51 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
         return flat
     cap, cache_bw = float(cache.capacity_bytes or 0), float(cache.bandwidth_Bps or 0)
     ins, outs = df["input_bytes"].to_numpy(float), df["output_bytes"].to_numpy(float)
-    main = df["weight_bytes"].to_numpy(float) + np.where(ins > cap, ins, 0.0) \
+    main = df["weight_bytes_moved"].to_numpy(float) + np.where(ins > cap, ins, 0.0) \
         + np.where(outs > cap, outs, 0.0)
     notes.append(f"hierarchical memory: activations under {cap / 1e6:g} MB stay in "
                  f"{cache.name} ({cache_bw / 1e9:g} GB/s)")
     return np.maximum(main / (device.memory_bandwidth * eff), nbytes / (cache_bw * eff))
 
 
-def roofline(workload: pd.DataFrame, device: DeviceSpec, *,
-             hierarchical: bool = False) -> pd.DataFrame:
-    """The workload table with per-op roofline columns added (a new DataFrame)."""
+def _compute_efficiency(df: pd.DataFrame, device: DeviceSpec,
+                        dtype_used: list[str]) -> np.ndarray:
+    """Compute efficiency per op: the spec's curve for the dtype run (over the op's FLOP)
+    for matrix-engine ops where the spec has one, else the scalar factor."""
+    eff = device.efficiency
+    out = np.full(len(df), eff.compute)
+    if not eff.compute_curves:
+        return out
+    flops = df["flops"].to_numpy(float)
+    dts = np.asarray(dtype_used, dtype=object)
+    tensor = df["unit"].to_numpy(dtype=object) == "tensor"
+    for dt in set(dts[tensor]) & set(eff.compute_curves):
+        rows = tensor & (dts == dt)
+        out[rows] = eff.compute_at(flops[rows], dt)
+    return out
+
+
+def roofline(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = False,
+             dtype_fallback: bool = False) -> pd.DataFrame:
+    """The workload table with per-op roofline columns added (a new DataFrame).
+
+    Compressed rows (sparsity, codebooks, per-op dtypes) run as
+    perfmodel.analytic.compression says; ``dtype_fallback=True`` lets a dtype the device
+    lacks run at the next wider one instead of raising.
+    """
     df = workload.copy()
     eff = device.efficiency
-    peak, unit_used, dtype_used, notes = _peaks(df, device)
+    peak, unit_used, dtype_used, notes = _peaks(df, device, dtype_fallback)
+    ex = execution(df, device, unit_used, dtype_used, dtype_fallback)
+    notes += ex.notes
+    df["weight_bytes_moved"] = ex.weight_bytes
+    df["bytes_moved"] = df["bytes"].to_numpy(float) - df["weight_bytes"].to_numpy(float) \
+        + ex.weight_bytes
     flops = df["flops"].to_numpy(float)
-    nbytes = df["bytes"].to_numpy(float)
+    nbytes = df["bytes_moved"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        compute = np.where(flops > 0, flops / (peak * eff.compute), 0.0)
+        compute = np.where(flops > 0, flops / (peak * ex.speedup * _compute_efficiency(
+            df, device, dtype_used)), 0.0) + ex.lookup_s
     memory = _memory_time(df, device, hierarchical, notes)
     works = (flops > 0) | (nbytes > 0)
     overhead = np.where(works, eff.launch_overhead_s, 0.0)
@@ -123,6 +153,7 @@ def roofline(workload: pd.DataFrame, device: DeviceSpec, *,
         df["achieved_flops_per_s"] = np.where(time > 0, flops / time, 0.0)
     df["unit_used"] = unit_used
     df["dtype_used"] = dtype_used
+    df["macs_executed"] = df["macs"].to_numpy(float) / ex.speedup
     df.attrs = {**workload.attrs, "fallback_notes": notes}
     return df
 
@@ -138,15 +169,18 @@ def _throughput(attrs: Mapping[str, Any], latency: float) -> tuple[float, str]:
     return batch / latency, "samples/s"
 
 
-def predict(workload: pd.DataFrame, device: DeviceSpec, *,
-            hierarchical: bool = False) -> Prediction:
+def predict(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = False,
+            dtype_fallback: bool = False) -> Prediction:
     """Roofline prediction of a Workload on a device: per-op table, summary, assumptions.
 
     ``hierarchical=True`` adds a last-level-cache roof (see ``_memory_time``).
+    ``dtype_fallback=True`` lets ops of a dtype the device lacks (compressed ops) run at
+    the next wider one, stated in the assumptions; the workload's own dtype must still be
+    one the device supports.
     """
     attrs = workload.attrs
     device.check_dtype(attrs.get("dtype", "fp16"))
-    ops = roofline(workload, device, hierarchical=hierarchical)
+    ops = roofline(workload, device, hierarchical=hierarchical, dtype_fallback=dtype_fallback)
     latency = float(ops["time_s"].sum())
     flops = float(ops["flops"].sum())
     _, _, peak, _ = device.resolve_unit("tensor", attrs.get("dtype", "fp16"))
@@ -159,6 +193,10 @@ def predict(workload: pd.DataFrame, device: DeviceSpec, *,
         "params": float(attrs.get("total_params", ops["params"].sum())),
         "macs": float(ops["macs"].sum()), "flops": flops, "bytes": float(ops["bytes"].sum()),
         "weight_bytes": float(ops["weight_bytes"].sum()),
+        "macs_executed": float(ops["macs_executed"].sum()),
+        "weight_bytes_moved": float(ops["weight_bytes_moved"].sum()),
+        "bytes_moved": float(ops["bytes_moved"].sum()),
+        "storage_bytes": float(ops["storage_bytes"].sum()) if "storage_bytes" in ops else None,
         "num_ops": int((ops["bound"] != "none").sum()),
         "latency_s": latency, "throughput_per_s": throughput, "throughput_unit": unit,
         "achieved_flops_per_s": achieved, "peak_flops_per_s": peak,
@@ -192,8 +230,15 @@ def _assumptions(device: DeviceSpec, attrs: Mapping[str, Any], notes: list[str])
         "memory_bandwidth_source": prov.get(f"memory[{main}].bandwidth_GBps", ""),
         "compute_efficiency": eff.compute,
         "compute_efficiency_source": prov.get("efficiency.compute", ""),
+        "compute_efficiency_curves": {
+            dt: {"points": c.to_points(),
+                 "source": prov.get(f"efficiency.compute_curve.{dt}", "")}
+            for dt, c in eff.compute_curves.items()},
         "memory_efficiency": eff.memory,
         "memory_efficiency_source": prov.get("efficiency.memory", ""),
+        "memory_efficiency_curve": None if eff.memory_curve is None else {
+            "points": eff.memory_curve.to_points(),
+            "source": prov.get("efficiency.memory_curve", "")},
         "launch_overhead_s": eff.launch_overhead_s,
         "launch_overhead_source": prov.get("efficiency.launch_overhead_us", ""),
         "energy": "TDP x latency (device at TDP the whole time: an upper bound)"

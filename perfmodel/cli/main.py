@@ -7,15 +7,31 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from perfmodel.cli import hw, memory, memory_wall, models, roofline
+from perfmodel.cli import (
+    bench,
+    calibrate,
+    collective,
+    compress,
+    hw,
+    memory,
+    memory_wall,
+    models,
+    roofline,
+    validate,
+)
 from perfmodel.cli.output import FORMATS
 from perfmodel.errors import PerfModelError
 
 __all__ = ["main", "run", "build_parser"]
 
 COMMANDS = {"roofline": roofline, "models": models, "hw": hw}
+COMMANDS["bench"] = bench
+COMMANDS["validate"] = validate
+COMMANDS["calibrate"] = calibrate
 COMMANDS["memory"] = memory
 COMMANDS["memory-wall"] = memory_wall
+COMMANDS["compress"] = compress
+COMMANDS["collective"] = collective
 
 
 class _Parser(argparse.ArgumentParser):

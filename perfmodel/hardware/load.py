@@ -14,6 +14,7 @@ from typing import Any
 
 from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
 from perfmodel.files import data_dir, read_yaml
+from perfmodel.hardware.efficiency import EfficiencyCurve
 from perfmodel.hardware.spec import DeviceSpec, Efficiency, MemoryLevel
 from perfmodel.units import DTYPES
 
@@ -25,12 +26,14 @@ TOP_KEYS = {"schema", "name", "display_name", "aliases", "vendor", "category", "
             "sources", "compute", "memory", "power", "interconnect", "efficiency", "notes"}
 REQUIRED = ("name", "compute", "memory")
 CATEGORIES = {"datacenter-gpu", "consumer-gpu", "edge-soc", "cpu", "tpu", "npu"}
-COMPUTE_KEYS = {"tensor_TFLOPS", "vector_TFLOPS", "sparse_2_4", "units", "boost_clock_MHz"}
+COMPUTE_KEYS = {"tensor_TFLOPS", "vector_TFLOPS", "sparse_2_4", "sparse_unstructured", "units",
+                "boost_clock_MHz"}
 MEMORY_KEYS = {"name", "role", "capacity_GB", "capacity_MB", "bandwidth_GBps"}
 POWER_KEYS = {"tdp_W"}
 INTERCONNECT_KEYS = {"scaleup_name", "scaleup_GBps_per_direction", "pcie_gen", "pcie_lanes",
                      "scaleout_nic_Gbps"}
 EFFICIENCY_KEYS = {"compute", "memory", "launch_overhead_us"}
+CURVE_KEYS = {"compute_curve", "memory_curve"}
 
 
 def hw_specs_dir() -> Path:
@@ -133,6 +136,45 @@ def _memory(c: _Checker, levels: Any) -> tuple[MemoryLevel, ...]:
     return tuple(out)
 
 
+def _curve(c: _Checker, path: str, d: Any) -> EfficiencyCurve | None:
+    """A {value: [[size, efficiency], ...], source: ...} curve (docs/hw_spec_format.md)."""
+    if not isinstance(d, Mapping) or "value" not in d:
+        c.add(path, "must be {value: [[size, efficiency], ...], source: ...}")
+        return None
+    src = d.get("source")
+    if not isinstance(src, str) or not src.strip():
+        c.add(f"{path}.source", "missing: every figure needs a source")
+    else:
+        c.provenance[path] = str(c.sources.get(src, src))
+    pts = d["value"]
+    ok = isinstance(pts, list) and len(pts) > 0 and all(
+        isinstance(p, list | tuple) and len(p) == 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in p) for p in pts)
+    if not ok:
+        c.add(f"{path}.value", "must be a non-empty list of [size, efficiency] number pairs")
+        return None
+    sizes = [p[0] for p in pts]
+    if any(s <= 0 for s in sizes) or len(set(sizes)) != len(sizes):
+        c.add(f"{path}.value", "sizes must be positive and distinct")
+    if any(not 0 < p[1] <= 1 for p in pts):
+        c.add(f"{path}.value", "efficiencies are fractions of peak: each must be in (0, 1]")
+    return EfficiencyCurve.from_points(pts)
+
+
+def _curves(c: _Checker, d: Mapping[str, Any]
+            ) -> tuple[dict[str, EfficiencyCurve], EfficiencyCurve | None]:
+    compute: dict[str, EfficiencyCurve] = {}
+    table = d.get("compute_curve") or {}
+    if c.keys("efficiency.compute_curve", table, set(DTYPES)):
+        for dt, leaf in table.items():
+            curve = _curve(c, f"efficiency.compute_curve.{dt}", leaf)
+            if curve is not None:
+                compute[str(dt)] = curve
+    memory = _curve(c, "efficiency.memory_curve", d["memory_curve"]) \
+        if "memory_curve" in d else None
+    return compute, memory
+
+
 def _efficiency(c: _Checker, d: Mapping[str, Any]) -> Efficiency:
     vals = {}
     for k in EFFICIENCY_KEYS:
@@ -143,8 +185,10 @@ def _efficiency(c: _Checker, d: Mapping[str, Any]) -> Efficiency:
         vals[k] = v
         if k not in d:
             c.provenance[f"efficiency.{k}"] = "not given: ideal (compute/memory 1.0, overhead 0)"
+    compute_curves, memory_curve = _curves(c, d)
     return Efficiency(compute=vals["compute"] or 1.0, memory=vals["memory"] or 1.0,
-                      launch_overhead_s=(vals["launch_overhead_us"] or 0.0) * 1e-6)
+                      launch_overhead_s=(vals["launch_overhead_us"] or 0.0) * 1e-6,
+                      compute_curves=compute_curves, memory_curve=memory_curve)
 
 
 def device_from_dict(d: Any, path: str = "<dict>") -> DeviceSpec:
@@ -177,8 +221,12 @@ def device_from_dict(d: Any, path: str = "<dict>") -> DeviceSpec:
     for k in ("units", "boost_clock_MHz"):
         if k in compute:
             extras[k] = c.leaf(f"compute.{k}", compute[k])
+    if "sparse_unstructured" in compute:  # a kernel that skips zeros of unstructured sparsity
+        extras["sparse_unstructured"] = bool(c.leaf(
+            "compute.sparse_unstructured", compute["sparse_unstructured"], bool))
     eff_d = d.get("efficiency") or {}
-    eff = _efficiency(c, eff_d) if c.keys("efficiency", eff_d, EFFICIENCY_KEYS) else None
+    eff = _efficiency(c, eff_d) \
+        if c.keys("efficiency", eff_d, EFFICIENCY_KEYS | CURVE_KEYS) else None
     aliases = d.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         c.add("aliases", "must be a list of names")

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from perfmodel.errors import UnsupportedOpError, did_you_mean
+from perfmodel.hardware.efficiency import EfficiencyCurve
 
 __all__ = ["DeviceSpec", "MemoryLevel", "Efficiency", "UNITS"]
 
@@ -28,12 +31,27 @@ class Efficiency:
     """Achieved / peak factors and the fixed cost of launching one kernel.
 
     ``compute`` applies to the compute-bound time, ``memory`` to the memory-bound time;
-    ``launch_overhead_s`` is added once per op that does any work.
+    ``launch_overhead_s`` is added once per op that does any work. Optional size-dependent
+    curves replace the scalars where given: ``compute_curves`` (dtype -> curve over FLOP per
+    op, for matrix-engine ops) and ``memory_curve`` (over bytes per op); see
+    perfmodel.hardware.efficiency.
     """
 
     compute: float
     memory: float
     launch_overhead_s: float
+    compute_curves: Mapping[str, EfficiencyCurve] = field(default_factory=dict)
+    memory_curve: EfficiencyCurve | None = None
+
+    def compute_at(self, flops: np.ndarray, dtype: str) -> np.ndarray:
+        """Compute efficiency for ops of ``flops`` FLOP each in ``dtype`` (curve or scalar)."""
+        curve = self.compute_curves.get(dtype)
+        return curve.at(flops) if curve else np.full(np.shape(flops), self.compute)
+
+    def memory_at(self, nbytes: np.ndarray) -> np.ndarray:
+        """Memory efficiency for ops moving ``nbytes`` bytes each (curve or scalar)."""
+        curve = self.memory_curve
+        return curve.at(nbytes) if curve else np.full(np.shape(nbytes), self.memory)
 
 
 @dataclass(frozen=True)

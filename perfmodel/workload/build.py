@@ -16,6 +16,7 @@ from perfmodel.graph.kinds import MAC_KINDS, TENSOR_KINDS, ZERO_COST_KINDS
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.op import Op
 from perfmodel.units import dtype as lookup_dtype
+from perfmodel.workload.compressed import OpMeta, op_meta, op_widths
 from perfmodel.workload.schema import COLUMNS, PHASES
 from perfmodel.workload.training import OPTIMIZERS
 
@@ -84,7 +85,7 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
     ops = [op for op in graph.ops if not (phase == "train" and op.attr("inference_only"))]
     row_phase = {"train": "forward"}.get(phase, phase)
     memo: dict[tuple[Any, ...], OpCost] = {}
-    rows = [_row(op, dims, widths, row_phase, memo) for op in ops]
+    rows = [_row(op, dims, widths, row_phase, memo, act, wdt) for op in ops]
     if phase == "train":
         if optimizer not in OPTIMIZERS:
             raise UnknownNameError(f"unknown optimizer {optimizer!r}",
@@ -94,7 +95,7 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
                  for op, r in zip(ops, rows, strict=False) if r[3]]
     df = _frame(rows, graph.name, act)
     df.loc[df["phase"] == "optimizer", "dtype"] = "fp32"  # master weights and moments
-    unsupported = sorted({r[0] for r in rows if not r[-1]})
+    unsupported = sorted({r[0] for r in rows if not r[7]})
     df.attrs.update(model=graph.name, batch=batch, seq=seq, phase=phase, dtype=act,
                     act_dtype=act, weight_dtype=wdt, kv_dtype=kvdt, dims=dims,
                     total_params=graph.params, unsupported=unsupported,
@@ -106,26 +107,30 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
     return df
 
 
-Row = tuple[Any, ...]  # (name, kind, layer, params, phase, unit, OpCost, costed)
+Row = tuple[Any, ...]  # (name, kind, layer, params, phase, unit, OpCost, costed, OpMeta)
 
 
 def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: str,
-         memo: dict[tuple[Any, ...], OpCost]) -> Row:
+         memo: dict[tuple[Any, ...], Any], act: str, wdt: str) -> Row:
     """One forward row. Ops that differ only in name (the layers of a transformer) share
-    one cost computation through ``memo``: costs are pure functions of shapes and attrs."""
+    one cost computation through ``memo``: costs are pure functions of shapes and attrs.
+    Per-op compression attrs (perfmodel.workload.compressed) override widths and dtypes."""
     if op.kind not in COST_RULES:
-        return (op.name, str(op.kind), op.layer, 0.0, phase, "vector", OpCost(), False)
+        return (op.name, str(op.kind), op.layer, 0.0, phase, "vector", OpCost(), False,
+                OpMeta(act, wdt))
     key: tuple[Any, ...] = (op.kind, op.inputs, op.outputs, op.weights, op.tied,
                             tuple(op.attrs.items()))
     try:
-        c = memo.get(key)
+        hit = memo.get(key)
     except TypeError:  # an unhashable attribute value (e.g. a list): no sharing
-        key, c = (), None
-    if c is None:
-        c = cost_of(op.resolve(dims) if op.is_symbolic else op, widths)
+        key, hit = (), None
+    if hit is None:
+        w = op_widths(op, widths)
+        hit = op_meta(op, cost_of(op.resolve(dims) if op.is_symbolic else op, w), w, act, wdt)
         if key:
-            memo[key] = c
-    return (op.name, str(op.kind), op.layer, c.params, phase, unit_of(op), c, True)
+            memo[key] = hit
+    c, meta = hit
+    return (op.name, str(op.kind), op.layer, c.params, phase, unit_of(op), c, True, meta)
 
 
 def _backward(op: Op, fwd: Row) -> Row:
@@ -136,7 +141,9 @@ def _backward(op: Op, fwd: Row) -> Row:
     else:
         b = OpCost(0.0, c.flops, 0.0, 2 * c.weight_bytes, c.input_bytes + c.output_bytes,
                    c.input_bytes)
-    return (op.name, fwd[1], fwd[2], 0.0, "backward", fwd[5], b, fwd[7])
+    m: OpMeta = fwd[8]  # backward runs dense, in the forward's dtypes; storage counted once
+    return (op.name, fwd[1], fwd[2], 0.0, "backward", fwd[5], b, fwd[7],
+            OpMeta(m.dtype, m.weight_dtype, sparse_weight_bytes=b.weight_bytes))
 
 
 def _optimizer(op: Op, fwd: Row, widths: Mapping[str, float], name: str) -> Row:
@@ -144,7 +151,8 @@ def _optimizer(op: Op, fwd: Row, widths: Mapping[str, float], name: str) -> Row:
     oc = OPTIMIZERS[name]
     moved = params * oc.bytes_per_param(widths["weight"], widths["weight"])
     c = OpCost(0.0, params * oc.flops_per_param, 0.0, moved, 0.0, 0.0)
-    return (op.name, fwd[1], fwd[2], 0.0, "optimizer", "vector", c, True)
+    meta = OpMeta("fp32", fwd[8].weight_dtype, sparse_weight_bytes=moved)
+    return (op.name, fwd[1], fwd[2], 0.0, "optimizer", "vector", c, True, meta)
 
 
 def _frame(rows: list[Row], model: str, dtype: str) -> pd.DataFrame:
@@ -160,10 +168,16 @@ def _frame(rows: list[Row], model: str, dtype: str) -> pd.DataFrame:
         "layer": [r[2] for r in rows],
         "phase": [r[4] for r in rows],
         "unit": [r[5] for r in rows],
-        "dtype": dtype,
+        "dtype": [r[8].dtype for r in rows],
         "macs": cost[:, 0], "flops": cost[:, 1], "params": cost[:, 2],
         "weight_bytes": cost[:, 3], "input_bytes": cost[:, 4], "output_bytes": cost[:, 5],
         "bytes": total, "intensity": intensity,
         "costed": np.array([r[7] for r in rows], dtype=bool),
+        "weight_dtype": [r[8].weight_dtype for r in rows],
+        "sparsity": np.array([r[8].sparsity for r in rows], dtype=float),
+        "sparse_pattern": [r[8].sparse_pattern for r in rows],
+        "storage_bytes": np.array([r[8].storage_bytes for r in rows], dtype=float),
+        "sparse_weight_bytes": np.array([r[8].sparse_weight_bytes for r in rows], dtype=float),
+        "lookups": np.array([r[8].lookups for r in rows], dtype=float),
     }, columns=list(COLUMNS))
     return df

@@ -9,7 +9,7 @@ kind           op kind (perfmodel.graph.kinds.OpKind value)
 layer          the builder scope the op belongs to
 phase          inference | prefill | decode | forward | backward | optimizer
 unit           tensor | vector | none: which compute unit the op wants
-dtype          compute dtype
+dtype          compute dtype of the row (an op's compute_dtype attr, else the workload's)
 macs           multiply-accumulates
 flops          floating-point (or integer) operations; 2 x macs for MAC ops
 params         trainable parameters owned by the op (tied weights count once)
@@ -19,7 +19,21 @@ output_bytes   bytes written
 bytes          weight_bytes + input_bytes + output_bytes
 intensity      flops / bytes (FLOP/byte; inf where nothing is moved)
 costed         False where no cost rule exists: those rows are reported, never zeroed
+weight_dtype   dtype the op's weights are stored and moved in (op attr, else workload's)
+sparsity       fraction of zero weights in the op's main weight tensor (0 = dense)
+sparse_pattern "" (dense), unstructured, or 2:4
+storage_bytes  bytes the op's own weights take on disk in their stored format (sparse
+               values + indices, codebook indices + codebook); forward rows only, 0 for
+               tied ops; the column's sum is the model size on disk
+sparse_weight_bytes  weight bytes a kernel reading the sparse format natively moves
+               (= weight_bytes for dense ops); the roofline uses it only where the
+               device declares support for the op's pattern
+lookups        codebook look-ups per execution (one gather per shared weight)
 =============  ======================================================================
+
+``weight_bytes`` is what a dense kernel moves: zeros of a sparse op are read, a codebook
+op reads its indices and codebook. The per-op attrs behind the last six columns are
+documented in perfmodel.workload.compressed.
 
 ``df.attrs`` carries the request: model, batch, seq, phase, dtype, weight_dtype,
 act_dtype, kv_dtype, dims (the symbol values), total_params, is_llm, optimizer, and
@@ -28,7 +42,8 @@ unsupported (op names with no cost rule).
 
 COLUMNS = ("model", "name", "kind", "layer", "phase", "unit", "dtype", "macs", "flops",
            "params", "weight_bytes", "input_bytes", "output_bytes", "bytes", "intensity",
-           "costed")
+           "costed", "weight_dtype", "sparsity", "sparse_pattern", "storage_bytes",
+           "sparse_weight_bytes", "lookups")
 PHASES = ("inference", "prefill", "decode", "train")
 ROW_PHASES = ("inference", "prefill", "decode", "forward", "backward", "optimizer")
 
