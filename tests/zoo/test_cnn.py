@@ -12,26 +12,12 @@ import networkx as nx
 import pytest
 
 from perfmodel.errors import UnknownNameError
-from perfmodel.graph.costs import cost_of, is_costed
-from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.costs import is_costed
 from perfmodel.zoo import cnn, resnet, vision_transformer
+from tests.zoo.graph_sums import macs, out_shape, params
 
-WIDTHS = {"act": 4, "weight": 4, "kv": 4, "index": 4}
 MODULES = (cnn, resnet, vision_transformer)
 ROWS = [(m, name) for m in MODULES for name in m.MODELS]
-
-
-def _macs(g: ModelGraph, prefix: str = "") -> float:
-    return sum(cost_of(op.resolve({"B": 1}), WIDTHS).macs for op in g.ops
-               if op.name.startswith(prefix))
-
-
-def _params(g: ModelGraph, prefix: str) -> int:
-    return sum(w.numel for op in g.ops if op.name.startswith(prefix) for w in op.weights)
-
-
-def _out(g: ModelGraph, name: str) -> tuple:
-    return g.op(name).outputs[0].shape
 
 
 @pytest.mark.parametrize(("module", "name"), ROWS, ids=[n for _, n in ROWS])
@@ -41,7 +27,7 @@ def test_matches_published_figures(module, name):
     g = module.MODELS[name]()
     assert g.params == ref["params"]
     if ref["macs"] is not None:
-        assert _macs(g) == pytest.approx(ref["macs"], rel=0.01)
+        assert macs(g) == pytest.approx(ref["macs"], rel=0.01)
     assert ref["source"]
 
 
@@ -62,27 +48,27 @@ def test_lenet5_cifar_params_and_macs_by_hand():
     assert g.params == 456 + 2_416 + 48_120 + 10_164 + 850 == 62_006
     assert g.params - cnn.MODELS["lenet5"]().params == 2 * 5 * 5 * 6  # two more in-channels
     # conv1 28*28*6*75 = 352,800; conv2 10*10*16*150 = 240,000; fcs 48,000 + 10,080 + 840
-    assert _macs(g) == 352_800 + 240_000 + 48_000 + 10_080 + 840
-    assert _out(g, "pool2") == ("B", 16, 5, 5)
+    assert macs(g) == 352_800 + 240_000 + 48_000 + 10_080 + 840
+    assert out_shape(g, "pool2") == ("B", 16, 5, 5)
 
 
 def test_lenet5_macs_by_hand():
     # conv1 28*28*6*25 = 117,600, the rest as lenet5_cifar: 416,520 MACs
-    assert _macs(cnn.MODELS["lenet5"]()) == 117_600 + 240_000 + 48_000 + 10_080 + 840
+    assert macs(cnn.MODELS["lenet5"]()) == 117_600 + 240_000 + 48_000 + 10_080 + 840
 
 
 def test_resnet50_bottleneck_by_hand():
     g = resnet.MODELS["resnet50"]()
     # layer1.0: 1x1 64->64 (4,096) + 3x3 64->64 (36,864) + 1x1 64->256 (16,384)
     # + projection 64->256 (16,384) + BN gains/biases 2*(64+64+256+256) = 1,280
-    assert _params(g, "layer1.0.") == 4_096 + 36_864 + 16_384 + 16_384 + 1_280 == 75_008
-    assert _out(g, "layer4.2.relu3") == ("B", 2048, 7, 7)
-    assert _out(g, "layer2.0.conv2") == ("B", 128, 28, 28)  # v1.5: the 3x3 conv strides
+    assert params(g, "layer1.0.") == 4_096 + 36_864 + 16_384 + 16_384 + 1_280 == 75_008
+    assert out_shape(g, "layer4.2.relu3") == ("B", 2048, 7, 7)
+    assert out_shape(g, "layer2.0.conv2") == ("B", 128, 28, 28)  # v1.5: the 3x3 conv strides
 
 
 def test_googlenet_inception3a_and_aux():
     g = cnn.MODELS["googlenet"]()
-    assert _out(g, "inception3a.cat") == ("B", 64 + 128 + 32 + 32, 28, 28)
+    assert out_shape(g, "inception3a.cat") == ("B", 64 + 128 + 32 + 32, 28, 28)
     # aux1 (on 512 channels) and aux2 (on 528): 1x1 conv to 128 + BN 256 each, and
     # FCs 2048->1024->1000 each: 2048*1024 + 1024 + 1024*1000 + 1000 = 3,123,176
     aux = cnn.googlenet(aux_logits=True)
@@ -94,27 +80,27 @@ def test_inception_v3_aux_head_is_in_published_params():
     g = cnn.MODELS["inception_v3"]()
     # AuxLogits: conv0 768*128 + BN 256; conv1 128*768*25 + BN 1,536; fc 768*1000 + 1000
     aux = 98_304 + 256 + 2_457_600 + 1_536 + 769_000
-    assert _params(g, "AuxLogits.") == aux == 3_326_696
+    assert params(g, "AuxLogits.") == aux == 3_326_696
     assert cnn.inception_v3(aux_logits=False).params == 27_161_264 - aux
-    assert _out(g, "Mixed_7c.cat") == ("B", 2048, 8, 8)
-    assert _out(g, "Mixed_6e.cat") == ("B", 768, 17, 17)
+    assert out_shape(g, "Mixed_7c.cat") == ("B", 2048, 8, 8)
+    assert out_shape(g, "Mixed_6e.cat") == ("B", 768, 17, 17)
 
 
 def test_squeezenet_fire_and_densenet_growth():
     sq = cnn.MODELS["squeezenet1_0"]()
     # features.3 = Fire(96, 16, 64, 64): 96*16+16 + 16*64+64 + 16*9*64+64
-    assert _params(sq, "features.3.") == 1_552 + 1_088 + 9_280
+    assert params(sq, "features.3.") == 1_552 + 1_088 + 9_280
     dn = cnn.MODELS["densenet121"]()
     # block 4 starts at 1024 // 2 = 512 channels and adds 16 layers of 32
-    assert _out(dn, "features.denseblock4.cat") == ("B", 512 + 16 * 32, 7, 7)
+    assert out_shape(dn, "features.denseblock4.cat") == ("B", 512 + 16 * 32, 7, 7)
 
 
 def test_convnext_block_by_hand():
     g = resnet.MODELS["convnext_tiny"]()
     # dw 7x7: 96*49 + 96; LayerNorm 2*96; Linear 96->384: 96*384 + 384;
     # Linear 384->96: 384*96 + 96; layer scale 96
-    assert _params(g, "features.1.0.") == 4_800 + 192 + 37_248 + 36_960 + 96 == 79_296
-    assert _out(g, "features.7.2.add") == ("B", 768, 7, 7)
+    assert params(g, "features.1.0.") == 4_800 + 192 + 37_248 + 36_960 + 96 == 79_296
+    assert out_shape(g, "features.7.2.add") == ("B", 768, 7, 7)
 
 
 def test_vit_encoder_layer_and_attention_by_hand():
@@ -122,13 +108,13 @@ def test_vit_encoder_layer_and_attention_by_hand():
     layer = "encoder.layers.encoder_layer_0."
     # LNs 2*2*768; in_proj 768*2304 + 2304; out_proj 768*768 + 768;
     # MLP 768*3072 + 3072 + 3072*768 + 768
-    assert _params(g, layer) == 3_072 + 1_771_776 + 590_592 + 4_722_432 == 7_087_872
+    assert params(g, layer) == 3_072 + 1_771_776 + 590_592 + 4_722_432 == 7_087_872
     attn = g.op(layer + "self_attention.attention")
     assert attn.inputs[0].shape == ("B", 12, 197, 64) and not attn.attr("causal")
-    assert _macs(g, layer + "self_attention.attention") == 2 * 12 * 197 * 197 * 64
+    assert macs(g, layer + "self_attention.attention") == 2 * 12 * 197 * 197 * 64
     # class token (1,1,768) and position embedding (1,197,768) are counted parameters
-    assert _params(g, "class_token") == 768
-    assert _params(g, "encoder.pos_embedding") == 197 * 768
+    assert params(g, "class_token") == 768
+    assert params(g, "encoder.pos_embedding") == 197 * 768
 
 
 def test_unknown_variant_is_one_clear_error():

@@ -11,12 +11,11 @@ from functools import cache
 
 import pytest
 
-from perfmodel.graph.costs import cost_of
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.zoo import efficientnet, mobile, reparam
+from tests.zoo.graph_sums import macs, out_shape, params
 
-WIDTHS = {"act": 4, "weight": 4, "kv": 4, "index": 4}
 MODULES = (mobile, efficientnet, reparam)
 ROWS = [(name, m) for m in MODULES for name in m.MODELS]
 
@@ -25,20 +24,6 @@ ROWS = [(name, m) for m in MODULES for name in m.MODELS]
 def build(name: str) -> ModelGraph:
     """Each default model is built once per session (graphs are immutable values)."""
     return next(m.MODELS[name]() for m in MODULES if name in m.MODELS)
-
-
-def macs(g: ModelGraph, prefix: str = "", kind: str | None = None) -> float:
-    """MACs at batch 1 of the ops whose name starts with ``prefix`` (and of ``kind``)."""
-    return sum(cost_of(op.resolve({"B": 1}), WIDTHS).macs for op in g.ops
-               if op.name.startswith(prefix) and (kind is None or op.kind == kind))
-
-
-def params(g: ModelGraph, prefix: str) -> int:
-    return sum(w.numel for op in g.ops if op.name.startswith(prefix) for w in op.weights)
-
-
-def out_shape(g: ModelGraph, name: str) -> tuple:
-    return g.op(name).outputs[0].shape
 
 
 @pytest.mark.parametrize(("name", "module"), ROWS, ids=[n for n, _ in ROWS])
