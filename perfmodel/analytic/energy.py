@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perfmodel.errors import SpecError, UnsupportedOpError
+from perfmodel.errors import SpecError, UnsupportedOpError, raise_problems
 from perfmodel.files import data_dir, read_yaml
-from perfmodel.hardware.load import _Checker
+from perfmodel.hardware.checks import Checker
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.units import DTYPES
 
@@ -56,7 +56,7 @@ def _table_from_dict(d: Any, path: str) -> EnergyTable:
     if not isinstance(d, Mapping):
         raise SpecError(f"{path}: an energy table must be a YAML mapping",
                         "see hw_specs/_energy.yaml for the format")
-    c = _Checker(d.get("sources") or {})
+    c = Checker(d.get("sources") or {})
     c.keys("", d, {"schema", "sources", "process", "arithmetic_pJ", "memory_pJ_per_64bit"})
     mult: dict[str, float] = {}
     add: dict[str, float] = {}
@@ -75,9 +75,7 @@ def _table_from_dict(d: Any, path: str) -> EnergyTable:
         for level in LEVELS:
             v = c.leaf(f"memory_pJ_per_64bit.{level}", mem.get(level))
             per_byte[level] = (v or 0.0) * _PJ / 8
-    if c.problems:
-        raise SpecError(f"{path}: {len(c.problems)} problem(s): " + "; ".join(c.problems),
-                        "fix these keys (format: hw_specs/_energy.yaml)")
+    raise_problems(path, c.problems, "fix these keys (format: hw_specs/_energy.yaml)")
     lookup = per_byte["sram_8KB"] * 8  # one 64-bit access per look-up
     return EnergyTable(mult, add, per_byte, lookup, str(d.get("process", "")), c.provenance,
                        path)

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
+from perfmodel.errors import SpecError, UnknownNameError, did_you_mean, raise_problems
 from perfmodel.files import data_dir, read_yaml
+from perfmodel.hardware.checks import Checker, begin_checks, parse_curve
 from perfmodel.hardware.efficiency import EfficiencyCurve
 from perfmodel.hardware.spec import DeviceSpec, Efficiency, MemoryLevel
 from perfmodel.units import DTYPES
@@ -40,59 +41,7 @@ def hw_specs_dir() -> Path:
     return data_dir("hw_specs")
 
 
-class _Checker:
-    """Collects problems with key paths instead of stopping at the first."""
-
-    def __init__(self, sources: Mapping[str, Any]) -> None:
-        self.problems: list[str] = []
-        self.sources = sources
-        self.provenance: dict[str, str] = {}
-
-    def add(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
-
-    def keys(self, path: str, d: Any, allowed: set[str]) -> bool:
-        if not isinstance(d, Mapping):
-            self.add(path, f"must be a mapping, got {type(d).__name__}")
-            return False
-        for k in d:
-            if k not in allowed:
-                self.add(f"{path}.{k}" if path else str(k),
-                         f"unknown key ({did_you_mean(str(k), allowed)})")
-        return True
-
-    def leaf(self, path: str, d: Any, kind: type = float, positive: bool = True) -> Any:
-        """A {value, source} figure; returns the value (None if invalid)."""
-        if not isinstance(d, Mapping) or "value" not in d:
-            self.add(path, "must be {value: ..., source: ...}")
-            return None
-        for k in d:
-            if k not in ("value", "source"):
-                self.add(f"{path}.{k}", "unknown key (a figure has only value and source)")
-        src = d.get("source")
-        if not isinstance(src, str) or not src.strip():
-            self.add(f"{path}.source", "missing: every figure needs a source")
-        elif " " not in src and "/" not in src and src not in self.sources and src.isupper():
-            self.add(f"{path}.source", f"{src!r} is not defined under sources: "
-                                       f"({did_you_mean(src, self.sources)})")
-        else:
-            self.provenance[path] = str(self.sources.get(src, src))
-        v = d["value"]
-        if kind is bool:
-            if not isinstance(v, bool):
-                self.add(f"{path}.value", f"must be true or false, got {v!r}")
-                return None
-            return v
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            self.add(f"{path}.value", f"must be a number, got {v!r}")
-            return None
-        if v < 0 or (positive and v == 0):
-            self.add(f"{path}.value", f"must be {'positive' if positive else '>= 0'}, got {v}")
-            return None
-        return v
-
-
-def _peaks(c: _Checker, compute: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+def _peaks(c: Checker, compute: Mapping[str, Any]) -> dict[tuple[str, str], float]:
     peaks: dict[tuple[str, str], float] = {}
     for unit in ("tensor", "vector"):
         table = compute.get(f"{unit}_TFLOPS", {}) or {}
@@ -107,7 +56,7 @@ def _peaks(c: _Checker, compute: Mapping[str, Any]) -> dict[tuple[str, str], flo
     return peaks
 
 
-def _memory(c: _Checker, levels: Any) -> tuple[MemoryLevel, ...]:
+def _memory(c: Checker, levels: Any) -> tuple[MemoryLevel, ...]:
     if not isinstance(levels, list) or not levels:
         c.add("memory", "must be a non-empty list of memory levels")
         return ()
@@ -136,46 +85,21 @@ def _memory(c: _Checker, levels: Any) -> tuple[MemoryLevel, ...]:
     return tuple(out)
 
 
-def _curve(c: _Checker, path: str, d: Any) -> EfficiencyCurve | None:
-    """A {value: [[size, efficiency], ...], source: ...} curve (docs/hw_spec_format.md)."""
-    if not isinstance(d, Mapping) or "value" not in d:
-        c.add(path, "must be {value: [[size, efficiency], ...], source: ...}")
-        return None
-    src = d.get("source")
-    if not isinstance(src, str) or not src.strip():
-        c.add(f"{path}.source", "missing: every figure needs a source")
-    else:
-        c.provenance[path] = str(c.sources.get(src, src))
-    pts = d["value"]
-    ok = isinstance(pts, list) and len(pts) > 0 and all(
-        isinstance(p, list | tuple) and len(p) == 2 and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in p) for p in pts)
-    if not ok:
-        c.add(f"{path}.value", "must be a non-empty list of [size, efficiency] number pairs")
-        return None
-    sizes = [p[0] for p in pts]
-    if any(s <= 0 for s in sizes) or len(set(sizes)) != len(sizes):
-        c.add(f"{path}.value", "sizes must be positive and distinct")
-    if any(not 0 < p[1] <= 1 for p in pts):
-        c.add(f"{path}.value", "efficiencies are fractions of peak: each must be in (0, 1]")
-    return EfficiencyCurve.from_points(pts)
-
-
-def _curves(c: _Checker, d: Mapping[str, Any]
+def _curves(c: Checker, d: Mapping[str, Any]
             ) -> tuple[dict[str, EfficiencyCurve], EfficiencyCurve | None]:
     compute: dict[str, EfficiencyCurve] = {}
     table = d.get("compute_curve") or {}
     if c.keys("efficiency.compute_curve", table, set(DTYPES)):
         for dt, leaf in table.items():
-            curve = _curve(c, f"efficiency.compute_curve.{dt}", leaf)
+            curve = parse_curve(c, f"efficiency.compute_curve.{dt}", leaf)
             if curve is not None:
                 compute[str(dt)] = curve
-    memory = _curve(c, "efficiency.memory_curve", d["memory_curve"]) \
+    memory = parse_curve(c, "efficiency.memory_curve", d["memory_curve"]) \
         if "memory_curve" in d else None
     return compute, memory
 
 
-def _efficiency(c: _Checker, d: Mapping[str, Any]) -> Efficiency:
+def _efficiency(c: Checker, d: Mapping[str, Any]) -> Efficiency:
     vals = {}
     for k in EFFICIENCY_KEYS:
         v = c.leaf(f"efficiency.{k}", d[k], positive=k != "launch_overhead_us") \
@@ -193,15 +117,7 @@ def _efficiency(c: _Checker, d: Mapping[str, Any]) -> Efficiency:
 
 def device_from_dict(d: Any, path: str = "<dict>") -> DeviceSpec:
     """Check and convert a spec mapping (as read from YAML) into a DeviceSpec."""
-    if not isinstance(d, Mapping):
-        raise SpecError(f"{path}: a device spec must be a YAML mapping",
-                        "see docs/hw_spec_format.md for the format")
-    sources = d.get("sources") or {}
-    c = _Checker(sources if isinstance(sources, Mapping) else {})
-    c.keys("", d, TOP_KEYS)
-    for k in REQUIRED:
-        if k not in d:
-            c.add(k, "missing required key")
+    c = begin_checks(d, path, "device", "docs/hw_spec_format.md", TOP_KEYS, REQUIRED)
     if "category" in d and d["category"] not in CATEGORIES:
         c.add("category", f"must be one of {', '.join(sorted(CATEGORIES))}")
     compute = d.get("compute") or {}
@@ -231,9 +147,7 @@ def device_from_dict(d: Any, path: str = "<dict>") -> DeviceSpec:
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         c.add("aliases", "must be a list of names")
         aliases = []
-    if c.problems:
-        raise SpecError(f"{path}: {len(c.problems)} problem(s): " + "; ".join(c.problems),
-                        "fix these keys (format: docs/hw_spec_format.md)")
+    raise_problems(path, c.problems, "fix these keys (format: docs/hw_spec_format.md)")
     return DeviceSpec(
         name=str(d["name"]), display_name=str(d.get("display_name", d["name"])),
         vendor=str(d.get("vendor", "")), category=str(d.get("category", "")),

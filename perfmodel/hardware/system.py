@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perfmodel.errors import PlanError, SpecError, UnknownNameError, did_you_mean
+from perfmodel.errors import PlanError, SpecError, UnknownNameError, did_you_mean, raise_problems
 from perfmodel.files import read_yaml
+from perfmodel.hardware.checks import Checker, begin_checks, parse_curve
 from perfmodel.hardware.efficiency import EfficiencyCurve
-from perfmodel.hardware.load import _Checker, _curve, hw_specs_dir, load_device
+from perfmodel.hardware.load import hw_specs_dir, load_device
 
 __all__ = ["SystemSpec", "Fabric", "Network", "load_system", "list_systems", "system_from_dict",
            "system_to_dict", "systems_dir", "TOPOLOGIES"]
@@ -137,7 +138,7 @@ def systems_dir() -> Path:
     return hw_specs_dir() / "systems"
 
 
-def _int_leaf(c: _Checker, path: str, d: Any) -> int | None:
+def _int_leaf(c: Checker, path: str, d: Any) -> int | None:
     v = c.leaf(path, d)
     if v is not None and float(v) != int(v):
         c.add(f"{path}.value", f"must be a whole number, got {v}")
@@ -145,7 +146,7 @@ def _int_leaf(c: _Checker, path: str, d: Any) -> int | None:
     return None if v is None else int(v)
 
 
-def _efficiency(c: _Checker, path: str, d: Any) -> tuple[EfficiencyCurve, float | None]:
+def _efficiency(c: Checker, path: str, d: Any) -> tuple[EfficiencyCurve, float | None]:
     """A constant ({value: 0.8, source}) or a curve ({value: [[bytes, eff], ...], source,
     reference_GBps}); reference_GBps names the bandwidth the curve was measured at."""
     ideal = EfficiencyCurve((1.0,), (1.0,))
@@ -166,15 +167,15 @@ def _efficiency(c: _Checker, path: str, d: Any) -> tuple[EfficiencyCurve, float 
         if v is not None and v > 1:
             c.add(f"{path}.value", f"is a fraction of nominal bandwidth, must be <= 1, got {v}")
         return EfficiencyCurve((1.0,), (float(v or 1.0),)), ref
-    return _curve(c, path, d) or ideal, ref
+    return parse_curve(c, path, d) or ideal, ref
 
 
-def _latency(c: _Checker, path: str, d: Any) -> float:
+def _latency(c: Checker, path: str, d: Any) -> float:
     v = c.leaf(path, d, positive=False) if d is not None else None
     return float(v or 0.0) * 1e-6
 
 
-def _dims(c: _Checker, d: Any) -> tuple[int, ...]:
+def _dims(c: Checker, d: Any) -> tuple[int, ...]:
     """A torus shape {value: [4, 4, 4], source: ...}."""
     raw = d.get("value") if isinstance(d, Mapping) else None
     c.leaf("scale_up.dims", {**d, "value": 1} if isinstance(d, Mapping) else d)  # the source
@@ -185,7 +186,7 @@ def _dims(c: _Checker, d: Any) -> tuple[int, ...]:
     return tuple(raw)
 
 
-def _fabric(c: _Checker, d: Any) -> Fabric | None:
+def _fabric(c: Checker, d: Any) -> Fabric | None:
     if not c.keys("scale_up", d, FABRIC_KEYS):
         return None
     topo = d.get("topology")
@@ -211,7 +212,7 @@ def _fabric(c: _Checker, d: Any) -> Fabric | None:
                   devices_per_switch=per_sw, dims=dims, efficiency_ref_Bps=ref)
 
 
-def _network(c: _Checker, d: Any) -> Network | None:
+def _network(c: Checker, d: Any) -> Network | None:
     if not c.keys("scale_out", d, NETWORK_KEYS):
         return None
     for k in ("nics_per_node", "nic_Gbps"):
@@ -234,7 +235,7 @@ def _network(c: _Checker, d: Any) -> Network | None:
                    efficiency_ref_Bps=ref)
 
 
-def _device_name(c: _Checker, d: Mapping[str, Any]) -> str:
+def _device_name(c: Checker, d: Mapping[str, Any]) -> str:
     name = d.get("device")
     if not isinstance(name, str):
         c.add("device", "missing: name a hw_specs device (perfmodel hw)")
@@ -248,7 +249,7 @@ def _device_name(c: _Checker, d: Mapping[str, Any]) -> str:
     return name
 
 
-def _check_shape(c: _Checker, fabric: Fabric | None, per_node: int | None) -> None:
+def _check_shape(c: Checker, fabric: Fabric | None, per_node: int | None) -> None:
     if fabric is None or per_node is None:
         return
     if fabric.topology == "torus" and fabric.dims:
@@ -266,15 +267,8 @@ def _check_shape(c: _Checker, fabric: Fabric | None, per_node: int | None) -> No
 
 def system_from_dict(d: Any, path: str = "<dict>") -> SystemSpec:
     """Check and convert a system mapping (as read from YAML) into a SystemSpec."""
-    if not isinstance(d, Mapping):
-        raise SpecError(f"{path}: a system spec must be a YAML mapping",
-                        "see docs/system_spec_format.md for the format")
-    sources = d.get("sources") or {}
-    c = _Checker(sources if isinstance(sources, Mapping) else {})
-    c.keys("", d, TOP_KEYS)
-    for k in ("name", "device", "devices_per_node", "scale_up"):
-        if k not in d:
-            c.add(k, "missing required key")
+    c = begin_checks(d, path, "system", "docs/system_spec_format.md", TOP_KEYS,
+                     ("name", "device", "devices_per_node", "scale_up"))
     device = _device_name(c, d)
     per_node = _int_leaf(c, "devices_per_node", d["devices_per_node"]) \
         if "devices_per_node" in d else None
@@ -289,9 +283,7 @@ def system_from_dict(d: Any, path: str = "<dict>") -> SystemSpec:
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         c.add("aliases", "must be a list of names")
         aliases = []
-    if c.problems:
-        raise SpecError(f"{path}: {len(c.problems)} problem(s): " + "; ".join(c.problems),
-                        "fix these keys (format: docs/system_spec_format.md)")
+    raise_problems(path, c.problems, "fix these keys (format: docs/system_spec_format.md)")
     if fabric is None or per_node is None:  # unreachable: both are problems above
         raise SpecError(f"{path}: scale_up and devices_per_node are required",
                         "see docs/system_spec_format.md")
