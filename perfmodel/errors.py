@@ -18,6 +18,7 @@ __all__ = [
     "MeasurementError",
     "UnknownNameError",
     "did_you_mean",
+    "raise_problems",
 ]
 
 
@@ -69,3 +70,11 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
         return "did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
     shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
     return f"choose one of: {shown}"
+
+
+def raise_problems(where: str, problems: list[str], hint: str, kind: str = "",
+                   error: type[PerfModelError] = SpecError) -> None:
+    """Raise one error listing every problem found in a file or table (none: return)."""
+    if problems:
+        what = f" in {kind}" if kind else ""
+        raise error(f"{where}: {len(problems)} problem(s){what}: " + "; ".join(problems), hint)

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perfmodel.errors import MeasurementError, did_you_mean
+from perfmodel.errors import MeasurementError, did_you_mean, raise_problems
 
 __all__ = ["COLUMNS", "FAMILIES", "BACKENDS", "REQUIRED", "check_measurements",
            "read_measurements", "write_measurements", "measurement_frame", "add_derived"]
@@ -141,9 +141,9 @@ def check_measurements(df: pd.DataFrame, where: str = "measurements") -> pd.Data
             empty = m[col].isna() if COLUMNS[col] != STR else m[col] == ""
             bad = np.flatnonzero((rows & empty).to_numpy())
             problems += [f"row {i}: a {family} row needs {col}" for i in bad[:3]]
-    if problems:
-        raise MeasurementError(f"{where}: {len(problems)} problem(s): " + "; ".join(problems),
-                               "fix these rows (schema: perfmodel.bench.measurement COLUMNS)")
+    raise_problems(where, problems,
+                   "fix these rows (schema: perfmodel.bench.measurement COLUMNS)",
+                   error=MeasurementError)
     return m
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from perfmodel.compress.rewrite import renamed, with_attrs
 from perfmodel.compress.select import ALL, Selection, weighted_layers
-from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
+from perfmodel.errors import SpecError, UnknownNameError, did_you_mean, raise_problems
 from perfmodel.files import read_yaml
 from perfmodel.graph.kinds import TENSOR_KINDS, ZERO_COST_KINDS, OpKind
 from perfmodel.graph.model_graph import ModelGraph
@@ -163,9 +163,7 @@ def load_bit_widths(path: str | Path) -> tuple[list[tuple[str, str | int]], str 
             scheme(value)
         except UnknownNameError as exc:
             problems.append(f"{key}: {exc.message} ({exc.hint})")
-    if problems:
-        raise SpecError(f"{p}: {len(problems)} problem(s): " + "; ".join(problems),
-                        "fix these keys (format: README, section Compression)")
+    raise_problems(str(p), problems, "fix these keys (format: README, section Compression)")
     return plan, d.get("default")
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from perfmodel.errors import SpecError, did_you_mean
+from perfmodel.errors import SpecError, did_you_mean, raise_problems
 from perfmodel.zoo.transformer import TransformerConfig
 
 __all__ = ["load_hf_config", "SUPPORTED_MODEL_TYPES"]
@@ -143,10 +143,9 @@ def load_hf_config(path: str | os.PathLike[str], *, name: str | None = None) -> 
                         f"supported model types: {', '.join(SUPPORTED_MODEL_TYPES)}")
     reader = _Reader(raw)
     values = _MAPPERS[model_type](reader)
-    if reader.problems:
-        raise SpecError(f"{file}: {len(reader.problems)} problem(s) in Hugging Face config: "
-                        + "; ".join(reader.problems),
-                        "use the model's original config.json from the Hugging Face Hub")
+    raise_problems(str(file), reader.problems,
+                   "use the model's original config.json from the Hugging Face Hub",
+                   "Hugging Face config")
     values.update({
         "name": name or file.resolve().parent.name, "family": model_type,
         "source": f"Hugging Face config.json at {file} (model_type {model_type}); graph "

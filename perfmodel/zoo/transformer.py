@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
+from perfmodel.errors import UnknownNameError, did_you_mean, raise_problems
 from perfmodel.files import data_dir, read_yaml
 from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.kinds import OpKind
@@ -111,10 +111,8 @@ class TransformerConfig:
     def from_dict(cls, data: Any, *, where: str = "<dict>") -> TransformerConfig:
         """Check ``data`` (e.g. parsed YAML); raise one SpecError listing every problem."""
         problems = _problems(data)
-        if problems:
-            raise SpecError(f"{where}: {len(problems)} problem(s) in transformer config: "
-                            + "; ".join(problems),
-                            "see workloads/README.md for the config format")
+        raise_problems(where, problems, "see workloads/README.md for the config format",
+                       "transformer config")
         values = {k: data.get(k, f.default) for k, f in _FIELDS.items()}
         heads = values["num_attention_heads"]
         values["num_key_value_heads"] = values["num_key_value_heads"] or heads
