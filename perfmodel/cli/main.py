@@ -16,6 +16,8 @@ from perfmodel.cli import (
     memory,
     memory_wall,
     models,
+    parallel,
+    pipeline,
     roofline,
     validate,
 )
@@ -32,6 +34,8 @@ COMMANDS["memory"] = memory
 COMMANDS["memory-wall"] = memory_wall
 COMMANDS["compress"] = compress
 COMMANDS["collective"] = collective
+COMMANDS["pipeline"] = pipeline
+COMMANDS["parallel"] = parallel
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,80 @@
+"""3D-parallel training: accuracy against published A100 runs, and perfmodel's own speed.
+
+    python benchmarks/bench_parallel.py
+
+Accuracy: every row of measurements/reference/training.csv (Korthikanti et al. 2022 Table 5
+iteration times, via Calculon's transcription; torchtitan FSDP2 tokens/s per GPU) predicted
+with the analytic step (perfmodel.parallel.step) on DGX A100 with A100 80GB devices, with the
+device spec's efficiency and no per-row factor; the error of each row is printed.
+
+Speed targets (the parallel issue): the discrete-event simulation of one GPT-3 175B step on
+1,024 GPUs (tp 8, pp 16, dp 8, 64 micro-batches) in < 10 s; the plan search for a 530B model
+(Korthikanti's Turing-NLG 530B shape) on ~5,000 GPUs in < 10 s.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import pandas as pd
+
+from perfmodel.hardware.load import load_device
+from perfmodel.hardware.system import load_system
+from perfmodel.parallel.plan import ParallelPlan
+from perfmodel.parallel.search import search_plans
+from perfmodel.parallel.step import predict_step
+from perfmodel.parallel.validation import load_cases, validate_training
+from perfmodel.zoo.registry import load_model
+
+
+def accuracy() -> None:
+    t = validate_training()
+    pd.set_option("display.width", 200)
+    cols = ["row_id", "model", "gpus", "tp", "pp", "dp", "v", "recompute", "sp", "published",
+            "predicted", "error_pct", "mfu_pred"]
+    for metric, grp in t.groupby("metric", sort=False):
+        err = grp["error_pct"].abs()
+        print(f"\n== {metric}: {grp['source'].iloc[0]} ==")
+        print(grp[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        print(f"|error| mean {err.mean():.1f} %, max {err.max():.1f} %, rows under 10 %: "
+              f"{(err < 10).sum()} of {len(err)}")
+
+
+def speed() -> None:
+    system, device = load_system("dgx-a100"), load_device("a100-sxm4-80gb")
+    gpt3 = load_model("gpt3-175b")
+    plan = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16,
+                        micro_batch=1, global_batch=512, recompute="selective",
+                        sequence_parallel=True, zero=1)
+    t0 = time.perf_counter()
+    pred = predict_step(gpt3, plan, system, device, method="sim")
+    wall = time.perf_counter() - t0
+    sim = pred.simulation
+    print(f"\nDES of one GPT-3 175B step, 1,024 GPUs (tp 8, pp 16, dp 8, m = "
+          f"{plan.micro_batches}): {wall:.3f} s wall (target < 10 s); simpy {sim['events']} "
+          f"events in {sim['wall_s']:.3f} s; simulated step {pred.step_s:.3f} s vs analytic "
+          f"{predict_step(gpt3, plan, system, device).step_s:.3f} s")
+    t0 = time.perf_counter()
+    case = next(c for c in load_cases() if "530B" in c.label)
+    g530 = case.graph()
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    df = search_plans(g530, system, 4480, 2240, 2048, device=device, top=5)
+    wall = time.perf_counter() - t0
+    print(f"plan search, 530B on 4,480 GPUs, global batch 2,240: {wall:.3f} s wall "
+          f"(target < 10 s; model build {build:.2f} s), {df.attrs['candidates']} candidates, "
+          f"{df.attrs['fitting']} fit")
+    print(df.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
+def main() -> None:
+    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}")
+    accuracy()
+    speed()
+
+
+if __name__ == "__main__":
+    main()

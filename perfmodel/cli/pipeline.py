@@ -1,0 +1,106 @@
+"""perfmodel pipeline: simulate a pipeline schedule beside its closed forms."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pandas as pd
+
+from perfmodel.analytic.pipeline import SCHEDULES, in_flight, layer_assignment, step_time
+from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.errors import ShapeError
+from perfmodel.sim.schedules import PipelineRun, simulate_pipeline
+
+HELP = "pipeline schedule (GPipe, 1F1B, interleaved): simulated timeline vs closed forms"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stages", type=int, required=True, help="pipeline devices p")
+    p.add_argument("--micro-batches", type=int, required=True, help="micro-batches m")
+    p.add_argument("--schedule", default="1f1b", choices=SCHEDULES)
+    p.add_argument("--virtual", type=int, default=1, help="chunks per device (interleaved)")
+    p.add_argument("--t-forward", default="1",
+                   help="forward time per micro-batch and stage (s), or one per virtual "
+                        "stage, comma-separated (uneven stages)")
+    p.add_argument("--t-backward", default="2", help="backward time, same convention")
+    p.add_argument("--activation-bytes", type=float, default=0.0,
+                   help="bytes sent between stages per micro-batch")
+    p.add_argument("--link-GBps", type=float, default=None, help="p2p link bandwidth")
+    p.add_argument("--link-latency-us", type=float, default=0.0, help="p2p link latency")
+    p.add_argument("--layers", type=int, default=None,
+                   help="also print Megatron's layer assignment of this many layers")
+    p.add_argument("--timeline", action="store_true", help="print every op (table format)")
+    p.add_argument("--plot", default=None, metavar="FILE", help="per-device Gantt chart")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+
+
+def _times(text: str, name: str) -> Any:
+    try:
+        vals = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise ShapeError(f"cannot read --{name} {text!r}", "write e.g. 1 or 1,1,2,1") from None
+    if not vals:
+        raise ShapeError(f"--{name} is empty", "write e.g. 1 or 1,1,2,1")
+    return vals[0] if len(vals) == 1 else vals
+
+
+def run(args: argparse.Namespace) -> PipelineRun:
+    if args.link_GBps is not None and args.link_GBps <= 0:
+        raise ShapeError("--link-GBps must be positive", "e.g. --link-GBps 25")
+    if args.link_latency_us < 0 or args.activation_bytes < 0:
+        raise ShapeError("latency and bytes must be >= 0", "pass 0 or more")
+    return simulate_pipeline(
+        args.schedule, args.stages, args.micro_batches, _times(args.t_forward, "t-forward"),
+        _times(args.t_backward, "t-backward"), virtual=args.virtual,
+        activation_bytes=args.activation_bytes,
+        link_bandwidth_Bps=(args.link_GBps * 1e9 if args.link_GBps else float("inf")),
+        link_latency_s=args.link_latency_us * 1e-6)
+
+
+def summary(r: PipelineRun) -> dict[str, Any]:
+    p, m, v = r.stages, r.micro_batches, r.virtual
+    per_device = r.ideal_s / m  # busiest device's forward + backward per micro-batch
+    closed = float(step_time(p, m, per_device, 0.0, r.schedule, v))
+    return {"schedule": r.schedule, "stages": p, "micro_batches": m, "virtual": v,
+            "step_s": r.step_s, "closed_form_step_s": closed, "ideal_s": r.ideal_s,
+            "bubble": r.bubble, "closed_form_bubble": r.closed_form_bubble,
+            "in_flight_closed_form": float(in_flight(p, m, r.schedule, v)),
+            "events": r.result.events, "sim_wall_s": r.result.wall_s}
+
+
+def handle(args: argparse.Namespace) -> str:
+    r = run(args)
+    s = summary(r)
+    layers = layer_assignment(args.layers, args.stages, args.virtual) if args.layers else None
+    if args.plot:
+        from perfmodel.report.pipeline import plot_pipeline_gantt
+        plot_pipeline_gantt(r.compute(), args.plot,
+                            f"{r.schedule}: p = {r.stages}, m = {r.micro_batches}"
+                            + (f", v = {r.virtual}" if r.virtual > 1 else ""),
+                            overwrite=args.force)
+    ops = pd.DataFrame(r.tuples(), columns=["device", "start", "end", "label"])
+    if args.format == "json":
+        out: dict[str, Any] = {**s, "timeline": ops.to_dict("records")}
+        if layers:
+            out["layer_assignment"] = layers
+        return to_json(out)
+    if args.format == "csv":
+        return emit_frame(ops if args.timeline else pd.DataFrame([s]), "csv")
+    lines = [f"# {r.schedule} pipeline: p = {r.stages} stages, m = {r.micro_batches} "
+             f"micro-batches" + (f", v = {r.virtual} chunks" if r.virtual > 1 else "")
+             + " (discrete-event simulation)",
+             f"step             {r.step_s:.6g} s simulated, {s['closed_form_step_s']:.6g} s "
+             "closed form (uniform stages)",
+             f"bubble           {r.bubble:.4f} of ideal simulated, "
+             f"{r.closed_form_bubble:.4f} closed form ((p-1)/m, (p-1)/(v m) interleaved)",
+             f"in flight        {s['in_flight_closed_form']:.4g} micro-batches on the first "
+             "stage (m for GPipe, min(p, m) for 1F1B)"]
+    if layers:
+        lines += [f"layers device {i}: {', '.join(map(str, ls))}" for i, ls in
+                  enumerate(layers)]
+    if args.timeline:
+        lines.append(emit_frame(ops, "table"))
+    if args.plot:
+        lines.append(f"# Gantt chart written to {args.plot}")
+    return "\n".join(lines)

@@ -1,0 +1,332 @@
+"""Analytic 3D-parallel training step: compute + exposed TP comm + PP p2p + bubble + DP comm.
+
+For a plan (d, t, p, v, micro-batch b, m micro-batches per step), on one device of the
+slowest pipeline stage:
+
+    T_mb   = L (t_layer_f + t_layer_b + n_tp t_tp) + extras + 2 v t_p2p    per micro-batch
+    T_pipe = m T_mb,max + (p - 1) / v x T_mb,mean                          fill and drain
+    T_step = T_pipe + exposed DP communication + optimizer step
+
+with L = layers per device, t_layer_* the roofline times of one layer's per-device rows
+(perfmodel.parallel.partition, the device's efficiency), n_tp = 4 tensor-parallel
+all-reduces per layer (2 forward, 2 backward; 6 with full recomputation, which reruns the
+forward ones), t_tp / t_p2p / the DP collectives from perfmodel.analytic.network
+(``predict_collective`` on the system). For uniform stages T_pipe is the closed form
+m T (1 + (p - 1)/(v m)) of analytic.pipeline; the first and last stages carry the embedding
+and the LM head, so the slowest stage sets the steady state and the mean stage the fill and
+drain.
+
+Rank layout (Megatron-LM): tensor-parallel ranks adjacent, then data-parallel, then
+pipeline. Data-parallel groups of one node share its NICs. DP overlap (``overlap_grad_
+reduce``): the gradient reduction (and, with ZeRO 1-2, the parameter all-gather) runs under
+the last micro-batch's backward, except the last bucket (Megatron-LM's default bucket of
+40 M parameters); ZeRO 3 / FSDP all-gathers weights for forward and backward and
+reduce-scatters gradients every micro-batch, overlapped with that micro-batch's compute.
+
+MFU = model FLOP / (T_step x devices x peak) with model FLOP of Narayanan et al. 2021 eq. 3
+(``partition.model_flops``); HFU adds the recomputed FLOP (Chowdhery et al. 2022, app. B).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from perfmodel.analytic.memory import MemoryPlan, footprint, memory_model
+from perfmodel.analytic.network import predict_collective
+from perfmodel.analytic.pipeline import bubble_fraction, in_flight
+from perfmodel.errors import PlanError, UnknownNameError
+from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.hardware.spec import DeviceSpec
+from perfmodel.hardware.system import SystemSpec
+from perfmodel.parallel.partition import (
+    LayerCosts,
+    StageTimes,
+    grad_bytes,
+    layer_costs,
+    model_flops,
+    p2p_bytes,
+    stage_times,
+    tp_comm_bytes,
+)
+from perfmodel.parallel.plan import ParallelPlan
+from perfmodel.units import dtype as lookup_dtype
+
+__all__ = ["StepPrediction", "predict_step", "step_from_costs", "BREAKDOWN",
+           "DP_BUCKET_PARAMS"]
+
+BREAKDOWN = ("compute", "tp_comm", "pp_p2p", "bubble", "dp_comm", "optimizer")
+DP_BUCKET_PARAMS = 40_000_000  # Megatron-LM DistributedDataParallelConfig.bucket_size default
+
+
+@dataclass(frozen=True)
+class StepPrediction:
+    """One training step of a plan: times in seconds, memory in bytes per device."""
+
+    model: str
+    system: str
+    plan: ParallelPlan
+    step_s: float
+    tokens_per_s: float
+    tflops_per_device: float
+    mfu: float
+    hfu: float
+    bubble_fraction: float
+    breakdown: dict[str, float]
+    memory: dict[str, float]
+    capacity_bytes: float
+    assumptions: dict[str, Any] = field(default_factory=dict)
+    method: str = "analytic"
+    simulation: dict[str, Any] = field(default_factory=dict)
+    pipeline_run: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def fits(self) -> bool:
+        return self.memory["total"] <= self.capacity_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "system": self.system, "plan": self.plan.to_dict(),
+                "step_s": self.step_s, "tokens_per_s": self.tokens_per_s,
+                "tflops_per_device": self.tflops_per_device, "mfu": self.mfu,
+                "hfu": self.hfu, "bubble_fraction": self.bubble_fraction,
+                "breakdown_s": dict(self.breakdown),
+                "memory_bytes": dict(self.memory), "capacity_bytes": self.capacity_bytes,
+                "fits": self.fits, "method": self.method, "simulation": self.simulation,
+                "assumptions": self.assumptions}
+
+
+@lru_cache(maxsize=4096)
+def _coll(system: SystemSpec, primitive: str, size: float, nodes: int, per_node: int) -> float:
+    if nodes * per_node < 2 or size <= 0:
+        return 0.0
+    t = predict_collective(system, primitive, [size], nodes=nodes, per_node=per_node)
+    return float(t.table["time_us"].iloc[0]) * 1e-6
+
+
+def _group(system: SystemSpec, size: int, stride: int) -> tuple[int, int, int]:
+    """(nodes, members per node, groups sharing each node) of a group of ``size`` ranks
+    ``stride`` apart in the rank order."""
+    k = system.devices_per_node
+    per = max(1, min(size, k // stride)) if stride < k else 1
+    nodes = math.ceil(size / per)
+    sharing = max(1, k // per) if nodes > 1 else 1
+    return nodes, per, sharing
+
+
+def _check_fits_system(plan: ParallelPlan, costs: LayerCosts, system: SystemSpec) -> None:
+    dims = costs.dims
+    t, p, v = plan.tensor_parallel, plan.pipeline_parallel, plan.virtual
+    if dims.heads % t:
+        raise PlanError(f"tensor parallel size {t} does not divide {dims.name}'s "
+                        f"{dims.heads} heads", "choose --tp dividing the head count")
+    if p * v > dims.layers:
+        raise PlanError(f"{p} stages x {v} chunks exceed {dims.name}'s {dims.layers} layers",
+                        "lower --pp or --virtual")
+    if v > 1 and dims.layers % (p * v):
+        raise PlanError(f"{dims.layers} layers do not split into {p} stages x {v} chunks",
+                        "choose pp x virtual dividing the layer count")
+    k = system.devices_per_node
+    if t > k and t % k:
+        raise PlanError(f"tensor parallel size {t} spans nodes of {k} devices unevenly",
+                        f"use --tp dividing {k} or a multiple of it")
+
+
+def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
+                    system: SystemSpec, device: DeviceSpec) -> dict[str, Any]:
+    """The step of ``plan`` from precomputed per-device times (no memory): the numbers of
+    StepPrediction as a dict (used by the search to avoid repeated roofline calls)."""
+    dims = costs.dims
+    t, p, d, v = plan.tensor_parallel, plan.pipeline_parallel, plan.data_parallel, plan.virtual
+    m, b, s = plan.micro_batches, plan.micro_batch, plan.seq
+    k = system.devices_per_node
+    layers = math.ceil(dims.layers / p)
+    # tensor parallel: 2 + 2 collectives per layer and micro-batch (+2 with full recompute)
+    n_tp = 6 if plan.recompute == "full" else 4
+    tp_nodes, tp_per = (1, t) if t <= k else (t // k, k)
+    buf = tp_comm_bytes(dims, s, b, plan.dtype)
+    if plan.sequence_parallel:
+        t_tp = _coll(system, "reduce_scatter", buf, tp_nodes, tp_per) + _coll(
+            system, "all_gather", buf, tp_nodes, tp_per)
+    else:
+        t_tp = _coll(system, "all_reduce", buf, tp_nodes, tp_per)
+    # pipeline p2p: neighbours t x d ranks apart
+    t_p2p = 0.0
+    if p > 1:
+        nbytes = p2p_bytes(dims, s, b, plan.dtype, t, plan.sequence_parallel)
+        t_p2p = _coll(system, "send_recv", nbytes, 2, 1) if t * d >= k else _coll(
+            system, "send_recv", nbytes, 1, 2)
+    comp_layer = times.layer_f + times.layer_b
+    extras_max = max(times.first_f + times.first_b if p > 1 else 0.0,
+                     times.last_f + times.last_b + (times.first_f + times.first_b
+                                                    if p == 1 else 0.0))
+    extras_mean = (times.first_f + times.first_b + times.last_f + times.last_b) / p
+    comm_mb = layers * n_tp * t_tp + (2 * v * t_p2p if p > 1 else 0.0)
+    t_max = layers * comp_layer + extras_max + comm_mb
+    t_mean = layers * comp_layer + extras_mean + comm_mb
+    pipe = m * t_max + (p - 1) / v * t_mean
+    # data parallel
+    dp_nodes, dp_per, sharing = _group(system, d, t)
+    grads = grad_bytes(dims, layers, t, plan.dtype)
+    dp_exposed = 0.0
+    if d > 1:
+        if plan.zero >= 3:
+            per_mb = 2 * _coll(system, "all_gather", grads * sharing, dp_nodes, dp_per) \
+                + _coll(system, "reduce_scatter", grads * sharing, dp_nodes, dp_per)
+            window = layers * comp_layer
+            dp_exposed = m * max(0.0, per_mb - window)
+        else:
+            if plan.zero >= 1:
+                t_dp = _coll(system, "reduce_scatter", grads * sharing, dp_nodes, dp_per) \
+                    + _coll(system, "all_gather", grads * sharing, dp_nodes, dp_per)
+            else:
+                t_dp = _coll(system, "all_reduce", grads * sharing, dp_nodes, dp_per)
+            if plan.overlap_grad_reduce:
+                params = grads / lookup_dtype(plan.dtype).nbytes
+                last_bucket = t_dp * min(1.0, DP_BUCKET_PARAMS / max(params, 1.0))
+                window = layers * times.layer_b
+                dp_exposed = max(t_dp - window, last_bucket)
+            else:
+                dp_exposed = t_dp
+    opt = layers * times.layer_opt + times.extras_opt
+    step = pipe + dp_exposed + opt
+    comp = m * (layers * comp_layer + extras_max)
+    breakdown = {"compute": comp, "tp_comm": m * layers * n_tp * t_tp,
+                 "pp_p2p": m * 2 * v * t_p2p if p > 1 else 0.0,
+                 "bubble": pipe - m * t_max, "dp_comm": dp_exposed, "optimizer": opt}
+    devices = plan.devices
+    peak = device.peak("tensor", plan.dtype) or 0.0
+    if dims.gpt_like:
+        mflops = model_flops(dims, plan.global_batch, s)
+    else:  # the workload's forward + backward FLOP (GQA, gated MLP, MoE)
+        mflops = plan.global_batch / b * (dims.layers * times.layer_model_flops * t
+                                          + times.extras_model_flops * t)
+    ratio = (dims.layers * times.layer_hw_flops + times.extras_model_flops) / max(
+        dims.layers * times.layer_model_flops + times.extras_model_flops, 1.0)
+    mfu = mflops / (step * devices * peak) if peak else float("nan")
+    return {"step_s": step, "tokens_per_s": plan.global_batch * s / step,
+            "tflops_per_device": mflops / (step * devices) / 1e12, "mfu": mfu,
+            "hfu": mfu * ratio,
+            "bubble_fraction": float(bubble_fraction(p, m, plan.schedule, v)),
+            "breakdown": breakdown,
+            "collectives_s": {"tp_collective": t_tp, "p2p": t_p2p},
+            "stage": {"layers": layers,
+                      "layer_f": times.layer_f + 2 * t_tp,
+                      "layer_b": times.layer_b + (n_tp - 2) * t_tp,
+                      "first_f": times.first_f, "first_b": times.first_b,
+                      "last_f": times.last_f, "last_b": times.last_b,
+                      "p2p_bytes": p2p_bytes(dims, s, b, plan.dtype, t,
+                                             plan.sequence_parallel) if p > 1 else 0.0,
+                      "tail_s": dp_exposed + opt},
+            "gpt_like": dims.gpt_like}
+
+
+def _memory(graph: ModelGraph, plan: ParallelPlan) -> dict[str, float]:
+    mm = memory_model(graph)
+    mplan = MemoryPlan(phase="train", batch=plan.global_batch, seq=plan.seq, dtype=plan.dtype,
+                       micro_batch=plan.micro_batch, optimizer=plan.optimizer,
+                       precision="mixed", zero=plan.zero, dp=plan.data_parallel,
+                       tp=plan.tensor_parallel, pp=plan.pipeline_parallel,
+                       sequence_parallel=plan.sequence_parallel, recompute=plan.recompute,
+                       schedule="gpipe" if plan.schedule == "gpipe" else "1f1b")
+    fp = {k: float(np.asarray(v)) for k, v in footprint(mm, mplan).items()}
+    if plan.schedule == "interleaved":  # 1 + (p-1)/(p v) more in flight (Korthikanti 4.2.3)
+        p, m = plan.pipeline_parallel, plan.micro_batches
+        base = float(np.minimum(p, m))
+        fp["activations"] *= float(in_flight(p, m, "interleaved", plan.virtual)) / base
+        fp["total"] = sum(fp[c] for c in fp if c != "total")
+    return fp
+
+
+def _simulate(plan: ParallelPlan, system: SystemSpec, r: dict[str, Any]) -> dict[str, Any]:
+    """Replace the pipeline part of the analytic result with the simulated one."""
+    from perfmodel.sim.step import simulate_step
+
+    st, p, v = r["stage"], plan.pipeline_parallel, plan.virtual
+    n = p * v
+    per_chunk = st["layers"] / v
+    tf = [per_chunk * st["layer_f"] + (st["first_f"] if i == 0 else 0.0)
+          + (st["last_f"] if i == n - 1 else 0.0) for i in range(n)]
+    tb = [per_chunk * st["layer_b"] + (st["first_b"] if i == 0 else 0.0)
+          + (st["last_b"] if i == n - 1 else 0.0) for i in range(n)]
+    sim = simulate_step(system, p, plan.micro_batches, tf, tb, schedule=plan.schedule,
+                        virtual=v, activation_bytes=st["p2p_bytes"],
+                        stride=plan.tensor_parallel * plan.data_parallel, tail_s=st["tail_s"])
+    out = dict(r)
+    scale = r["step_s"] / sim.step_s
+    out.update(step_s=sim.step_s, tokens_per_s=r["tokens_per_s"] * scale,
+               tflops_per_device=r["tflops_per_device"] * scale, mfu=r["mfu"] * scale,
+               hfu=r["hfu"] * scale, bubble_fraction=sim.pipeline.bubble)
+    bd = dict(r["breakdown"])
+    bd["pp_p2p"] = 0.0  # simulated transfers overlap compute; any wait shows as bubble
+    bd["bubble"] = sim.pipeline.step_s - bd["compute"] - bd["tp_comm"]
+    out["breakdown"] = bd
+    out["simulation"] = {"events": sim.pipeline.result.events,
+                         "wall_s": sim.pipeline.result.wall_s,
+                         "bubble_simulated": sim.pipeline.bubble,
+                         "scope": "one pipeline (one DP replica, one TP rank per stage) on "
+                                  "the system's links; DP and optimizer added after flush"}
+    out["pipeline_run"] = sim.pipeline
+    return out
+
+
+def predict_step(graph: ModelGraph, plan: ParallelPlan, system: SystemSpec,
+                 device: DeviceSpec | None = None, method: str = "analytic") -> StepPrediction:
+    """Step time, throughput, MFU / HFU, bubble and memory of ``plan``: ``method="analytic"``
+    (closed forms) or ``"sim"`` (the pipeline as a discrete-event simulation).
+
+    >>> from perfmodel.zoo.registry import load_model
+    >>> from perfmodel.hardware.system import load_system
+    >>> plan = ParallelPlan(data_parallel=1, tensor_parallel=8, pipeline_parallel=8,
+    ...                     global_batch=64, micro_batch=1, schedule="interleaved", virtual=3,
+    ...                     recompute="selective", sequence_parallel=True)
+    >>> pred = predict_step(load_model("gpt3-175b"), plan, load_system("dgx-a100"))
+    >>> 5 < pred.step_s < 30
+    True
+    """
+    device = device or system.device_spec()
+    costs = layer_costs(graph, plan.seq, plan.dtype, plan.optimizer)
+    _check_fits_system(plan, costs, system)
+    times = stage_times(costs, device, plan.tensor_parallel, plan.micro_batch,
+                        plan.sequence_parallel, plan.recompute, plan.zero,
+                        plan.data_parallel)
+    r = step_from_costs(costs, times, plan, system, device)
+    if method == "sim":
+        r = _simulate(plan, system, r)
+    elif method != "analytic":
+        raise UnknownNameError(f"unknown method {method!r}", "use analytic or sim")
+    mem = _memory(graph, plan)
+    return StepPrediction(
+        model=graph.name, system=system.name, plan=plan, step_s=r["step_s"],
+        tokens_per_s=r["tokens_per_s"], tflops_per_device=r["tflops_per_device"],
+        mfu=r["mfu"], hfu=r["hfu"], bubble_fraction=r["bubble_fraction"],
+        breakdown=r["breakdown"], memory=mem, capacity_bytes=device.memory_capacity,
+        assumptions=_assumptions(plan, system, device, r), method=method,
+        simulation=r.get("simulation", {}), pipeline_run=r.get("pipeline_run"))
+
+
+def _assumptions(plan: ParallelPlan, system: SystemSpec, device: DeviceSpec,
+                 r: dict[str, Any]) -> dict[str, Any]:
+    eff = device.efficiency
+    return {
+        "method": "analytic: roofline of the per-device workload + alpha-beta collectives "
+                  "+ pipeline closed form (perfmodel.parallel.step docstring)",
+        "device": device.name, "dtype": plan.dtype,
+        "compute_efficiency": eff.compute, "memory_efficiency": eff.memory,
+        "efficiency_source": "the device spec (hw_specs; A100 defaults from A100 GEMM / "
+                             "STREAM reference measurements)",
+        "collectives": f"perfmodel.analytic.network.predict_collective on {system.name}",
+        "tp_collective_s": r["collectives_s"]["tp_collective"],
+        "p2p_s": r["collectives_s"]["p2p"],
+        "tp_comm_overlap": "none (Megatron-LM 2022)",
+        "dp_overlap": ("bucketed, under the last micro-batch's backward, last bucket "
+                       f"({DP_BUCKET_PARAMS / 1e6:g} M params) exposed"
+                       if plan.overlap_grad_reduce else "none"),
+        "model_flops": "Narayanan et al. 2021 eq. 3: 72 B s l h^2 (1 + s/6h + V/12hl)"
+                       if r["gpt_like"] else "the workload's forward + backward FLOP (not "
+                       "a GPT layer: gated MLP, GQA or MoE)",
+        "not_modelled": "dropout, kernel fusion, data loading, straggler jitter",
+    }

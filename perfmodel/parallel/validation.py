@@ -1,0 +1,143 @@
+"""Predicted vs published training runs on A100 (measurements/reference/training.csv).
+
+Rows (copied verbatim, with their citation columns, from shared/reference/measurements/
+training.csv):
+
+* Korthikanti et al. 2022 ("Reducing activation recomputation in large transformer
+  models", arXiv 2205.05198), Table 5: iteration times of 22B, 175B, 530B and 1T GPT models
+  with full recomputation, and with sequence parallelism + selective recomputation, on
+  A100 80GB (Selene, DGX A100), as transcribed with their tp / pp / interleaving / batch by
+  Calculon's validation files (rows training-00520..00527). Model shapes from the rows;
+  vocabulary 51,200 (Narayanan et al. 2021, sec. 5.1, the same Megatron-LM GPT setup).
+* torchtitan docs/performance.md (rows training-00217..00224): FSDP2 on 64 A100 80GB,
+  Llama 2 / 3 models of the zoo, tokens/s per GPU. The system is taken as DGX A100
+  (200 Gb/s HDR per GPU): the rows do not state their network.
+
+No per-row factor is fitted: every row is priced with the device spec's efficiency.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from perfmodel.errors import SpecError
+from perfmodel.files import data_dir
+from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.hardware.load import load_device
+from perfmodel.hardware.system import load_system
+from perfmodel.parallel.plan import ParallelPlan
+from perfmodel.parallel.step import predict_step
+from perfmodel.zoo.registry import load_model
+from perfmodel.zoo.transformer import TransformerConfig, build_transformer, workloads_dir
+
+__all__ = ["Case", "load_cases", "validate_training", "VALIDATION_COLUMNS"]
+
+VALIDATION_COLUMNS = ("row_id", "model", "gpus", "tp", "pp", "dp", "v", "recompute", "sp",
+                      "metric", "published", "predicted", "error_pct", "mfu_pred", "source")
+MEGATRON_VOCAB = 51200  # Narayanan et al. 2021, sec. 5.1
+SYSTEM, DEVICE = "dgx-a100", "a100-sxm4-80gb"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One published run: how to build its model and plan, and what was measured."""
+
+    row_id: str
+    label: str
+    graph: Callable[[], ModelGraph]
+    plan: ParallelPlan
+    metric: str  # step_s | tokens_per_s_per_gpu
+    published: float
+    source: str
+
+
+def _reference_file() -> str:
+    path = data_dir("measurements") / "reference" / "training.csv"
+    if not path.is_file():
+        raise SpecError(f"reference file not found: {path}",
+                        "reinstall perfmodel: the wheel ships measurements/reference")
+    return str(path)
+
+
+def _gpt(name: str, hidden: int, layers: int, heads: int, seq: int) -> Callable[[], ModelGraph]:
+    def build() -> ModelGraph:
+        base = TransformerConfig.from_dict(
+            dict(__import__("yaml").safe_load((workloads_dir() / "gpt3-175b.yaml")
+                                              .read_text())))
+        cfg = {k: v for k, v in base.__dict__.items() if v is not None}
+        cfg.update(name=name, hidden_size=hidden, num_hidden_layers=layers,
+                   num_attention_heads=heads, num_key_value_heads=heads,
+                   head_dim=hidden // heads, intermediate_size=4 * hidden,
+                   vocab_size=MEGATRON_VOCAB, max_position_embeddings=seq,
+                   reference_params=None, reference_params_source=None)
+        return build_transformer(TransformerConfig.from_dict(cfg))
+    return build
+
+
+def _korthikanti(r: pd.Series) -> Case:
+    m = re.search(r"hidden (\d+), (\d+) layers, (\d+) heads, seq (\d+)", r["model"])
+    opts = dict(kv.split("=") for kv in str(r["other_parallel"]).replace(" ", "").split(","))
+    if m is None:
+        raise SpecError(f"{r['row_id']}: cannot read the model shape from {r['model']!r}",
+                        "expected 'hidden H, L layers, A heads, seq S'")
+    h, layers, a, s = (int(x) for x in m.groups())
+    v = int(opts["pipeline_interleaving"])
+    plan = ParallelPlan(
+        data_parallel=int(r["dp"]), tensor_parallel=int(r["tp"]),
+        pipeline_parallel=int(r["pp"]), micro_batch=int(r["micro_batch"]),
+        global_batch=int(r["global_batch"]), seq=s,
+        schedule="interleaved" if v > 1 else "1f1b", virtual=v,
+        recompute="full" if opts["activation_recompute"] == "full" else "selective",
+        sequence_parallel=opts["tensor_par_comm_type"] == "rs_ag", dtype="bf16")
+    name = r["model"].split(" ")[0]
+    return Case(r["row_id"], f"{name} {opts['activation_recompute']}",
+                _gpt(name, h, layers, a, s), plan, "step_s", float(r["step_time_s"]),
+                "Korthikanti et al. 2022 Table 5 (via Calculon)")
+
+
+TORCHTITAN_RECOMPUTE = {"no": "none", "selective layer": "selective",
+                        "selective op": "selective", "full": "full"}
+
+
+def _torchtitan(r: pd.Series) -> Case:
+    ac = str(r["other_parallel"]).split("activation checkpointing:")[-1].strip()
+    zoo = str(r["model"]).lower().replace(" ", "-")
+    mb = int(r["micro_batch"])
+    gpus = int(r["num_gpus"])
+    plan = ParallelPlan(data_parallel=gpus, micro_batch=mb, global_batch=gpus * mb,
+                        seq=int(r["seq_len"]), zero=3, recompute=TORCHTITAN_RECOMPUTE[ac],
+                        dtype="bf16")
+    return Case(r["row_id"], f"{zoo} AC {ac}", lambda: load_model(zoo), plan,
+                "tokens_per_s_per_gpu", float(r["throughput"]), "torchtitan performance.md")
+
+
+def load_cases() -> list[Case]:
+    """The validation rows as Cases (Korthikanti first, then torchtitan)."""
+    df = pd.read_csv(_reference_file())
+    out = []
+    for _, r in df.iterrows():
+        fw = str(r["framework"])
+        if "torchtitan" in fw:
+            out.append(_torchtitan(r))
+        elif "calculon" in str(r["source"]):
+            out.append(_korthikanti(r))
+    return sorted(out, key=lambda c: (c.metric, c.row_id))
+
+
+def validate_training(cases: list[Case] | None = None) -> pd.DataFrame:
+    """One row per case: published vs predicted and the signed error in percent."""
+    system, device = load_system(SYSTEM), load_device(DEVICE)
+    rows = []
+    for c in cases if cases is not None else load_cases():
+        pred = predict_step(c.graph(), c.plan, system, device)
+        value = pred.step_s if c.metric == "step_s" else pred.tokens_per_s / c.plan.devices
+        p = c.plan
+        rows.append((c.row_id, c.label, p.devices, p.tensor_parallel, p.pipeline_parallel,
+                     p.data_parallel, p.virtual, p.recompute, p.sequence_parallel, c.metric,
+                     c.published, value, 100.0 * (value - c.published) / c.published,
+                     pred.mfu, c.source))
+    return pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))

@@ -1,0 +1,102 @@
+"""The analytic 3D-parallel step: its parts add up, TP / PP / DP terms follow their formulas,
+the DES agrees for uniform-ish stages, memory comes from analytic.memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perfmodel.analytic.memory import MemoryPlan, footprint, memory_model
+from perfmodel.analytic.network import predict_collective
+from perfmodel.errors import PlanError
+from perfmodel.hardware.load import load_device
+from perfmodel.hardware.system import load_system
+from perfmodel.parallel.plan import ParallelPlan
+from perfmodel.parallel.step import BREAKDOWN, predict_step
+from perfmodel.zoo.registry import load_model
+
+
+@pytest.fixture(scope="module")
+def env():
+    return load_model("gpt3-175b"), load_system("dgx-a100"), load_device("a100-sxm4-80gb")
+
+
+PLAN = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16, micro_batch=1,
+                    global_batch=512, schedule="interleaved", virtual=2, zero=1,
+                    recompute="selective", sequence_parallel=True)
+
+
+def test_breakdown_adds_up_and_metrics_consistent(env):
+    g, s, d = env
+    pred = predict_step(g, PLAN, s, d)
+    assert sum(pred.breakdown[k] for k in BREAKDOWN) == pytest.approx(pred.step_s)
+    assert pred.tokens_per_s == pytest.approx(512 * 2048 / pred.step_s)
+    # MFU = 72 B s l h^2 (1 + s/6h + V/12hl) / (T N peak), Narayanan et al. 2021 eq. 3
+    h, n_l, v, sq = 12288, 96, 50257, 2048
+    flops = 72 * 512 * sq * n_l * h * h * (1 + sq / (6 * h) + v / (12 * h * n_l))
+    assert pred.mfu == pytest.approx(flops / (pred.step_s * 1024 * 312e12))
+    assert pred.hfu > pred.mfu  # selective recompute reruns the attention core
+    assert pred.bubble_fraction == pytest.approx(15 / (2 * 64))  # (p-1)/(v m)
+
+
+def test_tp_comm_is_four_collectives_per_layer(env):
+    g, s, d = env
+    plan = ParallelPlan(data_parallel=1, tensor_parallel=8, pipeline_parallel=1,
+                        micro_batch=1, global_batch=2)
+    pred = predict_step(g, plan, s, d)
+    ar = predict_collective(s, "all_reduce", [2048 * 12288 * 2], 1, 8).table
+    t_ar = float(ar["time_us"].iloc[0]) * 1e-6
+    assert pred.breakdown["tp_comm"] == pytest.approx(2 * 96 * 4 * t_ar)  # m x l x 4
+    full = predict_step(g, ParallelPlan(1, 8, 1, 1, 2, recompute="full"), s, d)
+    assert full.breakdown["tp_comm"] == pytest.approx(2 * 96 * 6 * t_ar)
+    assert pred.breakdown["bubble"] == 0.0 and pred.breakdown["pp_p2p"] == 0.0
+
+
+def test_interleaving_shrinks_the_bubble(env):
+    g, s, d = env
+    base = dict(data_parallel=8, tensor_parallel=8, pipeline_parallel=16, micro_batch=1,
+                global_batch=512, recompute="selective", sequence_parallel=True)
+    one = predict_step(g, ParallelPlan(**base), s, d)
+    two = predict_step(g, ParallelPlan(**base, schedule="interleaved", virtual=2), s, d)
+    assert two.breakdown["bubble"] == pytest.approx(one.breakdown["bubble"] / 2, rel=0.05)
+    assert two.breakdown["pp_p2p"] == pytest.approx(2 * one.breakdown["pp_p2p"])
+
+
+def test_overlap_hides_dp_comm(env):
+    g, s, d = env
+    plan = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16,
+                        micro_batch=1, global_batch=512)
+    on = predict_step(g, plan, s, d)
+    off = predict_step(g, ParallelPlan(**{**plan.to_dict(), "overlap_grad_reduce": False}),
+                       s, d)
+    assert off.breakdown["dp_comm"] > on.breakdown["dp_comm"] > 0
+
+
+def test_memory_is_the_memory_model(env):
+    g, s, d = env
+    plan = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16,
+                        micro_batch=1, global_batch=512, zero=1, recompute="selective",
+                        sequence_parallel=True)
+    pred = predict_step(g, plan, s, d)
+    mp = MemoryPlan(phase="train", batch=512, seq=2048, dtype="bf16", micro_batch=1, zero=1,
+                    dp=8, tp=8, pp=16, sequence_parallel=True, recompute="selective")
+    assert pred.memory["total"] == pytest.approx(float(np.asarray(
+        footprint(memory_model(g), mp)["total"])))
+    assert pred.fits
+
+
+def test_sim_agrees_with_analytic(env):
+    g, s, d = env
+    a = predict_step(g, PLAN, s, d)
+    sim = predict_step(g, PLAN, s, d, method="sim")
+    assert sim.step_s == pytest.approx(a.step_s, rel=0.03)
+    assert sim.simulation["events"] > 0
+
+
+def test_impossible_plans_for_the_model(env):
+    g, s, d = env
+    with pytest.raises(PlanError):  # 96 heads / 7
+        predict_step(g, ParallelPlan(tensor_parallel=7, global_batch=1), s, d)
+    with pytest.raises(PlanError):  # 96 layers / (16 x 4) chunks
+        predict_step(g, ParallelPlan(pipeline_parallel=16, global_batch=16,
+                                     schedule="interleaved", virtual=4), s, d)
