@@ -15,7 +15,8 @@ hw                     str       perfmodel spec that prices the row (name or fil
 dtype                  str       compute dtype (perfmodel name: fp32, tf32, fp16, bf16, int8, ...)
 m, n, k                int       GEMM dimensions: C[m, n] = A[m, k] @ B[k, n]
 batch, seq, out_seq    int       batch size; sequence / prompt length; generated tokens (LLMs)
-model, phase           str       inference rows: zoo model name; inference | generate
+model, phase           str       inference rows: zoo model name; inference | generate |
+                                 prefill | decode (one token against a KV cache of seq)
 framework              str       software that ran the work (cuBLAS 13.0, numpy 2.1, vLLM, ...)
 num_devices            int       devices that ran it together (1 unless a collective / parallel)
 flops                  float     FLOP of one repetition (perfmodel's count: 2 x MACs)

@@ -12,7 +12,9 @@ Per family (a registry, PRICERS):
 - launch: the spec's launch overhead.
 - inference: ``predict(build_workload(load_model(model), ...))``; LLM rows of phase
   ``generate`` are one prefill of ``seq`` tokens plus ``out_seq - 1`` decode steps, each priced
-  at the mean KV length ``seq + out_seq / 2`` (decode time is linear in KV length per op).
+  at the mean KV length ``seq + out_seq / 2`` (decode time is linear in KV length per op);
+  rows of phase ``prefill`` or ``decode`` (``perfmodel bench --backend torch``) are priced as
+  that phase, a decode row's ``seq`` being its KV-cache length.
 - latency, collective, and rows on several devices: not predicted (predicted_s empty, the
   reason in ``predict_note``); a single-device roofline has no figure for them.
 """
@@ -139,8 +141,9 @@ def _price_inference(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Pri
             dec = _latency(r.model, device, int(r.batch), seq + out // 2, dt, "decode", memo)
             steps = max(out - 1, 0)
             parts = [pre[j] + steps * dec[j] for j in range(3)]
-        else:
-            parts = list(_latency(r.model, device, int(r.batch), seq, dt, "inference", memo))
+        else:  # prefill / decode (torch rows; decode: seq is the KV length) or inference
+            phase = r.phase if r.phase in ("prefill", "decode") else "inference"
+            parts = list(_latency(r.model, device, int(r.batch), seq, dt, phase, memo))
         time[i], over[i], ops[i] = parts
     return time, over, ops, notes
 
