@@ -3,39 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
-from perfmodel.cli import (
-    bench,
-    calibrate,
-    collective,
-    compress,
-    hw,
-    memory,
-    memory_wall,
-    models,
-    parallel,
-    pipeline,
-    roofline,
-    validate,
-)
 from perfmodel.cli.output import FORMATS
 from perfmodel.errors import PerfModelError
 
-__all__ = ["main", "run", "build_parser"]
+__all__ = ["main", "run", "build_parser", "COMMANDS"]
 
-COMMANDS = {"roofline": roofline, "models": models, "hw": hw}
-COMMANDS["bench"] = bench
-COMMANDS["validate"] = validate
-COMMANDS["calibrate"] = calibrate
-COMMANDS["memory"] = memory
-COMMANDS["memory-wall"] = memory_wall
-COMMANDS["compress"] = compress
-COMMANDS["collective"] = collective
-COMMANDS["pipeline"] = pipeline
-COMMANDS["parallel"] = parallel
+# Command -> the module that implements it (HELP, add_arguments, handle). Modules are
+# imported only for the command being run, so `perfmodel roofline` does not pay for the
+# simulator, the benchmark suite or the compression library at start-up.
+COMMANDS: dict[str, str] = {
+    "roofline": "perfmodel.cli.roofline",
+    "models": "perfmodel.cli.models",
+    "hw": "perfmodel.cli.hw",
+    "memory": "perfmodel.cli.memory",
+    "memory-wall": "perfmodel.cli.memory_wall",
+    "compress": "perfmodel.cli.compress",
+    "collective": "perfmodel.cli.collective",
+    "pipeline": "perfmodel.cli.pipeline",
+    "parallel": "perfmodel.cli.parallel",
+    "bench": "perfmodel.cli.bench",
+    "validate": "perfmodel.cli.validate",
+    "calibrate": "perfmodel.cli.calibrate",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,11 +39,17 @@ class _Parser(argparse.ArgumentParser):
         raise PerfModelError(message, f"see `{self.prog} --help`")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (``command`` given) one whose only complete sub-parser is that
+    command's; the others are listed by name so usage errors still name every command."""
     parser = _Parser(prog="perfmodel", description="Predict how AI models run on hardware.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, module in COMMANDS.items():
+    for name, path in COMMANDS.items():
+        if command is not None and name != command:
+            sub.add_parser(name)
+            continue
+        module = importlib.import_module(path)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         p.add_argument("--format", choices=FORMATS, default="table",
                        help="output format (json is stable for scripts)")
@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 2 bad input)."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else None)
     try:
         args = parser.parse_args(argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
