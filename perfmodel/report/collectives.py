@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from perfmodel.errors import PerfModelError
-from perfmodel.report.roofline import check_writable
+from perfmodel.report.figure import check_writable, pyplot, save
 
 if TYPE_CHECKING:  # the simulator (simpy) is only needed by callers that have a timeline
     from perfmodel.sim.engine import Timeline
@@ -17,14 +17,6 @@ __all__ = ["plot_link_gantt", "plot_busbw"]
 
 MAX_LINKS = 48  # rows of a readable Gantt chart: the busiest links
 
-
-def _pyplot():  # type: ignore[no-untyped-def]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_link_gantt(timeline: Timeline, path: str | Path, title: str = "",
@@ -40,7 +32,7 @@ def plot_link_gantt(timeline: Timeline, path: str | Path, title: str = "",
     row = {name: i for i, name in enumerate(links)}
     shown = ev[ev["resource"].isin(row)]
     groups = shown["label"].str.split().str[-1].str.split(".").str[0]
-    plt = _pyplot()
+    plt = pyplot()
     cmap = plt.get_cmap("tab20")
     colours = {g: cmap(i % 20) for i, g in enumerate(pd.unique(groups))}
     fig, ax = plt.subplots(figsize=(10, 0.25 * len(links) + 2.2))
@@ -60,10 +52,7 @@ def plot_link_gantt(timeline: Timeline, path: str | Path, title: str = "",
         if ev["resource"].nunique() > len(links) else ""
     ax.set_title((title or "link occupancy") + note, fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def plot_busbw(tables: dict[str, pd.DataFrame], path: str | Path, title: str = "",
@@ -71,7 +60,7 @@ def plot_busbw(tables: dict[str, pd.DataFrame], path: str | Path, title: str = "
     """busbw (GB/s) against message size, one line per table (e.g. analytic, simulated,
     measured); tables need size_bytes and busbw_GBps columns."""
     out = check_writable(path, overwrite)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, t in tables.items():
         ax.semilogx(t["size_bytes"], t["busbw_GBps"], marker="o", ms=3, label=name)
@@ -80,7 +69,4 @@ def plot_busbw(tables: dict[str, pd.DataFrame], path: str | Path, title: str = "
     ax.set_title(title or "busbw vs size", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out)

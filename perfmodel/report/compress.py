@@ -25,7 +25,7 @@ from perfmodel.errors import PlanError
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.op import numel
 from perfmodel.hardware.spec import DeviceSpec
-from perfmodel.report.roofline import check_writable
+from perfmodel.report.figure import check_writable, pyplot, save
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload
 from perfmodel.workload.training import OPTIMIZERS
@@ -168,10 +168,7 @@ def compare_strategies(graph: ModelGraph, device: DeviceSpec, strategies: Sequen
 def plot_tradeoff(table: pd.DataFrame, path: str | Path, overwrite: bool = False,
                   title: str = "") -> Path:
     """Speed-up vs model size on disk, one labelled point per strategy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import FuncFormatter
 
     out = check_writable(path, overwrite)
@@ -192,7 +189,4 @@ def plot_tradeoff(table: pd.DataFrame, path: str | Path, overwrite: bool = False
     ax.set_ylabel("speed-up vs baseline (x)")
     ax.set_title(title or "compression: speed-up vs size", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out)

@@ -8,25 +8,17 @@ from typing import Any
 import pandas as pd
 
 from perfmodel.hardware.spec import DeviceSpec
-from perfmodel.report.roofline import check_writable
+from perfmodel.report.figure import check_writable, pyplot, save
 
 __all__ = ["plot_breakdown", "plot_memory_wall"]
 
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_breakdown(report: Any, model: str, device: DeviceSpec, path: str | Path,
                    overwrite: bool = False) -> Path:
     """One stacked bar of the per-device footprint against the device's capacity (GB)."""
     out = check_writable(path, overwrite)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 6))
     bottom = 0.0
     for row in report.breakdown.itertuples():
@@ -40,16 +32,13 @@ def plot_breakdown(report: Any, model: str, device: DeviceSpec, path: str | Path
     ax.set_ylabel("GB per device")
     ax.set_title(f"{model} on {device.display_name}", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def plot_memory_wall(table: pd.DataFrame, path: str | Path, overwrite: bool = False) -> Path:
     """Peak FLOP/s, bandwidth and capacity by year (log scale), and FLOP per byte."""
     out = check_writable(path, overwrite)
-    plt = _pyplot()
+    plt = pyplot()
     t = table.dropna(subset=["year"])
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
     a.semilogy(t["year"], t["peak_flops_per_s"] / 1e12, "o",
@@ -66,7 +55,4 @@ def plot_memory_wall(table: pd.DataFrame, path: str | Path, overwrite: bool = Fa
     b.set_ylabel("peak FLOP per byte of bandwidth (ridge point)")
     b.grid(True, which="both", alpha=0.3)
     fig.suptitle("The memory wall across the device library", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from perfmodel.errors import PerfModelError
-from perfmodel.report.roofline import check_writable
+from perfmodel.report.figure import check_writable, pyplot, save
 
 __all__ = ["plot_pipeline_gantt"]
 
@@ -23,10 +23,7 @@ def plot_pipeline_gantt(compute: pd.DataFrame, path: str | Path, title: str = ""
     if compute.empty:
         raise PerfModelError("the pipeline timeline is empty: nothing to plot",
                              "simulate at least one micro-batch")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     devices = list(dict.fromkeys(compute.sort_values("start")["resource"]))
     devices = sorted(devices, key=lambda d: (len(d), d))[:MAX_DEVICES]
@@ -55,7 +52,4 @@ def plot_pipeline_gantt(compute: pd.DataFrame, path: str | Path, title: str = ""
     ax.set_xlabel("time (s)")
     ax.set_title(title or "pipeline schedule (blue: forward, green: backward)", fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out)

@@ -7,29 +7,16 @@ from pathlib import Path
 import numpy as np
 
 from perfmodel.analytic.roofline import Prediction
-from perfmodel.errors import PerfModelError
 from perfmodel.hardware.spec import DeviceSpec
+from perfmodel.report.figure import check_writable, pyplot, save
 
-__all__ = ["plot_roofline", "check_writable"]
-
-
-def check_writable(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to overwrite a user's file unless asked; the folder must exist."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise PerfModelError(f"{p} already exists", "pass --force to overwrite it")
-    if not p.parent.exists():
-        raise PerfModelError(f"folder {p.parent} does not exist", "create it first")
-    return p
+__all__ = ["plot_roofline"]
 
 
 def plot_roofline(pred: Prediction, device: DeviceSpec, path: str | Path,
                   overwrite: bool = False) -> Path:
     """Write the chart (PNG/SVG/PDF by extension). Markers: area ~ op time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = check_writable(path, overwrite)
     ops = pred.ops[(pred.ops["flops"] > 0) & (pred.ops["bytes"] > 0)]
@@ -52,7 +39,4 @@ def plot_roofline(pred: Prediction, device: DeviceSpec, path: str | Path,
                  f"{100 * s['utilization']:.2g}%; dots mark ridge points", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6, ncol=2, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from perfmodel.report.roofline import check_writable
+from perfmodel.report.figure import check_writable, pyplot, save
 
 __all__ = ["plot_validation"]
 
@@ -16,10 +16,7 @@ def plot_validation(compared: pd.DataFrame, path: str | Path, overwrite: bool = 
                     title: str = "") -> Path:
     """Write the scatter (PNG/SVG/PDF by extension): x measured, y predicted seconds, one
     colour per family, the y = x line and dashed +-25 % lines; MAPE per family in the legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = check_writable(path, overwrite)
     rows = compared[compared["predicted_s"].notna() & (compared["predicted_s"] > 0)]
@@ -44,7 +41,4 @@ def plot_validation(compared: pd.DataFrame, path: str | Path, overwrite: bool = 
     ax.set_title(title or "perfmodel: predicted vs measured", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out)
