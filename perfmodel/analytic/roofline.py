@@ -8,7 +8,9 @@ bandwidth). Per op (vectorized over the Workload table):
     t_memory  = bytes / (main-memory bandwidth * efficiency.memory)
     t         = max(t_compute, t_memory) + launch_overhead   (ops that do any work)
 
-Ops run one after another (no overlap, no cross-op fusion or cache reuse). An op is
+Ops run one after another (no overlap, no cache reuse across ops). With
+``fusion="epilogue"`` (what inference engines such as TensorRT do, see ``_fuse``), an op
+marked ``fusible`` in the workload runs inside the kernel before it. An op is
 ``compute``- or ``memory``-bound by the larger of its two times, or ``overhead``-bound when
 the launch overhead exceeds both (small ops at batch 1). The totals
 obey the latency law of DOMAIN.md section 1, L = W / (P * U), exactly: U is defined as
@@ -25,9 +27,12 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.analytic.compression import execution, resolve_peak
+from perfmodel.errors import UnknownNameError, did_you_mean
 from perfmodel.hardware.spec import DeviceSpec
 
-__all__ = ["Prediction", "roofline", "predict", "PREDICTION_COLUMNS"]
+__all__ = ["Prediction", "roofline", "predict", "PREDICTION_COLUMNS", "FUSION_MODES"]
+
+FUSION_MODES = ("none", "epilogue")
 
 PREDICTION_COLUMNS = ("peak_flops_per_s", "compute_s", "memory_s", "overhead_s", "time_s",
                       "bound", "achieved_flops_per_s", "unit_used", "dtype_used",
@@ -91,7 +96,8 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
                      "capacity and bandwidth: flat model used")
         return flat
     cap, cache_bw = float(cache.capacity_bytes or 0), float(cache.bandwidth_Bps or 0)
-    ins, outs = df["input_bytes"].to_numpy(float), df["output_bytes"].to_numpy(float)
+    ins = df["input_bytes"].to_numpy(float) - df["fused_input_bytes"].to_numpy(float)
+    outs = df["output_bytes"].to_numpy(float) - df["fused_output_bytes"].to_numpy(float)
     main = df["weight_bytes_moved"].to_numpy(float) + np.where(ins > cap, ins, 0.0) \
         + np.where(outs > cap, outs, 0.0)
     notes.append(f"hierarchical memory: activations under {cap / 1e6:g} MB stay in "
@@ -116,22 +122,69 @@ def _compute_efficiency(df: pd.DataFrame, device: DeviceSpec,
     return out
 
 
+def _fuse(df: pd.DataFrame, fusion: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fused mask, input bytes saved, output bytes saved) per row.
+
+    ``epilogue``: a ``fusible`` row (perfmodel.workload.build.fusible_flags) runs inside
+    its producer's kernel (the row before it): it does not re-read the tensor the producer
+    wrote (the producer's output bytes come off its input bytes) and the producer does not
+    write it (its output bytes come off). The fused kernel thus reads the producer's
+    inputs and the epilogue's other inputs (e.g. a residual) and writes the final output
+    only (TensorRT developer guide, "Layer Fusion"). ``none``: nothing fused.
+    """
+    if fusion not in FUSION_MODES:
+        raise UnknownNameError(f"unknown fusion mode {fusion!r}",
+                               did_you_mean(fusion, FUSION_MODES))
+    n = len(df)
+    if fusion == "none" or "fusible" not in df or n == 0:
+        return np.zeros(n, dtype=bool), np.zeros(n), np.zeros(n)
+    fused = df["fusible"].fillna(False).to_numpy(dtype=bool).copy()
+    fused[0] = False
+    outs = df["output_bytes"].to_numpy(float)
+    ins = df["input_bytes"].to_numpy(float)
+    prev_out = np.concatenate([[0.0], outs[:-1]])
+    saved_in = np.where(fused, np.minimum(prev_out, ins), 0.0)
+    next_fused = np.concatenate([fused[1:], [False]])
+    saved_out = np.where(next_fused, outs, 0.0)
+    return fused, saved_in, saved_out
+
+
+def _group_time(roof: np.ndarray, compute: np.ndarray, memory: np.ndarray,
+                fused: np.ndarray) -> np.ndarray:
+    """Roof time per op with fused groups overlapping: a group (a kernel and its fused
+    epilogues) takes max(sum of compute times, sum of memory times), shared among its ops
+    in proportion to their own roof times. A group of one op keeps max(compute, memory)."""
+    if not fused.any():
+        return roof
+    group = np.cumsum(~fused) - 1
+    c, m, s = (np.bincount(group, weights=v) for v in (compute, memory, roof))
+    g_roof, g_sum = np.maximum(c, m)[group], s[group]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(g_sum > 0, g_roof * roof / np.where(g_sum > 0, g_sum, 1.0), 0.0)
+
+
 def roofline(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = False,
-             dtype_fallback: bool = False) -> pd.DataFrame:
+             dtype_fallback: bool = False, fusion: str = "none") -> pd.DataFrame:
     """The workload table with per-op roofline columns added (a new DataFrame).
 
     Compressed rows (sparsity, codebooks, per-op dtypes) run as
     perfmodel.analytic.compression says; ``dtype_fallback=True`` lets a dtype the device
-    lacks run at the next wider one instead of raising.
+    lacks run at the next wider one instead of raising. ``fusion`` is ``none`` or
+    ``epilogue`` (see ``_fuse``); columns fused, fused_input_bytes and fused_output_bytes
+    record it.
     """
     df = workload.copy()
+    fused, saved_in, saved_out = _fuse(df, fusion)
+    df["fused"] = fused
+    df["fused_input_bytes"] = saved_in
+    df["fused_output_bytes"] = saved_out
     eff = device.efficiency
     peak, unit_used, dtype_used, notes = _peaks(df, device, dtype_fallback)
     ex = execution(df, device, unit_used, dtype_used, dtype_fallback)
     notes += ex.notes
     df["weight_bytes_moved"] = ex.weight_bytes
     df["bytes_moved"] = df["bytes"].to_numpy(float) - df["weight_bytes"].to_numpy(float) \
-        + ex.weight_bytes
+        + ex.weight_bytes - saved_in - saved_out
     flops = df["flops"].to_numpy(float)
     nbytes = df["bytes_moved"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -139,8 +192,8 @@ def roofline(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool =
             df, device, dtype_used)), 0.0) + ex.lookup_s
     memory = _memory_time(df, device, hierarchical, notes)
     works = (flops > 0) | (nbytes > 0)
-    overhead = np.where(works, eff.launch_overhead_s, 0.0)
-    time = np.maximum(compute, memory) + overhead
+    overhead = np.where(works & ~fused, eff.launch_overhead_s, 0.0)
+    time = _group_time(np.maximum(compute, memory), compute, memory, fused) + overhead
     df["peak_flops_per_s"] = peak
     df["compute_s"] = compute
     df["memory_s"] = memory
@@ -170,17 +223,19 @@ def _throughput(attrs: Mapping[str, Any], latency: float) -> tuple[float, str]:
 
 
 def predict(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = False,
-            dtype_fallback: bool = False) -> Prediction:
+            dtype_fallback: bool = False, fusion: str = "none") -> Prediction:
     """Roofline prediction of a Workload on a device: per-op table, summary, assumptions.
 
     ``hierarchical=True`` adds a last-level-cache roof (see ``_memory_time``).
     ``dtype_fallback=True`` lets ops of a dtype the device lacks (compressed ops) run at
     the next wider one, stated in the assumptions; the workload's own dtype must still be
-    one the device supports.
+    one the device supports. ``fusion="epilogue"`` runs ``fusible`` ops inside the kernel
+    before them (no launch overhead, no round trip of the intermediate tensor; ``_fuse``).
     """
     attrs = workload.attrs
     device.check_dtype(attrs.get("dtype", "fp16"))
-    ops = roofline(workload, device, hierarchical=hierarchical, dtype_fallback=dtype_fallback)
+    ops = roofline(workload, device, hierarchical=hierarchical, dtype_fallback=dtype_fallback,
+                   fusion=fusion)
     latency = float(ops["time_s"].sum())
     flops = float(ops["flops"].sum())
     _, _, peak, _ = device.resolve_unit("tensor", attrs.get("dtype", "fp16"))
@@ -198,6 +253,7 @@ def predict(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = 
         "bytes_moved": float(ops["bytes_moved"].sum()),
         "storage_bytes": float(ops["storage_bytes"].sum()) if "storage_bytes" in ops else None,
         "num_ops": int((ops["bound"] != "none").sum()),
+        "num_kernels": int(((ops["bound"] != "none") & ~ops["fused"]).sum()),
         "latency_s": latency, "throughput_per_s": throughput, "throughput_unit": unit,
         "achieved_flops_per_s": achieved, "peak_flops_per_s": peak,
         "utilization": achieved / peak if peak else 0.0,
@@ -211,7 +267,18 @@ def predict(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = 
     }
     assumptions = _assumptions(device, attrs, ops.attrs["fallback_notes"])
     assumptions["memory_model"] = "hierarchical" if hierarchical else "flat"
+    assumptions["fusion"] = FUSION_NOTES[fusion]
     return Prediction(ops, summary, assumptions)
+
+
+FUSION_NOTES = {
+    "none": "none: every op is its own kernel, with its own launch overhead and memory "
+            "round trip",
+    "epilogue": "epilogue: an elementwise/norm op fed only by the kernel just before it "
+                "runs inside that kernel (no launch overhead, intermediate tensor neither "
+                "written nor re-read; a group takes max(sum compute, sum memory)), as "
+                "inference engines do (NVIDIA TensorRT developer guide, 'Layer Fusion')",
+}
 
 
 def _assumptions(device: DeviceSpec, attrs: Mapping[str, Any], notes: list[str]) -> dict:
@@ -220,7 +287,7 @@ def _assumptions(device: DeviceSpec, attrs: Mapping[str, Any], notes: list[str])
     main = next(i for i, m in enumerate(device.memory) if m.role == "main")
     return {
         "method": "roofline: per op max(compute, memory) time + launch overhead; ops run "
-                  "serially, no fusion, no cache reuse across ops",
+                  "serially, no cache reuse across ops (fusion: see 'fusion')",
         "device": device.display_name, "device_spec": device.path,
         "dtype": attrs.get("dtype"), "weight_dtype": attrs.get("weight_dtype"),
         "kv_dtype": attrs.get("kv_dtype"), "phase": attrs.get("phase"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from perfmodel.analytic.roofline import Prediction, predict
+from perfmodel.analytic.roofline import FUSION_MODES, Prediction, predict
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phase", default="inference", choices=PHASES)
     p.add_argument("--memory-model", choices=["flat", "hierarchical"], default="flat",
                    help="hierarchical: activations that fit stay in the last-level cache")
+    p.add_argument("--fusion", choices=FUSION_MODES, default="none",
+                   help="epilogue: elementwise/norm ops run inside the kernel before them, "
+                        "as inference engines (TensorRT, vLLM) do; none: one kernel per op")
     p.add_argument("--top", type=int, default=10, help="ops shown in the table (by time)")
     p.add_argument("--plot", default=None, metavar="FILE", help="write a roofline chart")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
@@ -41,7 +44,8 @@ def run_prediction(args: argparse.Namespace) -> Prediction:
     dtype = args.dtype or device.default_dtype
     wl = build_workload(graph, batch=args.batch, seq=args.seq, dtype=dtype, phase=args.phase,
                         weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype)
-    return predict(wl, device, hierarchical=args.memory_model == "hierarchical")
+    return predict(wl, device, hierarchical=args.memory_model == "hierarchical",
+                   fusion=getattr(args, "fusion", "none"))
 
 
 def handle(args: argparse.Namespace) -> str:
@@ -87,6 +91,7 @@ def _table(pred: Prediction, ops, top: int) -> str:
         f"  efficiency: compute {a['compute_efficiency']:.2f}, memory "
         f"{a['memory_efficiency']:.2f}, launch overhead {format_si(a['launch_overhead_s'], 's')}"
         " per op",
+        f"  fusion: {a['fusion']}",
         f"  dtypes: compute {a['dtype']}, weights {a['weight_dtype']}, KV cache {a['kv_dtype']}",
         *(f"  fallback: {n}" for n in a["fallbacks"]),
         "  sources: perfmodel roofline ... --format json (assumptions); "

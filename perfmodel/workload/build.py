@@ -12,7 +12,14 @@ import pandas as pd
 
 from perfmodel.errors import PlanError, ShapeError, UnknownNameError, did_you_mean
 from perfmodel.graph.costs import COST_RULES, OpCost, cost_of
-from perfmodel.graph.kinds import MAC_KINDS, TENSOR_KINDS, ZERO_COST_KINDS
+from perfmodel.graph.kinds import (
+    ACTIVATION_KINDS,
+    MAC_KINDS,
+    NORM_KINDS,
+    TENSOR_KINDS,
+    ZERO_COST_KINDS,
+    OpKind,
+)
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.op import Op
 from perfmodel.units import dtype as lookup_dtype
@@ -20,7 +27,15 @@ from perfmodel.workload.compressed import OpMeta, op_meta, op_widths
 from perfmodel.workload.schema import COLUMNS, PHASES
 from perfmodel.workload.training import OPTIMIZERS
 
-__all__ = ["build_workload", "phase_dims", "unit_of"]
+__all__ = ["build_workload", "phase_dims", "unit_of", "fusible_flags", "FUSIBLE_KINDS"]
+
+# Epilogue kinds an inference engine folds into the kernel that produced their input
+# (TensorRT developer guide, "Layer Fusion": convolution/GEMM + bias + activation, scale
+# (batchnorm folded into the conv), element-wise sum; TensorRT-LLM fuses residual add and
+# RMSNorm/LayerNorm the same way). Softmax is left out: it reduces over a whole row, which
+# spans the producer GEMM's output tiles, so engines fuse it only inside a dedicated
+# attention kernel (the ``attention`` kind already models that).
+FUSIBLE_KINDS = frozenset(NORM_KINDS | ACTIVATION_KINDS | {OpKind.ADD, OpKind.MUL, OpKind.ROPE})
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +101,7 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
     row_phase = {"train": "forward"}.get(phase, phase)
     memo: dict[tuple[Any, ...], OpCost] = {}
     rows = [_row(op, dims, widths, row_phase, memo, act, wdt) for op in ops]
+    fusible = fusible_flags(graph, ops, [bool(r[7]) for r in rows])
     if phase == "train":
         if optimizer not in OPTIMIZERS:
             raise UnknownNameError(f"unknown optimizer {optimizer!r}",
@@ -93,7 +109,7 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
         rows += [_backward(op, r) for op, r in zip(ops, rows, strict=False)]
         rows += [_optimizer(op, r, widths, optimizer)
                  for op, r in zip(ops, rows, strict=False) if r[3]]
-    df = _frame(rows, graph.name, act)
+    df = _frame(rows, graph.name, act, fusible + [False] * (len(rows) - len(fusible)))
     df.loc[df["phase"] == "optimizer", "dtype"] = "fp32"  # master weights and moments
     unsupported = sorted({r[0] for r in rows if not r[7]})
     df.attrs.update(model=graph.name, batch=batch, seq=seq, phase=phase, dtype=act,
@@ -133,6 +149,25 @@ def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: st
     return (op.name, str(op.kind), op.layer, c.params, phase, unit_of(op), c, True, meta)
 
 
+def fusible_flags(graph: ModelGraph, ops: list[Op] | tuple[Op, ...],
+                  costed: list[bool]) -> list[bool]:
+    """Per op of ``ops`` (execution order): may it run as the epilogue of the op before it?
+
+    True for a FUSIBLE_KINDS op one of whose inputs is the output of the op immediately
+    before it, where that producer is a priced kernel (not a view) whose output no other
+    op reads. Chains follow: conv -> batchnorm -> relu gives False, True, True. One pass
+    over ``graph.graph`` (networkx: producer -> consumer edges).
+    """
+    g = graph.graph
+    out = [False] * len(ops)
+    for i in range(1, len(ops)):
+        op, prev = ops[i], ops[i - 1]
+        out[i] = (op.kind in FUSIBLE_KINDS and costed[i] and costed[i - 1]
+                  and prev.kind not in ZERO_COST_KINDS and g.has_edge(prev.name, op.name)
+                  and g.out_degree(prev.name) == 1)
+    return out
+
+
 def _backward(op: Op, fwd: Row) -> Row:
     c: OpCost = fwd[6]
     if op.kind in MAC_KINDS:
@@ -155,7 +190,7 @@ def _optimizer(op: Op, fwd: Row, widths: Mapping[str, float], name: str) -> Row:
     return (op.name, fwd[1], fwd[2], 0.0, "optimizer", "vector", c, True, meta)
 
 
-def _frame(rows: list[Row], model: str, dtype: str) -> pd.DataFrame:
+def _frame(rows: list[Row], model: str, dtype: str, fusible: list[bool]) -> pd.DataFrame:
     n = len(rows)
     cost = np.array([r[6]._tuple() for r in rows], dtype=float).reshape(n, 6)
     total = cost[:, 3] + cost[:, 4] + cost[:, 5]
@@ -179,5 +214,6 @@ def _frame(rows: list[Row], model: str, dtype: str) -> pd.DataFrame:
         "storage_bytes": np.array([r[8].storage_bytes for r in rows], dtype=float),
         "sparse_weight_bytes": np.array([r[8].sparse_weight_bytes for r in rows], dtype=float),
         "lookups": np.array([r[8].lookups for r in rows], dtype=float),
+        "fusible": np.array(fusible, dtype=bool),
     }, columns=list(COLUMNS))
     return df

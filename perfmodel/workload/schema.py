@@ -29,6 +29,10 @@ sparse_weight_bytes  weight bytes a kernel reading the sparse format natively mo
                (= weight_bytes for dense ops); the roofline uses it only where the
                device declares support for the op's pattern
 lookups        codebook look-ups per execution (one gather per shared weight)
+fusible        True where an inference engine can run the op as the epilogue of the op
+               just before it (perfmodel.workload.build.fusible_flags: an elementwise or
+               norm op fed by the previous kernel, whose output nothing else reads);
+               forward rows only. Used by ``predict(..., fusion="epilogue")``
 =============  ======================================================================
 
 ``weight_bytes`` is what a dense kernel moves: zeros of a sparse op are read, a codebook
@@ -43,7 +47,7 @@ unsupported (op names with no cost rule).
 COLUMNS = ("model", "name", "kind", "layer", "phase", "unit", "dtype", "macs", "flops",
            "params", "weight_bytes", "input_bytes", "output_bytes", "bytes", "intensity",
            "costed", "weight_dtype", "sparsity", "sparse_pattern", "storage_bytes",
-           "sparse_weight_bytes", "lookups")
+           "sparse_weight_bytes", "lookups", "fusible")
 PHASES = ("inference", "prefill", "decode", "train")
 ROW_PHASES = ("inference", "prefill", "decode", "forward", "backward", "optimizer")
 
