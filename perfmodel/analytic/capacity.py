@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perfmodel.analytic.memory import MemoryModel, MemoryPlan, check_plan, footprint
+from perfmodel.analytic.bandwidth import decode_limits
+from perfmodel.analytic.memory import (
+    COMPONENTS,
+    MemoryModel,
+    MemoryPlan,
+    check_plan,
+    footprint,
+)
 from perfmodel.errors import PerfModelError
 from perfmodel.hardware.spec import DeviceSpec
 
@@ -183,9 +190,6 @@ class MemoryReport:
 
 def memory_report(mm: MemoryModel, plan: MemoryPlan, device: DeviceSpec) -> MemoryReport:
     """Footprint, verdict, what to change and (for inference) the decode limits."""
-    from perfmodel.analytic.bandwidth import decode_limits
-    from perfmodel.analytic.memory import COMPONENTS
-
     check_plan(mm, plan)
     parts = footprint(mm, plan)
     breakdown = pd.DataFrame({"component": list(COMPONENTS),

@@ -208,7 +208,7 @@ def _nbytes(name: str | None, default: str) -> float:
     return lookup_dtype(name or default).nbytes
 
 
-def _model_states(mm: MemoryModel, plan: MemoryPlan, stage_params: np.ndarray,
+def _model_states(plan: MemoryPlan, stage_params: np.ndarray,
                   dp: np.ndarray) -> dict[str, np.ndarray]:
     train = plan.phase == "train"
     if train:
@@ -313,7 +313,7 @@ def footprint(mm: MemoryModel, plan: MemoryPlan, **arrays: Any) -> dict[str, np.
            ("batch", "seq", "dp", "tp", "pp")}
     batch, seq, dp, tp, pp = (get[k] for k in ("batch", "seq", "dp", "tp", "pp"))
     per_replica = batch if plan.phase == "train" else np.ceil(batch / dp)
-    states = _model_states(mm, plan, _stage_params(mm, tp, pp), dp)
+    states = _model_states(plan, _stage_params(mm, tp, pp), dp)
     out = {
         **states,
         "activations": _activations(mm, plan, batch, seq, tp, pp, dp),
