@@ -43,7 +43,7 @@ DEVICE_SPECS: tuple[tuple[str, str, str], ...] = (
 # --reference NAME -> spec names whose rows it selects
 REFERENCE_DEVICES = {"a100": ("a100-sxm4-80gb", "a100-sxm4-40gb", "a100-pcie-80gb"),
                      "v100": ("v100-sxm2-16gb", "v100-sxm2-32gb"), "a30": ("a30",),
-                     "a10": ("a10",)}
+                     "a10": ("a10",), "t4": ("t4",)}
 
 # gpu-benches gpu-stream: max_buffer_size = 128 Mi + 2 doubles per array (gpu-stream/main.cu,
 # te42kyfo/gpu-benches @ a7dc559c); bytes per kernel = streams x that. Streams per kernel as
@@ -73,6 +73,13 @@ SECTIONS: tuple[tuple[str, int, int, str, str, str], ...] = (
     (r"PaddlePaddle/Classification/RN50v1.5/README.md", 1050, 10**6, "a10",
      "Paddle-TRT (PaddlePaddle NGC)", "README table 'Paddle-TRT performance: NVIDIA A10 "
      "(1x A10 24GB)': the collected gpu label is the A100 heading above it; priced as a10"),
+    # MXNet RN50v1.5 README: the last table (lines 748-757 at 729963dd47) is headed
+    # "Inference performance: NVIDIA T4"; the collected rows carry the DGX-1 V100 heading
+    # above it. They bear the T4 out: 1,559 img/s at batch 256 against 3,057 in the V100
+    # table above.
+    (r"MxNet/Classification/RN50v1.5/README.md", 740, 10**6, "t4", "MXNet NGC",
+     "README table 'Inference performance: NVIDIA T4' (mxnet-20.12-py3): the collected gpu "
+     "label is the DGX-1 V100 heading above it; priced as t4"),
 )
 
 MODELS = ((r"ResNet-50", "resnet50"), (r"BERT.*[Bb]ase", "bert-base"),
@@ -226,6 +233,9 @@ def convert_inference(src: pd.DataFrame) -> pd.DataFrame:
             spec, spec_note = section_note
         llm = model.startswith(("llama", "mistral", "mixtral"))
         notes = [spec_note]
+        if "llama.cpp" in framework:
+            notes.append("batch is llama-bench's -b (the prompt's micro-batch), not concurrent "
+                         "sequences: priced as one sequence (validate.compare.GENERATE_PASSES)")
         if "not in" in str(r.precision):
             notes.append("precision not stated: fp16 assumed (the frameworks' default)")
         rows.append({

@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     p.add_argument("--group", default=None,
-                   help="fit the inference launch overhead per value of this column in "
-                        "cross-validation (e.g. framework)")
+                   help="fit the inference launch overhead per value of these columns in "
+                        "cross-validation (e.g. framework, or framework,dtype)")
 
 
 def _table(cal_summary: pd.DataFrame, uncal: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,9 @@ fitted launch overhead o taken off the measured time t first):
 
 Which GEMMs are memory-bound is decided by the fitted model itself (two passes). A curve is
 the median efficiency in up to ``points`` bins of log10(size) (at least 4 rows each),
-clipped to (0, 1].
+clipped to (0, 1]; a dtype with fewer than 4 compute-bound rows gets no curve and is priced
+with the fitted scalar (one published A100 int8 GEMM at 12 % of peak, a FlagPerf torch
+run, would otherwise set the efficiency of every TensorRT int8 conv).
 Cross-validation: rows are dealt into ``folds`` folds (seeded); each fold is predicted by
 curves fitted on the others, so every reported error is on rows the fit did not see.
 """
@@ -132,6 +134,8 @@ def fit_efficiency(df: pd.DataFrame, devices: Mapping[str, DeviceSpec], base: Ef
         curves = {}
         for dt in sorted(set(comp["dtype"][~membound])):
             sel = (~membound) & (comp["dtype"] == dt).to_numpy()
+            if sel.sum() < MIN_PER_BIN:  # too few rows: the dtype keeps the scalar
+                continue
             c = _curve(flops[sel], flops[sel] / (peak[sel] * t[sel]), points)
             if c is not None:
                 curves[dt] = c
@@ -159,14 +163,15 @@ def _devices(df: pd.DataFrame, device: DeviceSpec | None) -> dict[str, DeviceSpe
     return {h: load_device(h) for h in df["hw"].unique()}
 
 
-def _inference_cv(inf: pd.DataFrame, folds: np.ndarray, group: str | None
+def _inference_cv(inf: pd.DataFrame, folds: np.ndarray, group: tuple[str, ...]
                   ) -> tuple[np.ndarray, dict[str, float], float]:
     """Out-of-fold predictions of inference rows with the overhead fitted on the other folds
-    (per ``group`` value if given); plus the overheads fitted on all rows."""
+    (per value of the ``group`` columns if given); plus the overheads fitted on all rows."""
     base = (inf["predicted_s"] - inf["overhead_s"]).to_numpy(float)
     ops = inf["priced_ops"].to_numpy(float)
     meas = inf["time_s"].to_numpy(float)
-    keys = inf[group].to_numpy(dtype=object) if group else np.array(["all"] * len(inf))
+    keys = (inf[list(group)].astype(str).agg(" | ".join, axis=1).to_numpy(dtype=object)
+            if group else np.array(["all"] * len(inf)))
     pred = np.full(len(inf), np.nan)
     for f in np.unique(folds):
         test = folds == f
@@ -183,11 +188,12 @@ def _inference_cv(inf: pd.DataFrame, folds: np.ndarray, group: str | None
 
 def calibrate(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
               folds: int = 5, seed: int = 0, points: int = 8,
-              group: str | None = None) -> Calibration:
+              group: str | tuple[str, ...] | None = None) -> Calibration:
     """Fit on all rows; report every row's error from a fit that did not see it.
 
-    ``group`` (e.g. ``"framework"``) fits the inference launch overhead per value of that
-    column in the cross-validation (software stacks differ in per-kernel cost)."""
+    ``group`` (a column, e.g. ``"framework"``, or several, comma-separated or a tuple) fits
+    the inference launch overhead per value of those columns in the cross-validation
+    (software stacks differ in per-kernel cost)."""
     df = measurements.reset_index(drop=True)
     devices = _devices(df, device)
     base = next(iter(devices.values())).efficiency
@@ -206,7 +212,13 @@ def calibrate(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
     groups: dict[str, float] = {}
     if inf.any():
         inf_cmp = _compare_with(df[inf], device, devices, eff_all)
-        pred, groups, pooled = _inference_cv(inf_cmp, fold[inf.to_numpy()], group)
+        cols = tuple(c.strip() for c in group.split(",")) if isinstance(group, str) else \
+            tuple(group or ())
+        missing = [c for c in cols if c not in inf_cmp.columns]
+        if missing:
+            raise MeasurementError(f"--group: no column {missing[0]!r} in the measurements",
+                                   "group by columns of the schema, e.g. framework,dtype")
+        pred, groups, pooled = _inference_cv(inf_cmp, fold[inf.to_numpy()], cols)
         inf_cmp["predicted_s"] = pred
         inf_cmp["error"] = (pred - inf_cmp["time_s"]) / inf_cmp["time_s"]
         inf_cmp["abs_error"] = inf_cmp["error"].abs()

@@ -11,8 +11,10 @@ Per family (a registry, PRICERS):
   (a working set that fits the cache is read at the cache's bandwidth).
 - launch: the spec's launch overhead.
 - inference: ``predict(build_workload(load_model(model), ...))``; LLM rows of phase
-  ``generate`` are one prefill of ``seq`` tokens plus ``out_seq - 1`` decode steps, each priced
-  at the mean KV length ``seq + out_seq / 2`` (decode time is linear in KV length per op);
+  ``generate`` are the forward passes of their stack (GENERATE_PASSES): for a serving engine
+  one prefill of ``seq`` tokens plus ``out_seq - 1`` decode steps, each priced at the mean
+  KV length ``seq + out_seq / 2`` (decode time is linear in KV length per op); for
+  llama.cpp's llama-bench one sequence whose prompt runs in micro-batches of ``batch``;
   rows of phase ``prefill`` or ``decode`` (``perfmodel bench --backend torch``) are priced as
   that phase, a decode row's ``seq`` being its KV-cache length. Each row is priced with the
   fusion mode of its ``framework`` (FRAMEWORK_FUSION; ``compare(..., fusion=...)`` forces one).
@@ -40,7 +42,8 @@ from perfmodel.workload.schema import COLUMNS as WORKLOAD_COLUMNS
 from perfmodel.zoo.registry import load_model
 
 __all__ = ["compare", "one_op_workload", "gemm_workload", "PRICERS", "COMPARE_COLUMNS",
-           "with_efficiency", "FRAMEWORK_FUSION", "fusion_of"]
+           "with_efficiency", "FRAMEWORK_FUSION", "fusion_of", "GENERATE_PASSES",
+           "generate_passes"]
 
 COMPARE_COLUMNS = ("hw_used", "predicted_s", "overhead_s", "priced_ops", "error",
                    "abs_error", "predict_note")
@@ -156,6 +159,47 @@ def _forward(model: str, device: DeviceSpec, batch: int, seq: int, dtype: str,
     return s["latency_s"], s["overhead_s"], int(s["num_kernels"])
 
 
+Pass = tuple[float, str, int, int]  # (how many times, phase, batch, seq) of one forward
+
+
+def _generate_batched(batch: int, seq: int, out: int) -> list[Pass]:
+    """A serving engine's generate run: ``batch`` sequences prefilled together, then
+    ``out - 1`` decode steps (the prefill yields the first token), each priced at the mean
+    KV length ``seq + out / 2`` (decode time is linear in KV length per op)."""
+    return [(1.0, "prefill", batch, seq), (float(max(out - 1, 0)), "decode", batch,
+                                           seq + out // 2)]
+
+
+LLAMA_BENCH_UBATCH = 512  # llama-bench -ub/--ubatch-size default (tools/llama-bench/README.md)
+
+
+def _generate_llama_bench(batch: int, seq: int, out: int) -> list[Pass]:
+    """llama.cpp's ``llama-bench -p L -n N -pg L,N -b B`` (the command of every llama.cpp row
+    of LLM-Inference-Bench: argonne-lcf/LLM-Inference-Bench llama.cpp/*/llama2-7b.sh). Its
+    pg test runs ONE sequence: the L-token prompt in micro-batches of c = min(B, -ub 512)
+    tokens (-b is the logical prompt batch, not concurrent sequences), then N tokens
+    generated one at a time. A prompt micro-batch of c > 1 tokens is priced as a prefill of
+    c tokens (its attention over earlier micro-batches left out: under 4 % of a 7B model's
+    step at L = 2048), of c = 1 as a decode at the mean KV length L / 2."""
+    c = max(1, min(batch, LLAMA_BENCH_UBATCH))
+    prompt = ((float(seq), "decode", 1, max(seq // 2, 1)) if c == 1 else
+              (float(-(-seq // c)), "prefill", 1, c))
+    return [prompt, (float(out), "decode", 1, seq + out // 2)]
+
+
+# How a stack runs a ``generate`` row (first key contained in ``framework`` wins);
+# anything else is a batched serving engine (_generate_batched).
+GENERATE_PASSES: tuple[tuple[str, Callable[[int, int, int], list[Pass]]], ...] = (
+    ("llama.cpp", _generate_llama_bench),
+)
+
+
+def generate_passes(framework: str, batch: int, seq: int, out: int) -> list[Pass]:
+    """The forward passes (count, phase, batch, seq) of a generate row (GENERATE_PASSES)."""
+    rule = next((f for key, f in GENERATE_PASSES if key in str(framework)), _generate_batched)
+    return rule(batch, seq, out)
+
+
 def _price_inference(rows: pd.DataFrame, device: DeviceSpec, family: str,
                      fusion: str = "auto") -> Priced:
     n = len(rows)
@@ -171,10 +215,9 @@ def _price_inference(rows: pd.DataFrame, device: DeviceSpec, family: str,
         seq = int(r.seq) if pd.notna(r.seq) else 1
         if r.phase == "generate":
             out = int(r.out_seq) if pd.notna(r.out_seq) else 1
-            pre = _latency(r.model, device, int(r.batch), seq, dt, "prefill", fu, memo)
-            dec = _latency(r.model, device, int(r.batch), seq + out // 2, dt, "decode", fu, memo)
-            steps = max(out - 1, 0)
-            parts = [pre[j] + steps * dec[j] for j in range(3)]
+            passes = [(n, _latency(r.model, device, b, s, dt, ph, fu, memo))
+                      for n, ph, b, s in generate_passes(r.framework, int(r.batch), seq, out)]
+            parts = [sum(n * lat[j] for n, lat in passes) for j in range(3)]
         else:  # prefill / decode (torch rows; decode: seq is the KV length) or inference
             phase = r.phase if r.phase in ("prefill", "decode") else "inference"
             parts = list(_latency(r.model, device, int(r.batch), seq, dt, phase, fu, memo))

@@ -53,6 +53,21 @@ def test_mislabelled_paddle_trt_tables_go_to_a30_and_a10():
     assert "A30" in a30["quote_or_note"].iloc[0]
 
 
+def test_mislabelled_mxnet_t4_table_goes_to_t4():
+    # MXNet RN50v1.5 README, table "Inference performance: NVIDIA T4": batch 256 fp16 runs
+    # 1,559 img/s at 164.15 ms; the collected rows carry the DGX-1 V100 heading above it
+    t4 = load_reference("t4")
+    assert len(t4) == 10 and set(t4["hw"]) == {"t4"}
+    assert t4.set_index("batch")["time_s"].astype(float)[256] == pytest.approx(0.16415)
+    assert not load_reference("v100")["framework"].str.contains("T4").any()
+
+
+def test_llama_cpp_rows_say_how_batch_is_read(a100):
+    notes = a100[a100["framework"] == "llama.cpp"]["quote_or_note"]
+    # 40 single-GPU rows (2 models x 4 batches x 5 lengths), 80 on 2 and 4 GPUs
+    assert len(notes) == 120 and notes.str.contains("llama-bench's -b").all()
+
+
 def test_unknown_reference():
     with pytest.raises(UnknownNameError, match="no reference measurements"):
         load_reference("h900")

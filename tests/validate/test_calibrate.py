@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from perfmodel.bench.measurement import measurement_frame
@@ -71,3 +72,32 @@ def test_calibrated_spec_loads_and_cites_the_file():
     assert "synthetic.csv" in dev.provenance["efficiency.compute_curve.fp16"]
     assert "2026-01-02" in dev.provenance["efficiency.memory_curve"]
     assert dev.efficiency.launch_overhead_s == pytest.approx(OVERHEAD, rel=1e-3)
+
+
+def test_a_dtype_with_too_few_rows_gets_no_curve():
+    # three int8 GEMMs at 10 % of peak are too few for a curve (at least 4 rows): int8 is
+    # priced with the fitted scalar, which the 24 fp16 GEMMs set
+    rows = [{"benchmark": "g", "family": "gemm", "dtype": "int8", "m": m, "n": m, "k": m,
+             "time_s": 2.0 * m ** 3 / (100e12 * 0.1)} for m in (4096, 8192, 16384)]
+    df = pd.concat([synthetic(), measurement_frame(
+        [{"backend": "cpu", "device": "synthetic", **r} for r in rows])], ignore_index=True)
+    d = tiny_device_dict()
+    d["compute"]["tensor_TFLOPS"]["fp16"]["value"] = 100
+    d["compute"]["tensor_TFLOPS"]["int8"] = {"value": 100, "source": "HAND"}
+    d["memory"][0]["bandwidth_GBps"]["value"] = 1000
+    e = calibrate(df, device_from_dict(d, "synthetic.yaml"), folds=2).efficiency
+    assert "int8" not in e.compute_curves and "fp16" in e.compute_curves
+    assert e.compute_at(np.array([1e12]), "int8")[0] == pytest.approx(e.compute)
+
+
+def test_overhead_is_fitted_per_group_of_columns():
+    # two stacks, each needs exactly its own per-op overhead: 1 us and 5 us per op over the
+    # roofline, so grouping by framework fits each one (closed form of fit_overhead)
+    inf = pd.DataFrame({"predicted_s": [1.0] * 8, "overhead_s": [0.0] * 8,
+                        "priced_ops": [1e3] * 8, "framework": ["a"] * 4 + ["b"] * 4,
+                        "dtype": ["fp16"] * 8,
+                        "time_s": [1.001] * 4 + [1.005] * 4})
+    from perfmodel.validate.calibrate import _inference_cv
+    pred, groups, _ = _inference_cv(inf, np.arange(8) % 2, ("framework", "dtype"))
+    assert groups == pytest.approx({"a | fp16": 1e-6, "b | fp16": 5e-6})
+    assert pred == pytest.approx(inf["time_s"].to_numpy())

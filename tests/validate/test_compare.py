@@ -8,7 +8,7 @@ from perfmodel.analytic.roofline import predict
 from perfmodel.bench.measurement import measurement_frame
 from perfmodel.errors import MeasurementError
 from perfmodel.hardware.load import device_from_dict, load_device
-from perfmodel.validate.compare import compare
+from perfmodel.validate.compare import compare, generate_passes
 from perfmodel.workload.build import build_workload
 from perfmodel.zoo.registry import load_model
 from tests.conftest import tiny_device_dict
@@ -74,3 +74,31 @@ def test_multi_device_rows_are_not_predicted():
     row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "resnet50",
            "batch": 1, "num_devices": 4, "time_s": 1.0}
     assert "4 devices" in compare(frame(row))["predict_note"][0]
+
+
+def test_llama_bench_rows_are_one_sequence_with_a_micro_batched_prompt():
+    # llama-bench -p L -n N -pg L,N -b B: one sequence; prompt in micro-batches of
+    # min(B, 512) tokens, then N single-token decode steps at mean KV length L + N / 2.
+    assert generate_passes("llama.cpp", 16, 1024, 1024) == [
+        (64.0, "prefill", 1, 16), (1024.0, "decode", 1, 1536)]
+    # B = 1: every prompt token is a decode step at mean KV length L / 2
+    assert generate_passes("llama.cpp", 1, 1024, 8) == [
+        (1024.0, "decode", 1, 512), (8.0, "decode", 1, 1028)]
+    # B above n_ubatch 512: the physical micro-batch is 512 (2048 / 512 = 4 of them)
+    assert generate_passes("llama.cpp", 2048, 2048, 2)[0] == (4.0, "prefill", 1, 512)
+    # a serving engine batches B sequences: one prefill, N - 1 decode steps
+    assert generate_passes("vLLM", 16, 1024, 1024) == [
+        (1.0, "prefill", 16, 1024), (1023.0, "decode", 16, 1536)]
+
+
+def test_llama_cpp_generate_row_prices_its_passes():
+    # seq 8, out 4, batch 4 (llama-bench -b 4): 2 prefills of 4 tokens + 4 decodes at KV 10
+    a100 = load_device("a100")
+    g = load_model("llama-2-7b")
+    pre = predict(build_workload(g, batch=1, seq=4, phase="prefill"), a100).summary
+    dec = predict(build_workload(g, batch=1, seq=10, phase="decode"), a100).summary
+    row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "llama-2-7b",
+           "batch": 4, "seq": 8, "out_seq": 4, "dtype": "fp16", "phase": "generate",
+           "framework": "llama.cpp", "time_s": 0.1}
+    out = compare(frame(row))
+    assert out["predicted_s"][0] == pytest.approx(2 * pre["latency_s"] + 4 * dec["latency_s"])
