@@ -55,6 +55,12 @@ GPU_STREAM_STREAMS = {"init": 1, "read": 1, "scale": 2, "triad": 3, "1pt": 2, "3
 # kernel: Copy/Mul/Dot 2, Add/Triad 3.
 BABELSTREAM_ARRAY_BYTES = 2**25 * 8
 BABELSTREAM_ARRAYS = {"copy": 2, "mul": 2, "add": 3, "triad": 3, "dot": 2}
+# gpu-l2-cache launches blockCount = 100,000 blocks, each summing its "per-block data"; the
+# blocks share a data set of that times blockRun, and "Eff. bw" = per-block data x blockCount
+# / time (gpu-l2-cache/main.cu, te42kyfo/gpu-benches @ 0232b35). gpu-benches prints
+# bytes / 1024 as "kB".
+GPU_L2_BLOCKS = 100_000
+GPU_BENCHES_KB = 1024
 
 # Published tables whose device the collected row mislabels: NVIDIA DeepLearningExamples'
 # PaddlePaddle RN50v1.5 README lists, in this order, native Paddle inference on A100 80GB,
@@ -160,7 +166,13 @@ def _stream_bytes(test: str) -> tuple[float, str]:
 
 def _working_set(text: str) -> float:
     m = re.match(r"\s*([\d.]+)\s*kB", str(text))
-    return float(m.group(1)) * 1e3 if m else np.nan
+    return float(m.group(1)) * GPU_BENCHES_KB if m else np.nan
+
+
+def _l2_bytes(test: str) -> float:
+    """Bytes one gpu-l2-cache kernel reads: per-block data x blockCount."""
+    m = re.search(r"per-block data ([\d.]+) kB", test)
+    return float(m.group(1)) * GPU_BENCHES_KB * GPU_L2_BLOCKS if m else np.nan
 
 
 def convert_membw(src: pd.DataFrame) -> pd.DataFrame:
@@ -185,11 +197,18 @@ def convert_membw(src: pd.DataFrame) -> pd.DataFrame:
             continue
         if "gpu-l2-cache" in str(r.test):
             ws = _working_set(r.working_set)
+            nbytes, how = _l2_bytes(str(r.test)), "bytes = per-block data x 100,000 blocks"
+            if np.isnan(nbytes):  # per-block data not stated: 512 kB, as in every A100 row
+                nbytes, how = 512 * GPU_BENCHES_KB * GPU_L2_BLOCKS, (
+                    "per-block data not stated: 512 kB (the a100_80.txt sweep's) x 100,000 "
+                    "blocks")
             rows.append({**base, "benchmark": "l2_read", "family": "l2", "dtype": "fp64",
-                         "bytes": ws, "working_set_bytes": ws, "time_s": ws / (r.value * 1e9),
-                         "achieved_GBps": r.value, "quote_or_note": _note(
+                         "bytes": nbytes, "working_set_bytes": ws,
+                         "time_s": nbytes / (r.value * 1e9), "achieved_GBps": r.value,
+                         "quote_or_note": _note(
                              r.quote_or_note, spec_note,
-                             "bytes = the data set read per sweep; time_s DERIVED = bytes / GB/s")})
+                             f"{how} (gpu-l2-cache/main.cu); working set = the data set "
+                             "(kB = 1024 bytes); time_s DERIVED = bytes / GB/s")})
             continue
         nbytes, how = _stream_bytes(str(r.test))
         if np.isnan(nbytes):

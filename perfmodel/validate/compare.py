@@ -7,8 +7,8 @@ Per family (a registry, PRICERS):
   prediction is exactly what the roofline charges such an op inside a model:
   max(flops / (peak x compute efficiency), bytes / (bandwidth x memory efficiency)) + launch
   overhead. GEMM rows count FLOP = 2 m n k and bytes = (m k + k n) x dtype + m n x output
-  dtype; the others take the row's flops and bytes. l2 rows use the hierarchical roofline
-  (a working set that fits the cache is read at the cache's bandwidth).
+  dtype; the others take the row's flops and bytes. l2 rows (``_price_l2``) are read at the
+  cache's bandwidth when their working set fits the cache, else at main memory's.
 - launch: the spec's launch overhead.
 - inference: ``predict(build_workload(load_model(model), ...))``; LLM rows of phase
   ``generate`` are the forward passes of their stack (GENERATE_PASSES): for a serving engine
@@ -123,10 +123,30 @@ def _price_roofline(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Pric
         flops = rows["flops"].fillna(0).to_numpy(float)
         wl = one_op_workload(flops, nbytes, np.zeros(len(rows)), np.zeros(len(rows)),
                              UNIT[family], dtypes)
-    ops = roofline(wl, device, hierarchical=family == "l2")
+    ops = roofline(wl, device)
     n = len(rows)
     return (ops["time_s"].to_numpy(), ops["overhead_s"].to_numpy(), np.ones(n),
             [""] * n)
+
+
+def _price_l2(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
+    """A kernel reading ``bytes`` in all from a ``working_set_bytes`` data set it re-reads
+    (perfmodel's l2bw.cu, gpu-benches' gpu-l2-cache): the hierarchical roofline's level is
+    the last-level cache where the data set fits it, else main memory; one launch. The
+    memory efficiency (curve over bytes moved) applies at either level."""
+    nbytes = rows["bytes"].fillna(0).to_numpy(float)
+    ws = rows["working_set_bytes"].fillna(rows["bytes"]).to_numpy(float)
+    cache = next((m for m in device.memory if m.role == "cache" and m.bandwidth_Bps
+                  and m.capacity_bytes), None)
+    n = len(rows)
+    if cache is None:
+        return _price_roofline(rows, device, "membw")[:3] + (
+            ["spec gives no cache with capacity and bandwidth: priced at main memory"] * n,)
+    bw = np.where(ws <= float(cache.capacity_bytes or 0), float(cache.bandwidth_Bps or 0),
+                  device.memory_bandwidth)
+    o = np.full(n, device.efficiency.launch_overhead_s)
+    t = nbytes / (bw * device.efficiency.memory_at(nbytes)) + o
+    return t, o, np.ones(n), [""] * n
 
 
 def _price_launch(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
@@ -236,7 +256,7 @@ def _not_predicted(reason: str) -> Callable[[pd.DataFrame, DeviceSpec, str], Pri
 PRICERS: Mapping[str, Callable[[pd.DataFrame, DeviceSpec, str], Priced]] = {
     "gemm": _price_roofline, "conv": _price_roofline, "attention": _price_roofline,
     "elementwise": _price_roofline, "reduction": _price_roofline, "membw": _price_roofline,
-    "l2": _price_roofline, "launch": _price_launch, "inference": _price_inference,
+    "l2": _price_l2, "launch": _price_launch, "inference": _price_inference,
     "latency": _not_predicted("the spec has no per-level load latency"),
     "collective": _not_predicted("collectives need a system spec (links), not one device"),
 }

@@ -80,3 +80,11 @@ def test_shipped_files_are_the_conversion_of_the_shared_data():
                               keep_default_na=False)
         assert len(shipped) == len(df), name
         assert list(shipped["row_id"]) == list(df["row_id"]), name
+
+
+def test_gpu_l2_cache_rows_count_every_block(a100):
+    # membw-00001: gpu-l2-cache on A100 80GB, "512 kB  2048 kB  10ms  5481.9 GB/s": 100,000
+    # blocks of 512 KiB each (gpu-l2-cache/main.cu blockCount) from a 2048 KiB data set
+    r = a100.set_index("row_id").loc["membw-00001"]
+    assert r.bytes == 512 * 1024 * 100_000 and r.working_set_bytes == 2048 * 1024
+    assert r.time_s == pytest.approx(0.00956, rel=1e-3)  # the printed 10 ms, rounded

@@ -102,3 +102,17 @@ def test_llama_cpp_generate_row_prices_its_passes():
            "framework": "llama.cpp", "time_s": 0.1}
     out = compare(frame(row))
     assert out["predicted_s"][0] == pytest.approx(2 * pre["latency_s"] + 4 * dec["latency_s"])
+
+
+def test_l2_rows_read_at_the_cache_while_the_working_set_fits():
+    # tiny + a 100-byte cache at 50 B/s (main memory 10 B/s), efficiency 1, no overhead.
+    # 1,000 bytes read from a 80-byte working set: 1000 / 50 = 20 s; from a 200-byte one
+    # (does not fit): 1000 / 10 = 100 s.
+    d = tiny_device_dict()
+    d["memory"].append({"name": "l2", "role": "cache",
+                        "capacity_MB": {"value": 100e-6, "source": "HAND"},
+                        "bandwidth_GBps": {"value": 50e-9, "source": "HAND"}})
+    dev = device_from_dict(d, "t.yaml")
+    rows = [{"benchmark": "l2_read", "family": "l2", "dtype": "fp32", "bytes": 1000.0,
+             "working_set_bytes": ws, "time_s": 25.0} for ws in (80.0, 200.0)]
+    assert compare(frame(*rows), dev)["predicted_s"].tolist() == pytest.approx([20.0, 100.0])
