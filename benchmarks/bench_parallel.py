@@ -5,7 +5,8 @@
 Accuracy: every row of measurements/reference/training.csv (Korthikanti et al. 2022 Table 5
 iteration times, via Calculon's transcription; torchtitan FSDP2 tokens/s per GPU) predicted
 with the analytic step (perfmodel.parallel.step) on DGX A100 with A100 80GB devices, with the
-device spec's efficiency and no per-row factor; the error of each row is printed.
+device spec's efficiency and no per-row factor; the error of each row is printed. Then one
+22B layer's forward / backward time against Korthikanti et al. 2022 Table 4.
 
 Speed targets (the parallel issue): the discrete-event simulation of one GPT-3 175B step on
 1,024 GPUs (tp 8, pp 16, dp 8, 64 micro-batches) in < 10 s; the plan search for a 530B model
@@ -25,7 +26,7 @@ from perfmodel.hardware.system import load_system
 from perfmodel.parallel.plan import ParallelPlan
 from perfmodel.parallel.search import search_plans
 from perfmodel.parallel.step import predict_step
-from perfmodel.parallel.validation import load_cases, validate_training
+from perfmodel.parallel.validation import load_cases, validate_layer_times, validate_training
 from perfmodel.zoo.registry import load_model
 
 
@@ -40,6 +41,9 @@ def accuracy() -> None:
         print(grp[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         print(f"|error| mean {err.mean():.1f} %, max {err.max():.1f} %, rows under 10 %: "
               f"{(err < 10).sum()} of {len(err)}")
+    layer = validate_layer_times()
+    print("\n== one 22B layer (tp 8, b 4): Korthikanti et al. 2022 Table 4, ms ==")
+    print(layer.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
 
 
 def speed() -> None:

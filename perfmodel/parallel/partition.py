@@ -5,14 +5,28 @@ Shoeybi et al. 2019, sec. 3; Narayanan et al. SC 2021, sec. 2-3; Korthikanti et 
 
 * Tensor parallelism t: the QKV and MLP-up GEMMs are split by columns, the attention
   output and MLP-down GEMMs by rows, attention by heads: every tensor-unit row of a layer
-  (GEMMs, attention) does 1/t of the work. Layer norms, residual adds and activations are
-  replicated on the t ranks, unless sequence parallelism splits them along the sequence
-  (1/t). Communication: 2 all-reduces of s b h activations per layer forward and 2
-  backward; with sequence parallelism each all-reduce becomes a reduce-scatter plus an
-  all-gather of the same s b h buffer (same ring volume). Not overlapped with compute
-  (Megatron-LM 2022). The LM head is vocabulary-parallel (1/t).
-* Recomputation: ``full`` reruns each layer's forward (and its 2 all-reduces) in the
-  backward; ``selective`` reruns the attention core (Korthikanti et al. 2023, sec. 5).
+  (GEMMs, attention) does 1/t of the work, and so does every elementwise op between a
+  column- and a row-parallel linear (softmax, attention dropout, the MLP activation: they
+  act on the a/t heads or the 4h/t columns of the rank; ``TP_REGION``). Layer norms and
+  residual adds (the ops outside those regions) are replicated on the t ranks, unless
+  sequence parallelism splits them along the sequence (1/t; Korthikanti et al. 2023,
+  sec. 4.2.2, Fig. 5). Communication (perfmodel.parallel.step): 2 all-reduces of s b h
+  activations per layer forward and 2 backward; with sequence parallelism each all-reduce
+  becomes a reduce-scatter plus an all-gather of the same s b h buffer (same ring volume).
+  The LM head is vocabulary-parallel (1/t).
+* Attention kernels (``attention``): ``flash``, one fused causal-aware kernel (Dao et al.
+  2022; PyTorch SDPA), scores never leave the chip; ``unfused``, Megatron-LM's 2022
+  ``CoreAttention``: ``torch.baddbmm`` Q K^T over all s^2 query-key pairs (the causal mask
+  is applied afterwards, in the fused scale-mask-softmax kernel), the softmax, the
+  attention dropout on the a s^2 b probabilities (``attention_dropout``: its own kernel,
+  writing a 1-byte mask; Korthikanti et al. 2023, eq. 1 counts that mask) and
+  ``torch.bmm`` with V, each a pass over the s^2 scores in device memory.
+* Optimizer step: the workload's update rows (master weights and moments,
+  workload.training) plus the passes of Megatron-LM's mixed-precision optimizer over
+  each 16-bit-trained parameter (``MIXED_PRECISION_PASS_BYTES``).
+* Recomputation: ``full`` reruns each layer's forward (and its 2 forward collectives) in
+  the backward; ``selective`` reruns the attention core (Q K^T, softmax, dropout, P V;
+  Korthikanti et al. 2023, sec. 5).
 * Pipeline parallelism p, v chunks: ``layer_assignment`` (analytic.pipeline); the
   embedding sits on the first stage, the final norm and LM head on the last; stages pass
   s b h activations (/t with sequence parallelism: Megatron's scatter-gather optimisation,
@@ -36,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.analytic.roofline import roofline
-from perfmodel.errors import PlanError
+from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.units import dtype as lookup_dtype
@@ -44,9 +58,24 @@ from perfmodel.workload.build import build_workload
 from perfmodel.zoo.transformer import TransformerConfig, build_transformer
 
 __all__ = ["TransformerDims", "LayerCosts", "StageTimes", "layer_costs", "stage_times",
-           "dims_of", "model_flops", "tp_comm_bytes", "p2p_bytes", "grad_bytes"]
+           "dims_of", "model_flops", "tp_comm_bytes", "p2p_bytes", "grad_bytes",
+           "ATTENTION_KERNELS"]
 
-ATTENTION_CORE = ("attention", "attn_score", "softmax", "attn_context")
+ATTENTION_CORE = ("attention", "attn_score", "softmax", "attn_context", "dropout")
+ATTENTION_KERNELS = ("flash", "unfused")
+# Bytes per parameter that Megatron-LM's mixed-precision optimizer moves besides the Adam
+# update itself (megatron/optimizer/optimizer.py, MixedPrecisionOptimizer.step, and
+# megatron/model/distributed.py): the global-norm gradient clipping reads the fp32 main
+# gradient (4), _copy_main_params_to_model_params reads the fp32 master weight and writes
+# the 16-bit model weight (4 + 2), zero_grad_buffer rewrites the fp32 gradient buffer (4).
+MIXED_PRECISION_PASS_BYTES = 14.0
+# ops between a column- and a row-parallel linear: split over the tensor-parallel ranks
+# (Shoeybi et al. 2019, Fig. 3: attention heads and MLP columns are per-rank)
+TP_REGION = (".self_attn.", ".mlp.")
+# column-parallel linears, whose backward hides the input-gradient collective (step.py):
+# (block, op-name suffixes) in the zoo's Hugging Face op names
+COLUMN_LINEARS = (("attention", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+                  ("mlp", ("mlp.fc1", "mlp.gate_proj", "mlp.up_proj")))
 
 
 @dataclass(frozen=True)
@@ -110,10 +139,23 @@ def dims_of(graph: ModelGraph) -> TransformerDims:
 
 @lru_cache(maxsize=32)
 def _cached_rows(config_key: tuple[tuple[str, Any], ...], seq: int, dtype: str,
-                 optimizer: str) -> pd.DataFrame:
+                 optimizer: str, attention: str = "flash",
+                 attention_dropout: bool = False) -> pd.DataFrame:
     cfg = TransformerConfig.from_dict({**dict(config_key), "num_hidden_layers": 1})
-    wl = build_workload(build_transformer(cfg), batch=1, seq=seq, dtype=dtype, phase="train",
-                        optimizer=optimizer)
+    wl = build_workload(build_transformer(cfg, fused_attention=attention == "flash"),
+                        batch=1, seq=seq, dtype=dtype, phase="train", optimizer=optimizer)
+    if attention == "unfused":
+        wl = _unfused_attention(wl, seq, cfg.architecture == "decoder", attention_dropout,
+                                lookup_dtype(dtype).nbytes)
+    if lookup_dtype(dtype).nbytes == 2:  # mixed precision: fp32 master weights and grads
+        wl = wl.copy()
+        opt = (wl["phase"] == "optimizer").to_numpy()
+        fwd = wl[wl["phase"] == "forward"]
+        params = wl["name"].map(dict(zip(fwd["name"], fwd["params"], strict=True)))
+        extra = np.where(opt, params.fillna(0.0).to_numpy(float) * MIXED_PRECISION_PASS_BYTES,
+                         0.0)
+        for col in ("weight_bytes", "sparse_weight_bytes", "bytes"):
+            wl[col] = wl[col].to_numpy(float) + extra
     layer = wl["layer"].astype(str)
     group = np.where(layer.str.startswith("layers."), "layer",
                      np.where(layer.str.startswith("embeddings"), "first", "last"))
@@ -122,21 +164,70 @@ def _cached_rows(config_key: tuple[tuple[str, Any], ...], seq: int, dtype: str,
     return out
 
 
+def _unfused_attention(wl: pd.DataFrame, seq: int, causal: bool, dropout: bool,
+                       act_bytes: float) -> pd.DataFrame:
+    """Megatron-LM 2022 core attention from the unfused graph rows (batch 1).
+
+    ``torch.baddbmm`` / ``torch.bmm`` compute every query-key pair; the causal mask is
+    applied afterwards by the scale-mask-softmax kernel, so the score and context MACs of
+    a causal graph (which counts the s (s + 1) / 2 pairs a causal-aware kernel does) are
+    scaled to s^2: x 2 s / (s + 1). ``dropout`` adds the attention-dropout kernel on the
+    probabilities (torch.nn.Dropout): forward reads P and writes P' and a 1-byte mask;
+    backward reads dP' and the mask and writes dP. 1 FLOP per element either way.
+    """
+    df = wl.copy()
+    if causal:
+        dense = np.isin(df["kind"].astype(str), ("attn_score", "attn_context"))
+        for col in ("macs", "flops"):
+            df[col] = df[col].to_numpy(float) * np.where(dense, 2.0 * seq / (seq + 1), 1.0)
+    if not dropout:
+        return df
+    soft = df[(df["kind"].astype(str) == "softmax") & df["name"].astype(str).str.contains(
+        "self_attn.") & df["phase"].isin(("forward", "backward"))]
+    drop = soft.copy()
+    probs = soft["output_bytes"].to_numpy(float)  # P (forward) or dP (backward)
+    mask = probs / act_bytes  # one byte per probability
+    fwd = (soft["phase"] == "forward").to_numpy()
+    drop["name"] = soft["name"].str.replace("softmax", "attention_dropout")
+    drop["kind"] = "dropout"
+    drop["macs"] = 0.0
+    drop["flops"] = probs / act_bytes
+    drop["input_bytes"] = np.where(fwd, probs, probs + mask)
+    drop["output_bytes"] = np.where(fwd, probs + mask, probs)
+    drop["weight_bytes"] = 0.0
+    drop["sparse_weight_bytes"] = 0.0
+    drop["bytes"] = drop["input_bytes"] + drop["output_bytes"]
+    drop["intensity"] = drop["flops"] / drop["bytes"]
+    out = pd.concat([df, drop], ignore_index=True)
+    out.attrs = dict(wl.attrs)
+    return out
+
+
 def layer_costs(graph: ModelGraph, seq: int, dtype: str = "bf16",
-                optimizer: str = "adam") -> LayerCosts:
+                optimizer: str = "adam", attention: str = "flash",
+                attention_dropout: bool = False) -> LayerCosts:
     """The batch-1 training rows of one layer and of the first / last extras (cached per
-    config, sequence, dtype and optimizer)."""
+    config, sequence, dtype, optimizer and attention kernels: ``attention`` in
+    ATTENTION_KERNELS, ``attention_dropout`` only priced with the unfused kernels, as
+    FlashAttention applies it in-kernel)."""
+    if attention not in ATTENTION_KERNELS:
+        raise UnknownNameError(f"unknown attention kernels {attention!r}",
+                               did_you_mean(attention, ATTENTION_KERNELS))
     dims = dims_of(graph)
     cfg = graph.meta["config"]
     key = tuple(sorted((k, v) for k, v in cfg.items() if not isinstance(v, list | dict)))
-    return LayerCosts(dims, seq, dtype, _cached_rows(key, seq, dtype, optimizer))
+    return LayerCosts(dims, seq, dtype, _cached_rows(key, seq, dtype, optimizer, attention,
+                                                      attention_dropout))
 
 
 @dataclass(frozen=True)
 class StageTimes:
     """Seconds on one device per micro-batch (forward, backward incl. recompute) for one
     layer and for the first / last extras, plus the optimizer step per layer and extras,
-    and the FLOP behind them (model FLOP without recompute, hardware FLOP with it)."""
+    and the FLOP behind them (model FLOP without recompute, hardware FLOP with it).
+    ``column_b``: backward seconds (input + weight gradient) of each block's column-
+    parallel linears (attention QKV, MLP up), the GEMMs the backward collectives hide
+    under (perfmodel.parallel.step)."""
 
     layer_f: float
     layer_b: float
@@ -149,16 +240,22 @@ class StageTimes:
     layer_model_flops: float
     layer_hw_flops: float
     extras_model_flops: float
+    column_b: tuple[float, ...] = ()
 
 
 def _scaled(rows: pd.DataFrame, micro_batch: int, tp: int, sp: bool) -> pd.DataFrame:
-    """Rows of one device for one micro-batch: batch-linear columns x micro_batch, tensor
-    rows (and, with sequence parallelism, vector rows) / tp."""
+    """Rows of one device for one micro-batch: batch-linear columns x micro_batch; tensor
+    rows, vector rows inside the tensor-parallel regions (``TP_REGION``) and, with
+    sequence parallelism, all vector rows / tp."""
     df = rows.copy()
     act = df["phase"] != "optimizer"
     for col in ("macs", "flops", "input_bytes", "output_bytes"):
         df[col] = df[col].to_numpy(float) * np.where(act, micro_batch, 1.0)
-    split = (df["unit"] == "tensor") | ((df["unit"] == "vector") & sp & act) | ~act
+    names = df["name"].astype(str)
+    in_region = np.zeros(len(df), bool)
+    for part in TP_REGION:
+        in_region |= names.str.contains(part, regex=False).to_numpy()
+    split = (df["unit"] == "tensor") | ((df["unit"] == "vector") & (sp | in_region)) | ~act
     for col in ("macs", "flops", "input_bytes", "output_bytes", "weight_bytes", "params",
                 "sparse_weight_bytes"):
         df[col] = df[col].to_numpy(float) / np.where(split, tp, 1.0)
@@ -189,6 +286,10 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
     else:
         redo = np.zeros(len(t), bool)
     opt_share = data_parallel if zero >= 1 else 1  # ZeRO shards the update over dp
+    names = t["name"].astype(str)
+    column_b = tuple(
+        s(time, lay_b & np.any([names.str.endswith(n).to_numpy() for n in ops], axis=0))
+        for _, ops in COLUMN_LINEARS)
     return StageTimes(
         layer_f=s(time, lay_f), layer_b=s(time, lay_b) + s(time, redo),
         first_f=s(time, (g == "first") & (ph == "forward")),
@@ -199,7 +300,8 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
         extras_opt=s(time, (g != "layer") & (ph == "optimizer")) / opt_share,
         layer_model_flops=s(flops, lay_f | lay_b),
         layer_hw_flops=s(flops, lay_f | lay_b) + s(flops, redo),
-        extras_model_flops=s(flops, (g != "layer") & (ph != "optimizer")))
+        extras_model_flops=s(flops, (g != "layer") & (ph != "optimizer")),
+        column_b=column_b)
 
 
 def model_flops(dims: TransformerDims, global_batch: int, seq: int) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from perfmodel.analytic.memory import OPTIMIZER_STATE_BYTES, RECOMPUTE
 from perfmodel.analytic.pipeline import SCHEDULES, check_pipeline
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
+from perfmodel.parallel.partition import ATTENTION_KERNELS
 
 __all__ = ["ParallelPlan", "check_parallel_plan"]
 
@@ -29,6 +30,11 @@ class ParallelPlan:
     chunks per device for the interleaved schedule. ``overlap_grad_reduce``: the data-
     parallel gradient reduction is bucketed and overlapped with the backward pass (PyTorch
     DDP, Megatron-LM --overlap-grad-reduce, FSDP); False exposes all of it.
+    ``attention``: the framework's attention kernels, ``flash`` (fused, causal-aware:
+    FlashAttention / PyTorch SDPA, as in torchtitan or Megatron-LM --use-flash-attn) or
+    ``unfused`` (Megatron-LM's 2022 CoreAttention: baddbmm, softmax, bmm over all s^2
+    scores); ``attention_dropout``: the unfused path also runs a dropout kernel on the
+    attention probabilities (perfmodel.parallel.partition).
     """
 
     data_parallel: int = 1
@@ -45,6 +51,8 @@ class ParallelPlan:
     dtype: str = "bf16"
     optimizer: str = "adam"
     overlap_grad_reduce: bool = True
+    attention: str = "flash"
+    attention_dropout: bool = False
 
     def __post_init__(self) -> None:
         check_parallel_plan(self)
@@ -87,6 +95,7 @@ def check_parallel_plan(plan: ParallelPlan) -> None:
         _positive(name, getattr(plan, name))
     for name, value, choices in (("schedule", plan.schedule, SCHEDULES),
                                  ("recompute", plan.recompute, RECOMPUTE),
+                                 ("attention", plan.attention, ATTENTION_KERNELS),
                                  ("optimizer", plan.optimizer, tuple(OPTIMIZER_STATE_BYTES))):
         if value not in choices:
             raise UnknownNameError(f"unknown {name} {value!r}", did_you_mean(value, choices))

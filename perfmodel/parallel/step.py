@@ -3,14 +3,16 @@
 For a plan (d, t, p, v, micro-batch b, m micro-batches per step), on one device of the
 slowest pipeline stage:
 
-    T_mb   = L (t_layer_f + t_layer_b + n_tp t_tp) + extras + 2 v t_p2p    per micro-batch
+    T_mb   = L (t_layer_f + t_layer_b + t_tp,f + t_tp,b) + extras + 2 v t_p2p   per micro-batch
     T_pipe = m T_mb,max + (p - 1) / v x T_mb,mean                          fill and drain
     T_step = T_pipe + exposed DP communication + optimizer step
 
 with L = layers per device, t_layer_* the roofline times of one layer's per-device rows
-(perfmodel.parallel.partition, the device's efficiency), n_tp = 4 tensor-parallel
-all-reduces per layer (2 forward, 2 backward; 6 with full recomputation, which reruns the
-forward ones), t_tp / t_p2p / the DP collectives from perfmodel.analytic.network
+(perfmodel.parallel.partition, the device's efficiency), t_tp,f / t_tp,b the exposed
+tensor-parallel communication of a layer (``_tp_comm``: the 2 forward collectives; the
+backward ones only beyond the weight- / input-gradient GEMMs they overlap; full
+recomputation adds the rerun forward's 2), t_tp / t_p2p / the DP collectives from
+perfmodel.analytic.network
 (``predict_collective`` on the system). For uniform stages T_pipe is the closed form
 m T (1 + (p - 1)/(v m)) of analytic.pipeline; the first and last stages carry the embedding
 and the LM head, so the slowest stage sets the steady state and the mean stage the fill and
@@ -117,6 +119,33 @@ def _group(system: SystemSpec, size: int, stride: int) -> tuple[int, int, int]:
     return nodes, per, sharing
 
 
+def _tp_comm(system: SystemSpec, buf: float, nodes: int, per_node: int, sp: bool,
+             column_b: tuple[float, ...]) -> tuple[float, float, float]:
+    """(exposed forward s, exposed backward s, one collective s) of a layer's tensor-
+    parallel communication, Megatron-LM 2022 (``LinearWithGradAccumulationAndAsync
+    Communication``; Korthikanti et al. 2023, sec. 6.2: "we overlap all-reduce
+    communication with the linear weight's gradient computation").
+
+    Forward, exposed: after the row-parallel linears of attention and MLP, 2 all-reduces
+    of s b h (sequence parallel: 2 all-gathers before the column-parallel linears and 2
+    reduce-scatters after the row-parallel ones). Backward, without sequence parallelism:
+    the column-parallel linear's input-gradient all-reduce runs under its weight-gradient
+    GEMM (half its backward time, ``column_b``), exposed only beyond it; the row-parallel
+    linear's backward has no collective. With sequence parallelism: the all-gather of the
+    row-parallel output gradient is synchronous (2 exposed); the column-parallel linear
+    re-gathers its input under the input-gradient GEMM and reduce-scatters the input
+    gradient under the weight-gradient GEMM, each exposed beyond its GEMM.
+    """
+    if sp:
+        rs = _coll(system, "reduce_scatter", buf, nodes, per_node)
+        ag = _coll(system, "all_gather", buf, nodes, per_node)
+        one = rs + ag
+        hidden = sum(max(0.0, ag - cb / 2) + max(0.0, rs - cb / 2) for cb in column_b)
+        return 2 * one, 2 * ag + hidden, one
+    ar = _coll(system, "all_reduce", buf, nodes, per_node)
+    return 2 * ar, sum(max(0.0, ar - cb / 2) for cb in column_b), ar
+
+
 def _check_fits_system(plan: ParallelPlan, costs: LayerCosts, system: SystemSpec) -> None:
     dims = costs.dims
     t, p, v = plan.tensor_parallel, plan.pipeline_parallel, plan.virtual
@@ -144,15 +173,12 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
     m, b, s = plan.micro_batches, plan.micro_batch, plan.seq
     k = system.devices_per_node
     layers = math.ceil(dims.layers / p)
-    # tensor parallel: 2 + 2 collectives per layer and micro-batch (+2 with full recompute)
-    n_tp = 6 if plan.recompute == "full" else 4
+    # tensor parallel (per layer and micro-batch): exposed forward and backward seconds
     tp_nodes, tp_per = (1, t) if t <= k else (t // k, k)
-    buf = tp_comm_bytes(dims, s, b, plan.dtype)
-    if plan.sequence_parallel:
-        t_tp = _coll(system, "reduce_scatter", buf, tp_nodes, tp_per) + _coll(
-            system, "all_gather", buf, tp_nodes, tp_per)
-    else:
-        t_tp = _coll(system, "all_reduce", buf, tp_nodes, tp_per)
+    t_fwd, t_bwd, t_tp = _tp_comm(system, tp_comm_bytes(dims, s, b, plan.dtype), tp_nodes,
+                                  tp_per, plan.sequence_parallel, times.column_b)
+    if plan.recompute == "full":
+        t_bwd += t_fwd  # the rerun forward's collectives: nothing to hide under
     # pipeline p2p: neighbours t x d ranks apart
     t_p2p = 0.0
     if p > 1:
@@ -164,7 +190,7 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
                      times.last_f + times.last_b + (times.first_f + times.first_b
                                                     if p == 1 else 0.0))
     extras_mean = (times.first_f + times.first_b + times.last_f + times.last_b) / p
-    comm_mb = layers * n_tp * t_tp + (2 * v * t_p2p if p > 1 else 0.0)
+    comm_mb = layers * (t_fwd + t_bwd) + (2 * v * t_p2p if p > 1 else 0.0)
     t_max = layers * comp_layer + extras_max + comm_mb
     t_mean = layers * comp_layer + extras_mean + comm_mb
     pipe = m * t_max + (p - 1) / v * t_mean
@@ -194,7 +220,7 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
     opt = layers * times.layer_opt + times.extras_opt
     step = pipe + dp_exposed + opt
     comp = m * (layers * comp_layer + extras_max)
-    breakdown = {"compute": comp, "tp_comm": m * layers * n_tp * t_tp,
+    breakdown = {"compute": comp, "tp_comm": m * layers * (t_fwd + t_bwd),
                  "pp_p2p": m * 2 * v * t_p2p if p > 1 else 0.0,
                  "bubble": pipe - m * t_max, "dp_comm": dp_exposed, "optimizer": opt}
     devices = plan.devices
@@ -212,10 +238,11 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
             "hfu": mfu * ratio,
             "bubble_fraction": float(bubble_fraction(p, m, plan.schedule, v)),
             "breakdown": breakdown,
-            "collectives_s": {"tp_collective": t_tp, "p2p": t_p2p},
+            "collectives_s": {"tp_collective": t_tp, "tp_exposed_f": t_fwd,
+                              "tp_exposed_b": t_bwd, "p2p": t_p2p},
             "stage": {"layers": layers,
-                      "layer_f": times.layer_f + 2 * t_tp,
-                      "layer_b": times.layer_b + (n_tp - 2) * t_tp,
+                      "layer_f": times.layer_f + t_fwd,
+                      "layer_b": times.layer_b + t_bwd,
                       "first_f": times.first_f, "first_b": times.first_b,
                       "last_f": times.last_f, "last_b": times.last_b,
                       "p2p_bytes": p2p_bytes(dims, s, b, plan.dtype, t,
@@ -288,7 +315,8 @@ def predict_step(graph: ModelGraph, plan: ParallelPlan, system: SystemSpec,
     True
     """
     device = device or system.device_spec()
-    costs = layer_costs(graph, plan.seq, plan.dtype, plan.optimizer)
+    costs = layer_costs(graph, plan.seq, plan.dtype, plan.optimizer, plan.attention,
+                        plan.attention_dropout)
     _check_fits_system(plan, costs, system)
     times = stage_times(costs, device, plan.tensor_parallel, plan.micro_batch,
                         plan.sequence_parallel, plan.recompute, plan.zero,
@@ -321,12 +349,18 @@ def _assumptions(plan: ParallelPlan, system: SystemSpec, device: DeviceSpec,
         "collectives": f"perfmodel.analytic.network.predict_collective on {system.name}",
         "tp_collective_s": r["collectives_s"]["tp_collective"],
         "p2p_s": r["collectives_s"]["p2p"],
-        "tp_comm_overlap": "none (Megatron-LM 2022)",
+        "tp_comm_overlap": "forward collectives exposed; backward ones under the column-"
+                           "parallel linears' gradient GEMMs (Megatron-LM 2022, Korthikanti "
+                           "et al. 2023 sec. 6.2)",
+        "attention": plan.attention + (" + attention dropout kernel"
+                                       if plan.attention_dropout and
+                                       plan.attention == "unfused" else ""),
         "dp_overlap": ("bucketed, under the last micro-batch's backward, last bucket "
                        f"({DP_BUCKET_PARAMS / 1e6:g} M params) exposed"
                        if plan.overlap_grad_reduce else "none"),
         "model_flops": "Narayanan et al. 2021 eq. 3: 72 B s l h^2 (1 + s/6h + V/12hl)"
                        if r["gpt_like"] else "the workload's forward + backward FLOP (not "
                        "a GPT layer: gated MLP, GQA or MoE)",
-        "not_modelled": "dropout, kernel fusion, data loading, straggler jitter",
+        "not_modelled": "hidden dropout (fused with the residual add), kernel fusion, "
+                        "data loading, straggler jitter",
     }

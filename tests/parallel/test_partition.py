@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfmodel.errors import PlanError
+from perfmodel.errors import PlanError, UnknownNameError
 from perfmodel.parallel.partition import (
     TransformerDims,
     dims_of,
@@ -43,7 +43,7 @@ def test_sequence_parallel_splits_every_row_by_tp(gpt3, tiny_device=None):
     sp8 = stage_times(c, dev, 8, 1, sequence_parallel=True)
     no_sp8 = stage_times(c, dev, 8, 1)
     assert sp8.layer_model_flops * 8 == pytest.approx(one.layer_model_flops)
-    # without SP the layer norms, adds and GELU are replicated: more than 1/8 per device
+    # without SP the layer norms and residual adds are replicated: more than 1/8 per device
     assert no_sp8.layer_model_flops * 8 > one.layer_model_flops
     # micro-batch 4 does 4x the FLOP
     assert stage_times(c, dev, 8, 4, True).layer_model_flops == pytest.approx(
@@ -69,3 +69,79 @@ def test_comm_sizes(gpt3):
 def test_non_transformer_rejected():
     with pytest.raises(PlanError):
         dims_of(load_model("resnet18"))
+
+
+def _row(costs, name, phase):
+    r = costs.rows
+    return r[(r["name"] == name) & (r["phase"] == phase)].iloc[0]
+
+
+def test_tp_region_ops_split_without_sequence_parallelism(gpt3):
+    # GELU acts on the 4h/t columns of fc1 on each rank (Shoeybi et al. 2019, Fig. 3a):
+    # 1/8 of the work at tp 8 with or without SP; the layer norm only with SP
+    from perfmodel.analytic.roofline import roofline
+    from perfmodel.hardware.load import load_device
+    from perfmodel.parallel.partition import _scaled
+    c = layer_costs(gpt3, 2048)
+    dev = load_device("a100-sxm4-80gb")
+    one = roofline(_scaled(c.rows, 1, 1, False), dev)
+    tp8 = roofline(_scaled(c.rows, 1, 8, False), dev)
+    gelu = (one["name"] == "layers.0.mlp.act_fn") & (one["phase"] == "forward")
+    norm = (one["name"] == "layers.0.input_layernorm") & (one["phase"] == "forward")
+    assert float(tp8.loc[gelu, "flops"].iloc[0]) * 8 == pytest.approx(
+        float(one.loc[gelu, "flops"].iloc[0]))
+    assert float(tp8.loc[norm, "flops"].iloc[0]) == pytest.approx(
+        float(one.loc[norm, "flops"].iloc[0]))
+
+
+def test_unfused_attention_rows_hand_worked(gpt3):
+    # Megatron-LM 2022 core attention, GPT-3 (a = 96, d = 128), s = 2048, b = 1, bf16:
+    # baddbmm Q K^T over all s^2 pairs: a s^2 d MACs (not the causal s (s + 1) / 2)
+    c = layer_costs(gpt3, 2048, attention="unfused", attention_dropout=True)
+    a, s, d = 96, 2048, 128
+    assert _row(c, "layers.0.self_attn.scores", "forward")["macs"] == pytest.approx(a * s * s * d)
+    assert _row(c, "layers.0.self_attn.context", "forward")["macs"] == pytest.approx(a * s * s * d)
+    # dropout on the probabilities: reads P (2 B), writes P' (2 B) and a 1-byte mask
+    drop = _row(c, "layers.0.self_attn.attention_dropout", "forward")
+    assert drop["bytes"] == pytest.approx(5 * a * s * s)
+    back = _row(c, "layers.0.self_attn.attention_dropout", "backward")
+    assert back["bytes"] == pytest.approx(5 * a * s * s)  # dP' and mask in, dP out
+    flash = layer_costs(gpt3, 2048)
+    assert not (flash.rows["name"] == "layers.0.self_attn.attention_dropout").any()
+    # FlashAttention: one causal-aware kernel over s (s + 1) / 2 pairs per head
+    assert _row(flash, "layers.0.self_attn.attention", "forward")["macs"] == pytest.approx(
+        2 * a * d * s * (s + 1) / 2)
+
+
+def test_selective_recompute_reruns_the_unfused_core(gpt3):
+    # recompute of Q K^T and P V: 4 b s^2 h / t FLOP (Korthikanti et al. 2023, app. A),
+    # plus the softmax (5 / score) and dropout (1 / score) elementwise FLOP
+    from perfmodel.hardware.load import load_device
+    c = layer_costs(gpt3, 2048, attention="unfused", attention_dropout=True)
+    sel = stage_times(c, load_device("a100-sxm4-80gb"), 8, 1, True, "selective")
+    s, h, a, t = 2048, 12288, 96, 8
+    expected = (4 * s * s * h + 6 * a * s * s) / t
+    assert sel.layer_hw_flops - sel.layer_model_flops == pytest.approx(expected, rel=1e-6)
+
+
+def test_mixed_precision_optimizer_passes(gpt3):
+    # Adam on fp32 master weights and moments: 2 x 12 B state + 2 B grad + 2 B weight
+    # (workload.training), plus Megatron-LM's grad-norm read (4), master -> model copy
+    # (4 + 2) and grad-buffer zeroing (4): 42 B per parameter
+    c = layer_costs(gpt3, 2048)
+    params = _row(c, "layers.0.mlp.fc1", "forward")["params"]
+    assert _row(c, "layers.0.mlp.fc1", "optimizer")["bytes"] == pytest.approx(42 * params)
+
+
+def test_column_linear_backward_windows(gpt3):
+    # the GEMMs the backward collectives hide under: QKV and fc1 backward seconds
+    from perfmodel.hardware.load import load_device
+    t = stage_times(layer_costs(gpt3, 2048), load_device("a100-sxm4-80gb"), 8, 1)
+    assert len(t.column_b) == 2 and t.column_b[1] > t.column_b[0] > 0
+    # fc1 (4 h^2 / t MACs per token, x 2 for dgrad + wgrad) vs QKV (3 h^2 / t): 4 / 3
+    assert t.column_b[1] / t.column_b[0] == pytest.approx(4 / 3, rel=0.02)
+
+
+def test_unknown_attention_kernels(gpt3):
+    with pytest.raises(UnknownNameError):
+        layer_costs(gpt3, 2048, attention="xformers")

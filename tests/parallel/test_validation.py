@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfmodel.parallel.validation import load_cases, validate_training
+from perfmodel.parallel.validation import load_cases, validate_layer_times, validate_training
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,25 @@ def test_all_published_rows_are_priced(table):
 def test_korthikanti_table5_error_does_not_regress(table):
     k = table[table["metric"] == "step_s"]
     err = k["error_pct"].abs()
-    # measured: max 18.1 % (22B selective, tp 8 GEMMs of h = 6144 run below the flat 0.72
-    # efficiency), mean 5.7 %; six of eight rows under 7.3 %
-    assert err.max() < 19.0
-    assert err.mean() < 6.5
-    assert (err < 7.5).sum() >= 7
+    # measured: max 8.1 % (22B selective + SP, -8.1 %), mean 3.9 %; the issue's goal is
+    # under 10 % on every row (was max 18.1 %, mean 5.7 % before Megatron-LM 2022's
+    # unfused attention, backward TP overlap and optimizer passes were modelled)
+    assert err.max() < 9.0
+    assert err.mean() < 4.5
+    assert (err < 10).all()
+
+
+def test_korthikanti_table4_layer_times():
+    # one 22B layer (tp 8, b 4, s 2048), Korthikanti et al. 2022 Table 4: forward +
+    # backward ms for 5 settings; measured errors -6.1 % .. -2.4 %
+    t = validate_layer_times()
+    assert len(t) == 5
+    assert t["error_pct"].abs().max() < 7.0
+    # the ratios the paper draws from it: full recompute costs ~39 % over the baseline,
+    # selective + SP ~4 % (here: within 6 points)
+    base, full, sel_sp = (float(t.loc[i, "combined_pred_ms"]) for i in (0, 2, 4))
+    assert full / base - 1 == pytest.approx(0.39, abs=0.06)
+    assert sel_sp / base - 1 == pytest.approx(0.04, abs=0.06)
 
 
 def test_torchtitan_fsdp_error_does_not_regress(table):
