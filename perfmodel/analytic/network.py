@@ -9,8 +9,10 @@ the steps that cross nodes at the network's alpha and the rest at the fabric's, 
 tuning model does (NVIDIA/nccl src/graph/tuning.cc, ncclTopoTuneModel: intra steps x
 intraLat + inter steps x interLat; trees are chains inside a node).
 
-``algorithm="auto"`` takes the fastest of ring and tree for all-reduce, as NCCL's tuner picks
-the algorithm its model predicts fastest (ncclTopoGetAlgoTime); other primitives use ring.
+``algorithm="auto"`` takes, for all-reduce, the algorithm NCCL's tuner picks with its own cost
+model and constants (ncclTopoTuneModel / ncclTopoGetAlgoTime, perfmodel.analytic.nccl), then
+times it with this module's model; other primitives use ring. The tree is NCCL's double
+binary tree (a chain inside each node), whose bandwidth does not shrink with p.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from perfmodel.analytic.collectives import (
     check_algorithm,
     check_primitive,
 )
+from perfmodel.analytic.nccl import nccl_all_reduce_choice, tree_all_reduce
 from perfmodel.errors import ShapeError
 from perfmodel.hardware.efficiency import EfficiencyCurve
 from perfmodel.hardware.system import Fabric, SystemSpec
@@ -194,6 +197,8 @@ def _flat(primitive: str, algorithm: str, v: np.ndarray, n: int, g: int, intra: 
     lat: np.ndarray
     if algorithm == "parameter_server":
         return _server(primitive, v, n, g, intra, inter, fabric)
+    if algorithm == "tree" and primitive == "all_reduce":
+        return _nccl_tree(v, n, g, intra, inter, fabric)
     if algorithm == "tree":  # NCCL: a chain inside each node, a binary tree across nodes
         phases = 2 if primitive == "all_reduce" else 1
         lat = np.full_like(v, phases * (
@@ -223,6 +228,42 @@ def _flat(primitive: str, algorithm: str, v: np.ndarray, n: int, g: int, intra: 
             one = np.minimum(one, inter.port_Bps * inter.eff(v, 1.0))
         return lat, traffic / one, eff
     return lat, traffic / bw, eff
+
+
+def _peak(level: Level) -> float:
+    """A level's large-message bandwidth: ring bandwidth x the curve's last efficiency."""
+    return level.ring_Bps * float(level.efficiency.values[-1])
+
+
+def _tree_bus(intra: Level, inter: Level | None) -> float:
+    return _peak(intra) if inter is None else min(_peak(intra), _peak(inter))
+
+
+def _nccl_tree(v: np.ndarray, n: int, g: int, intra: Level, inter: Level | None,
+               fabric: Fabric) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NCCL's tree all-reduce (perfmodel.analytic.nccl): a chain of g inside each node, two
+    binary trees across the n nodes, in the protocol NCCL's tuner picks for a tree at each
+    size. Its bandwidth is the bottleneck level's large-message bandwidth: NCCL's protocol
+    factors and tree correction factor stand for the size dependence (the network curve is
+    read at a ring's per-step message, which a pipelined tree does not shrink with p)."""
+    bus = _tree_bus(intra, inter)
+    nvlink = TREE_NVLINK[fabric.topology](fabric, g)
+    per = tree_all_reduce(v, n, g, intra.alpha_s, inter.alpha_s if inter else 0.0, bus,
+                          nvlink)
+    _, proto = nccl_all_reduce_choice(v, n, g, bus, nvlink, algorithms=("tree",))
+    lat = np.select([proto == k for k in per], [per[k][0] for k in per])
+    tr = np.select([proto == k for k in per], [per[k][1] for k in per])
+    ref = intra.ring_Bps if inter is None or _peak(intra) <= _peak(inter) else inter.ring_Bps
+    return lat, tr, np.full_like(v, bus / ref)
+
+
+# Does the intra-node chain of a tree run over NVLink-class links (NCCL's NVLINK hwLat) or
+# over PCIe (its PCI hwLat)?
+TREE_NVLINK: dict[str, Callable[[Fabric, int], bool]] = {
+    "switch": lambda f, g: True, "ring": lambda f, g: True, "full_mesh": lambda f, g: True,
+    "torus": lambda f, g: True, "pcie_tree": lambda f, g: False,
+    "pairs": lambda f, g: g <= 2,
+}
 
 
 def _all_to_all_transfer(v: np.ndarray, n: int, g: int, intra: Level, inter: Level | None,
@@ -290,6 +331,11 @@ def predict_collective(system: SystemSpec, primitive: str, sizes: Any,
     if n * g < 2:
         raise ShapeError("a collective needs at least 2 devices", "raise --gpus or --nodes")
     intra, inter = levels(system, n, g)
+    pick = None
+    if algorithm == "auto" and primitive == "all_reduce":  # NCCL's tuner chooses
+        pick, _ = nccl_all_reduce_choice(v, n, g, _tree_bus(intra, inter),
+                                         TREE_NVLINK[system.scale_up.topology](system.scale_up,
+                                                                               g))
     best: tuple[np.ndarray, ...] | None = None
     for algo in _candidates(primitive, algorithm):
         if algo == "hierarchical":
@@ -298,8 +344,9 @@ def predict_collective(system: SystemSpec, primitive: str, sizes: Any,
             lat, tr, eff = _flat(primitive, algo, v, n, g, intra, inter, system.scale_up)
         t = system.launch_latency_s + lat + tr
         cur = (t, lat, tr, eff, np.full(v.shape, algo, dtype=object))
+        better = t < best[0] if pick is None and best is not None else pick == algo
         best = cur if best is None else tuple(
-            np.where(t < best[0], c, b) for c, b in zip(cur, best, strict=True))
+            np.where(better, c, b) for c, b in zip(cur, best, strict=True))
     assert best is not None  # _candidates is never empty
     t, lat, tr, eff, algo_col = best
     alg = v / t
@@ -339,5 +386,9 @@ def _assumptions(system: SystemSpec, primitive: str, n: int, g: int, intra: Leve
                         "latency_source": prov.get("scale_out.latency_us", "not given: 0"),
                         "efficiency_source": prov.get("scale_out.efficiency", "")}
     if primitive in HIERARCHICAL or algorithm == "auto":
-        out["note"] = "auto = fastest of ring and tree for all_reduce (NCCL tuner), else ring"
+        out["note"] = ("auto = for all_reduce the algorithm NCCL's tuner picks by its own model "
+                       "(NVIDIA/nccl src/graph/tuning.cc @ 01afd20a; perfmodel.analytic.nccl), "
+                       "else ring; tree = NCCL's double binary tree in the protocol its tuner "
+                       "picks, at the bottleneck level's large-message bandwidth x 0.9 x "
+                       "NCCL's protocol factors and tree correction factor")
     return out
