@@ -14,6 +14,7 @@ from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import PerfModelError, PlanError
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.system import load_system
+from perfmodel.parallel.partition import ATTENTION_KERNELS
 from perfmodel.parallel.plan import ParallelPlan
 from perfmodel.parallel.search import search_plans
 from perfmodel.parallel.step import BREAKDOWN, StepPrediction, predict_step
@@ -42,6 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recompute", default="none", choices=RECOMPUTE)
     p.add_argument("--sequence-parallel", action="store_true")
     p.add_argument("--dtype", default="bf16")
+    p.add_argument("--attention", default="flash", choices=ATTENTION_KERNELS,
+                   help="attention kernels: flash (fused, causal-aware; default) or unfused "
+                        "(Megatron-LM 2022: baddbmm, softmax, bmm over all s^2 scores)")
+    p.add_argument("--attention-dropout", action="store_true",
+                   help="unfused attention also runs dropout on the probabilities")
     p.add_argument("--no-overlap", action="store_true",
                    help="do not overlap the DP gradient reduction with backward")
     p.add_argument("--sim", action="store_true", help="simulate the pipeline (simpy)")
@@ -68,7 +74,8 @@ def build_plan(args: argparse.Namespace) -> ParallelPlan:
         global_batch=args.global_batch or dp * args.micro_batch, seq=args.seq,
         schedule=args.schedule, virtual=args.virtual, zero=3 if args.fsdp else args.zero,
         recompute=args.recompute, sequence_parallel=args.sequence_parallel,
-        dtype=args.dtype, overlap_grad_reduce=not args.no_overlap)
+        dtype=args.dtype, overlap_grad_reduce=not args.no_overlap, attention=args.attention,
+        attention_dropout=args.attention_dropout)
 
 
 def _gb(x: float) -> str:
@@ -83,6 +90,8 @@ def _text(pred: StepPrediction) -> str:
             + f", micro-batch {p.micro_batch} x m = {p.micro_batches}, global batch "
             f"{p.global_batch} x {p.seq} tokens, ZeRO {p.zero}, recompute {p.recompute}"
             + (", sequence parallel" if p.sequence_parallel else "")
+            + (f", {p.attention} attention" + (" + dropout" if p.attention_dropout else "")
+               if p.attention != "flash" else "")
             + (" (simulated pipeline)" if pred.method == "sim" else " (analytic)"))
     rows = [("step", f"{pred.step_s:.4g} s"), ("tokens/s", f"{pred.tokens_per_s:,.0f}"),
             ("TFLOP/s per device", f"{pred.tflops_per_device:.1f}"),

@@ -29,6 +29,19 @@ def test_parallel_table(capsys):
         assert word in out
 
 
+def test_attention_kernels_flag(capsys):
+    # unfused attention (Megatron-LM 2022) adds memory-bound passes over the s^2 scores and
+    # a dropout kernel, so the same plan's step is longer; the plan records the choice
+    _, out, _ = run(capsys, *GPT3, "--format", "json")
+    flash = json.loads(out)
+    code, out, _ = run(capsys, *GPT3, "--attention", "unfused", "--attention-dropout",
+                       "--format", "json")
+    unfused = json.loads(out)
+    assert code == 0 and unfused["plan"]["attention"] == "unfused"
+    assert unfused["plan"]["attention_dropout"] is True
+    assert unfused["step_s"] > flash["step_s"]
+
+
 def test_parallel_json_csv_and_sim(capsys):
     code, out, _ = run(capsys, *GPT3, "--format", "json")
     d = json.loads(out)
