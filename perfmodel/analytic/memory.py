@@ -15,6 +15,9 @@ Sources of the formulas:
   MLSys 2023, sec. 4 and Table 2): sbh(10 + 24/t + 5as/(ht)) bytes without sequence parallelism,
   sbh/t (34 + 5as/h) with it; selective recomputation drops the 5as/h attention-score term;
   full recomputation keeps only each layer's input, 2sbh (/t with sequence parallelism).
+  torchtitan's modes: ``selective_layer`` fully recomputes every n-th block (n =
+  SELECTIVE_LAYER_EVERY), ``selective_op`` saves only every other matrix multiply's and
+  SDPA's outputs (torchtitan parallelize_llama.py, _apply_ac_to_transformer_block).
   The 24 = 8 (attention: Q, K, V, projection input) + 16 (MLP: GELU input and second GEMM
   input at 4h) is generalized here to GQA (K and V at kv_heads x head_dim) and to gated
   MLPs (four tensors of the intermediate size instead of two); for GPT-style layers it is
@@ -40,11 +43,16 @@ from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload
 
 __all__ = ["MemoryModel", "MemoryPlan", "memory_model", "footprint", "COMPONENTS",
+           "SELECTIVE_LAYER_EVERY",
            "OPTIMIZER_STATE_BYTES", "RECOMPUTE", "SCHEDULES", "check_plan"]
 
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "kv_cache", "workspace",
               "overhead")
-RECOMPUTE = ("none", "selective", "full")
+RECOMPUTE = ("none", "selective", "full", "selective_op", "selective_layer")
+# torchtitan's "selective layer" AC checkpoints every n-th transformer block; n is its
+# --activation_checkpoint.selective_ac_option, default "2" (torchtitan/config_manager.py,
+# "2 = checkpoint every other layer"; parallelisms/parallelize_llama.py, apply_ac).
+SELECTIVE_LAYER_EVERY = 2
 SCHEDULES = ("1f1b", "gpipe")
 PRECISIONS = ("mixed", "fp32", "half")
 
@@ -246,8 +254,19 @@ def layer_activation_bytes(mm: MemoryModel, s: Any, b: Any, t: Any, sp: bool,
     sbh = np.asarray(s, float) * b * h * (act_bytes / 2.0)
     if recompute == "full":
         return 2 * sbh / (t if sp else 1)
+    if recompute == "selective_layer":  # every n-th layer full, the others none
+        n = SELECTIVE_LAYER_EVERY
+        return ((n - 1) * layer_activation_bytes(mm, s, b, t, sp, "none", act_bytes)
+                + layer_activation_bytes(mm, s, b, t, sp, "full", act_bytes)) / n
     kv = mm.kv_heads * mm.head_dim / h
     ffn = (mm.ffn or 4 * h) / h
+    if recompute == "selective_op":
+        # torchtitan op-level SAC keeps the block input, the outputs of the 1st, 3rd, ...
+        # matrix multiply (Q, V, MLP-up / gate, MLP-down) and of SDPA; all else is rerun.
+        # 2 bytes each: 2 (input) + 2 (Q) + 2 kv (V) + 2 (SDPA out) + 2 ffn + 2 (down).
+        inner = 2 + 2 * kv + 2 + 2 * ffn  # Q, V, SDPA out, MLP-up: head / column split
+        outer = 2 + 2  # block input, MLP-down output (sequence-split only with sp)
+        return sbh / t * (outer + inner) if sp else sbh * (outer + inner / t)
     parallel = (4 + 4 * kv) + (8 * ffn if mm.gated else 4 * ffn)  # 8 + 16 = 24 for GPT
     score = 0.0 if recompute == "selective" else 5 * a * np.asarray(s, float) / h
     if sp:

@@ -24,9 +24,17 @@ Shoeybi et al. 2019, sec. 3; Narayanan et al. SC 2021, sec. 2-3; Korthikanti et 
 * Optimizer step: the workload's update rows (master weights and moments,
   workload.training) plus the passes of Megatron-LM's mixed-precision optimizer over
   each 16-bit-trained parameter (``MIXED_PRECISION_PASS_BYTES``).
-* Recomputation: ``full`` reruns each layer's forward (and its 2 forward collectives) in
-  the backward; ``selective`` reruns the attention core (Q K^T, softmax, dropout, P V;
-  Korthikanti et al. 2023, sec. 5).
+* Recomputation (``RECOMPUTED``: the share of each forward row rerun in the backward):
+  ``full`` reruns each layer's forward (and its 2 forward collectives) in the backward;
+  ``selective`` reruns the attention core (Q K^T, softmax, dropout, P V; Korthikanti et
+  al. 2023, sec. 5). torchtitan's modes (torchtitan parallelisms/parallelize_llama.py,
+  ``_apply_ac_to_transformer_block``, at the docs/performance.md commit 0413364): ``selective
+  _layer`` wraps every n-th block (n = SELECTIVE_LAYER_EVERY, default 2) in a full
+  checkpoint, so 1/n of the layer forward is rerun; ``selective_op`` saves only the outputs
+  of the ops on its save list (aten.mm, SDPA, reduce-scatter) except every second mm
+  (``not (func == aten.mm and mm_count % 2 == 0)``), so the 2nd, 4th, ... linear of a
+  block (Llama: K, O and MLP-up projections) and every other non-attention op (norms,
+  RoPE, SiLU, products, residual adds) are rerun.
 * Pipeline parallelism p, v chunks: ``layer_assignment`` (analytic.pipeline); the
   embedding sits on the first stage, the final norm and LM head on the last; stages pass
   s b h activations (/t with sequence parallelism: Megatron's scatter-gather optimisation,
@@ -49,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from perfmodel.analytic.memory import SELECTIVE_LAYER_EVERY
 from perfmodel.analytic.roofline import roofline
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
 from perfmodel.graph.model_graph import ModelGraph
@@ -59,9 +68,11 @@ from perfmodel.zoo.transformer import TransformerConfig, build_transformer
 
 __all__ = ["TransformerDims", "LayerCosts", "StageTimes", "layer_costs", "stage_times",
            "dims_of", "model_flops", "tp_comm_bytes", "p2p_bytes", "grad_bytes",
-           "ATTENTION_KERNELS"]
+           "ATTENTION_KERNELS", "RECOMPUTED"]
 
 ATTENTION_CORE = ("attention", "attn_score", "softmax", "attn_context", "dropout")
+SAVED_KERNELS = ("attention",)  # torchtitan op-SAC save list: SDPA (fused attention)
+MATMUL_KINDS = ("linear",)  # the block ops that dispatch to aten.mm
 ATTENTION_KERNELS = ("flash", "unfused")
 # Bytes per parameter that Megatron-LM's mixed-precision optimizer moves besides the Adam
 # update itself (megatron/optimizer/optimizer.py, MixedPrecisionOptimizer.step, and
@@ -263,6 +274,36 @@ def _scaled(rows: pd.DataFrame, micro_batch: int, tp: int, sp: bool) -> pd.DataF
     return df
 
 
+def _redo_none(fwd: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    return np.zeros(len(fwd))
+
+
+def _redo_full(fwd: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    return fwd.astype(float)
+
+
+def _redo_selective(fwd: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    return (fwd & np.isin(kind, ATTENTION_CORE)).astype(float)
+
+
+def _redo_layer(fwd: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    return fwd / float(SELECTIVE_LAYER_EVERY)
+
+
+def _redo_op(fwd: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """torchtitan op-SAC: a block's forward rows in execution order; every even-numbered
+    matrix multiply and every op off the save list is rerun."""
+    mm = fwd & np.isin(kind, MATMUL_KINDS)
+    odd_mm = mm & (np.cumsum(mm) % 2 == 1)
+    return (fwd & ~odd_mm & ~np.isin(kind, SAVED_KERNELS)).astype(float)
+
+
+# recompute mode -> share of each row rerun in the backward (from the layer-forward mask
+# in execution order and the op kinds); keys are memory.RECOMPUTE
+RECOMPUTED = {"none": _redo_none, "full": _redo_full, "selective": _redo_selective,
+              "selective_layer": _redo_layer, "selective_op": _redo_op}
+
+
 def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
                 micro_batch: int, sequence_parallel: bool = False,
                 recompute: str = "none", zero: int = 0, data_parallel: int = 1) -> StageTimes:
@@ -279,19 +320,17 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
 
     lay_f = (g == "layer") & (ph == "forward")
     lay_b = (g == "layer") & (ph == "backward")
-    if recompute == "full":
-        redo = lay_f
-    elif recompute == "selective":
-        redo = lay_f & np.isin(kind, ATTENTION_CORE)
-    else:
-        redo = np.zeros(len(t), bool)
+    if recompute not in RECOMPUTED:
+        raise UnknownNameError(f"unknown recompute {recompute!r}",
+                               did_you_mean(recompute, tuple(RECOMPUTED)))
+    redo = RECOMPUTED[recompute](lay_f, kind)
     opt_share = data_parallel if zero >= 1 else 1  # ZeRO shards the update over dp
     names = t["name"].astype(str)
     column_b = tuple(
         s(time, lay_b & np.any([names.str.endswith(n).to_numpy() for n in ops], axis=0))
         for _, ops in COLUMN_LINEARS)
     return StageTimes(
-        layer_f=s(time, lay_f), layer_b=s(time, lay_b) + s(time, redo),
+        layer_f=s(time, lay_f), layer_b=s(time, lay_b) + float(time @ redo),
         first_f=s(time, (g == "first") & (ph == "forward")),
         first_b=s(time, (g == "first") & (ph == "backward")),
         last_f=s(time, (g == "last") & (ph == "forward")),
@@ -299,7 +338,7 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
         layer_opt=s(time, (g == "layer") & (ph == "optimizer")) / opt_share,
         extras_opt=s(time, (g != "layer") & (ph == "optimizer")) / opt_share,
         layer_model_flops=s(flops, lay_f | lay_b),
-        layer_hw_flops=s(flops, lay_f | lay_b) + s(flops, redo),
+        layer_hw_flops=s(flops, lay_f | lay_b) + float(flops @ redo),
         extras_model_flops=s(flops, (g != "layer") & (ph != "optimizer")),
         column_b=column_b)
 

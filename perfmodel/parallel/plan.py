@@ -17,6 +17,7 @@ from perfmodel.analytic.memory import OPTIMIZER_STATE_BYTES, RECOMPUTE
 from perfmodel.analytic.pipeline import SCHEDULES, check_pipeline
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
 from perfmodel.parallel.partition import ATTENTION_KERNELS
+from perfmodel.units import dtype as lookup_dtype
 
 __all__ = ["ParallelPlan", "check_parallel_plan"]
 
@@ -34,7 +35,9 @@ class ParallelPlan:
     FlashAttention / PyTorch SDPA, as in torchtitan or Megatron-LM --use-flash-attn) or
     ``unfused`` (Megatron-LM's 2022 CoreAttention: baddbmm, softmax, bmm over all s^2
     scores); ``attention_dropout``: the unfused path also runs a dropout kernel on the
-    attention probabilities (perfmodel.parallel.partition).
+    attention probabilities (perfmodel.parallel.partition). ``reduce_dtype``: the width
+    of the data-parallel gradient reduction, None for the training dtype (torchtitan's
+    FSDP2 ``mixed_precision_reduce`` and Megatron-LM's bf16 runs reduce in fp32).
     """
 
     data_parallel: int = 1
@@ -53,6 +56,7 @@ class ParallelPlan:
     overlap_grad_reduce: bool = True
     attention: str = "flash"
     attention_dropout: bool = False
+    reduce_dtype: str | None = None
 
     def __post_init__(self) -> None:
         check_parallel_plan(self)
@@ -99,6 +103,9 @@ def check_parallel_plan(plan: ParallelPlan) -> None:
                                  ("optimizer", plan.optimizer, tuple(OPTIMIZER_STATE_BYTES))):
         if value not in choices:
             raise UnknownNameError(f"unknown {name} {value!r}", did_you_mean(value, choices))
+    for name in ("dtype", "reduce_dtype"):
+        if getattr(plan, name) is not None:
+            lookup_dtype(getattr(plan, name))  # UnknownNameError with a hint
     if plan.zero not in (0, 1, 2, 3):
         raise PlanError(f"ZeRO stage must be 0, 1, 2 or 3, got {plan.zero!r}",
                         "use --zero 0..3 (3 = FSDP full sharding)")

@@ -32,13 +32,19 @@ MFU = model FLOP / (T_step x devices x peak) with model FLOP of Narayanan et al.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from perfmodel.analytic.memory import MemoryPlan, footprint, memory_model
+from perfmodel.analytic.memory import (
+    SELECTIVE_LAYER_EVERY,
+    MemoryPlan,
+    footprint,
+    memory_model,
+)
 from perfmodel.analytic.network import predict_collective
 from perfmodel.analytic.pipeline import bubble_fraction, in_flight
 from perfmodel.errors import PlanError, UnknownNameError
@@ -48,6 +54,7 @@ from perfmodel.hardware.system import SystemSpec
 from perfmodel.parallel.partition import (
     LayerCosts,
     StageTimes,
+    TransformerDims,
     grad_bytes,
     layer_costs,
     model_flops,
@@ -146,6 +153,43 @@ def _tp_comm(system: SystemSpec, buf: float, nodes: int, per_node: int, sp: bool
     return 2 * ar, sum(max(0.0, ar - cb / 2) for cb in column_b), ar
 
 
+def _rerun_tp_comm(plan: ParallelPlan, system: SystemSpec, buf: float, nodes: int,
+                   per_node: int, t_fwd: float) -> float:
+    """Exposed seconds per layer of the forward tensor-parallel collectives a recompute
+    reruns: all of them with ``full``, 1/n of them with ``selective_layer`` (every n-th
+    block), and with ``selective_op`` those off torchtitan's save list (reduce-scatters
+    are saved; all-reduces, or with sequence parallelism the 2 all-gathers, rerun)."""
+    mode = plan.recompute
+    if mode == "full":
+        return t_fwd
+    if mode == "selective_layer":
+        return t_fwd / SELECTIVE_LAYER_EVERY
+    if mode == "selective_op":
+        return 2 * _coll(system, "all_gather", buf, nodes, per_node) \
+            if plan.sequence_parallel else t_fwd
+    return 0.0
+
+
+def _fsdp_edges(dims: TransformerDims, p: int, t: int, dtype: str, m: int,
+                gather: Callable[[float], float], scatter: Callable[[float], float]) -> float:
+    """Seconds of ZeRO-3 / FSDP communication with no compute to hide under, per step.
+
+    FSDP2 (``torch.distributed._composable.fsdp.fully_shard``, as torchtitan applies it in
+    parallelisms/parallelize_llama.py ``apply_fsdp``: one unit per transformer block plus
+    the root with the embedding, final norm and output layer) issues each unit's all-
+    gather in its pre-forward hook on a separate stream, so a block's gather overlaps the
+    previous block's compute (implicit prefetch) and the backward prefetches the next
+    unit's gather; the root is not resharded after forward, nor is the last block
+    (torchtitan). What stays exposed: the gathers of the root and of the first block
+    before each micro-batch's forward, and after the last backward the reduce-scatters
+    of the first block and of the root (the optimizer waits for them)."""
+    root = dims.first_params + dims.last_params if p == 1 else max(dims.first_params,
+                                                                    dims.last_params)
+    width = lookup_dtype(dtype).nbytes
+    root_b, block_b = root / t * width, dims.layer_params / t * width
+    return m * (gather(root_b) + gather(block_b)) + scatter(block_b) + scatter(root_b)
+
+
 def _check_fits_system(plan: ParallelPlan, costs: LayerCosts, system: SystemSpec) -> None:
     dims = costs.dims
     t, p, v = plan.tensor_parallel, plan.pipeline_parallel, plan.virtual
@@ -177,8 +221,9 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
     tp_nodes, tp_per = (1, t) if t <= k else (t // k, k)
     t_fwd, t_bwd, t_tp = _tp_comm(system, tp_comm_bytes(dims, s, b, plan.dtype), tp_nodes,
                                   tp_per, plan.sequence_parallel, times.column_b)
-    if plan.recompute == "full":
-        t_bwd += t_fwd  # the rerun forward's collectives: nothing to hide under
+    # the rerun forward's collectives: nothing to hide under
+    t_bwd += _rerun_tp_comm(plan, system, tp_comm_bytes(dims, s, b, plan.dtype), tp_nodes,
+                            tp_per, t_fwd)
     # pipeline p2p: neighbours t x d ranks apart
     t_p2p = 0.0
     if p > 1:
@@ -197,19 +242,30 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
     # data parallel
     dp_nodes, dp_per, sharing = _group(system, d, t)
     grads = grad_bytes(dims, layers, t, plan.dtype)
+    # gradient reductions at the reduce width (fp32 in torchtitan / Megatron-LM bf16 runs)
+    widen = lookup_dtype(plan.reduce_dtype or plan.dtype).nbytes / lookup_dtype(
+        plan.dtype).nbytes
     dp_exposed = 0.0
     if d > 1:
         if plan.zero >= 3:
-            per_mb = 2 * _coll(system, "all_gather", grads * sharing, dp_nodes, dp_per) \
-                + _coll(system, "reduce_scatter", grads * sharing, dp_nodes, dp_per)
+            def gather(nbytes: float) -> float:
+                return _coll(system, "all_gather", nbytes * sharing, dp_nodes, dp_per)
+
+            def scatter(nbytes: float) -> float:
+                return _coll(system, "reduce_scatter", nbytes * widen * sharing, dp_nodes,
+                             dp_per)
+
+            per_mb = 2 * gather(grads) + scatter(grads)
             window = layers * comp_layer
             dp_exposed = m * max(0.0, per_mb - window)
+            dp_exposed += _fsdp_edges(dims, p, t, plan.dtype, m, gather, scatter)
         else:
             if plan.zero >= 1:
-                t_dp = _coll(system, "reduce_scatter", grads * sharing, dp_nodes, dp_per) \
+                t_dp = _coll(system, "reduce_scatter", grads * widen * sharing, dp_nodes,
+                             dp_per) \
                     + _coll(system, "all_gather", grads * sharing, dp_nodes, dp_per)
             else:
-                t_dp = _coll(system, "all_reduce", grads * sharing, dp_nodes, dp_per)
+                t_dp = _coll(system, "all_reduce", grads * widen * sharing, dp_nodes, dp_per)
             if plan.overlap_grad_reduce:
                 params = grads / lookup_dtype(plan.dtype).nbytes
                 last_bucket = t_dp * min(1.0, DP_BUCKET_PARAMS / max(params, 1.0))
@@ -251,6 +307,19 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
             "gpt_like": dims.gpt_like}
 
 
+def _flash_activation_modes(recompute: str) -> tuple[tuple[str, float], ...]:
+    """The memory model's recompute modes, with weights, whose mix gives the activations
+    of ``recompute`` under fused (flash) attention: no 5as/h score tensors are saved, which
+    is the memory model's ``selective`` (Korthikanti et al. 2023, Table 2) for the layers
+    that are not recomputed."""
+    if recompute == "none":
+        return (("selective", 1.0),)
+    if recompute == "selective_layer":
+        n = SELECTIVE_LAYER_EVERY
+        return (("selective", (n - 1) / n), ("full", 1 / n))
+    return ((recompute, 1.0),)
+
+
 def _memory(graph: ModelGraph, plan: ParallelPlan) -> dict[str, float]:
     mm = memory_model(graph)
     mplan = MemoryPlan(phase="train", batch=plan.global_batch, seq=plan.seq, dtype=plan.dtype,
@@ -260,6 +329,11 @@ def _memory(graph: ModelGraph, plan: ParallelPlan) -> dict[str, float]:
                        sequence_parallel=plan.sequence_parallel, recompute=plan.recompute,
                        schedule="gpipe" if plan.schedule == "gpipe" else "1f1b")
     fp = {k: float(np.asarray(v)) for k, v in footprint(mm, mplan).items()}
+    if plan.attention == "flash":
+        fp["activations"] = sum(
+            w * float(np.asarray(footprint(mm, mplan.with_(recompute=mode))["activations"]))
+            for mode, w in _flash_activation_modes(plan.recompute))
+        fp["total"] = sum(fp[c] for c in fp if c != "total")
     if plan.schedule == "interleaved":  # 1 + (p-1)/(p v) more in flight (Korthikanti 4.2.3)
         p, m = plan.pipeline_parallel, plan.micro_batches
         base = float(np.minimum(p, m))

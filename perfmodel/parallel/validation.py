@@ -144,8 +144,14 @@ def validate_layer_times() -> pd.DataFrame:
                                        "combined_ms", "combined_pred_ms", "error_pct"])
 
 
-TORCHTITAN_RECOMPUTE = {"no": "none", "selective layer": "selective",
-                        "selective op": "selective", "full": "full"}
+# torchtitan's AC modes (parallelisms/parallelize_llama.py at the performance.md commit):
+# "selective layer" = every 2nd block fully checkpointed (config_manager.py default
+# selective_ac_option "2"; the table does not state n), "selective op" = op-level SAC
+# FSDP2 MixedPrecisionPolicy(reduce_dtype=...) from torchtitan's
+# --training.mixed_precision_reduce, default "float32" (config_manager.py)
+TORCHTITAN_REDUCE_DTYPE = "fp32"
+TORCHTITAN_RECOMPUTE = {"no": "none", "selective layer": "selective_layer",
+                        "selective op": "selective_op", "full": "full"}
 
 
 def _torchtitan(r: pd.Series) -> Case:
@@ -155,7 +161,7 @@ def _torchtitan(r: pd.Series) -> Case:
     gpus = int(r["num_gpus"])
     plan = ParallelPlan(data_parallel=gpus, micro_batch=mb, global_batch=gpus * mb,
                         seq=int(r["seq_len"]), zero=3, recompute=TORCHTITAN_RECOMPUTE[ac],
-                        dtype="bf16")
+                        dtype="bf16", reduce_dtype=TORCHTITAN_REDUCE_DTYPE)
     return Case(r["row_id"], f"{zoo} AC {ac}", lambda: load_model(zoo), plan,
                 "tokens_per_s_per_gpu", float(r["throughput"]), "torchtitan performance.md")
 

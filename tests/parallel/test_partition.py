@@ -145,3 +145,40 @@ def test_column_linear_backward_windows(gpt3):
 def test_unknown_attention_kernels(gpt3):
     with pytest.raises(UnknownNameError):
         layer_costs(gpt3, 2048, attention="xformers")
+
+
+def test_torchtitan_op_sac_reruns_every_second_mm_and_unsaved_ops():
+    # torchtitan parallelisms/parallelize_llama.py (_apply_ac_to_transformer_block, op
+    # SAC): save the outputs of aten.mm and SDPA, "except every second mm"; everything
+    # else is recomputed. A Llama block in execution order:
+    import numpy as np
+
+    from perfmodel.parallel.partition import RECOMPUTED
+    kind = np.array(["rmsnorm", "linear", "linear", "linear", "rope", "attention", "linear",
+                     "add", "rmsnorm", "linear", "linear", "silu", "mul", "linear", "add"],
+                    dtype=object)
+    #          norm wq wk wv rope sdpa wo add norm w1 w3 silu mul w2 add
+    expected = [1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1]
+    fwd = np.ones(len(kind), bool)
+    assert RECOMPUTED["selective_op"](fwd, kind).tolist() == expected
+    # rows outside the layer forward are never rerun
+    assert not RECOMPUTED["selective_op"](~fwd, kind).any()
+
+
+def test_torchtitan_recompute_modes_on_llama3_8b():
+    from perfmodel.hardware.load import load_device
+    g = load_model("llama-3-8b")
+    c, dev = layer_costs(g, 8192), load_device("a100-sxm4-80gb")
+    none = stage_times(c, dev, 1, 1)
+    layer = stage_times(c, dev, 1, 1, recompute="selective_layer")
+    op = stage_times(c, dev, 1, 1, recompute="selective_op")
+    # selective layer (every 2nd block fully checkpointed): half a forward more backward
+    assert layer.layer_b - none.layer_b == pytest.approx(none.layer_f / 2)
+    # selective op reruns the K, O and MLP-up GEMMs of the 2nd, 4th and 6th mm:
+    # 2 s h (kv + h + ffn) FLOP with h 4096, kv 8 x 128 = 1024, ffn 14336 (Llama 3 8B
+    # config.json), plus the norms, RoPE, SiLU, product and residual adds (< 1 %)
+    s, h = 8192, 4096
+    gemm = 2 * s * h * (1024 + h + 14336)
+    extra = op.layer_hw_flops - op.layer_model_flops
+    assert gemm <= extra < 1.01 * gemm
+    assert none.layer_b < op.layer_b < layer.layer_b

@@ -50,7 +50,38 @@ def test_korthikanti_table4_layer_times():
 def test_torchtitan_fsdp_error_does_not_regress(table):
     t = table[table["metric"] == "tokens_per_s_per_gpu"]
     err = t["error_pct"]
-    # measured: +8 % .. +41 % (optimistic: torchtitan's per-layer FSDP overheads are not
-    # modelled, and its "selective layer" checkpointing is priced as attention-only)
-    assert err.abs().max() < 42.0
-    assert err.abs().mean() < 28.0
+    # measured: +7.8 % .. +26.5 %, mean 18.1 % (was +8 .. +41 %, mean 27.4 %, while
+    # torchtitan's selective op / layer checkpointing was priced as attention-only);
+    # still optimistic: see the README's validation paragraph
+    assert err.abs().max() < 28.0
+    assert err.abs().mean() < 19.0
+    assert (err > 0).all()
+
+
+def test_torchtitan_rows_use_torchtitan_checkpointing_modes():
+    # docs/performance.md "selective op" / "selective layer" are torchtitan's op-level SAC
+    # and every-2nd-block AC (parallelize_llama.py), not Megatron's attention-only mode
+    modes = {c.label.split(" AC ")[1]: c.plan.recompute for c in load_cases()
+             if c.metric == "tokens_per_s_per_gpu"}
+    assert modes == {"selective layer": "selective_layer", "selective op": "selective_op",
+                     "full": "full", "no": "none"}
+    assert all(c.plan.reduce_dtype == "fp32" for c in load_cases()
+               if c.metric == "tokens_per_s_per_gpu")
+
+
+def test_torchtitan_70b_selective_op_batch_2_does_not_fit():
+    # torchtitan docs/performance.md, footnote 1: Llama 2 70B "with local batch size 2 will
+    # cause an OOM error when selective activation checkpointing is used" (A100 80GB);
+    # batch 1 (selective op) and batch 2 with full AC ran
+    from dataclasses import replace
+
+    from perfmodel.hardware.load import load_device
+    from perfmodel.hardware.system import load_system
+    from perfmodel.parallel.step import predict_step
+    system, device = load_system("dgx-a100"), load_device("a100-sxm4-80gb")
+    case = next(c for c in load_cases() if c.row_id == "training-00223")
+    g = case.graph()
+    assert predict_step(g, case.plan, system, device).fits
+    two = replace(case.plan, micro_batch=2, global_batch=128)
+    assert not predict_step(g, two, system, device).fits
+    assert predict_step(g, replace(two, recompute="full"), system, device).fits
