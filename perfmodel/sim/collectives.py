@@ -1,4 +1,4 @@
-"""Collectives as simpy processes, decomposed into chunked steps over a system's topology.
+"""Collectives on the simpy cluster simulator, decomposed into chunked steps over a topology.
 
 Algorithms (``SIM_ALGORITHMS``):
 
@@ -16,8 +16,10 @@ Algorithms (``SIM_ALGORITHMS``):
 - parameter_server (all_reduce, reduce, broadcast): rank 0 is the server; every worker
   pushes V in ``chunks`` pieces, the server then sends V back to each (all_reduce).
 
-Contention is not assumed anywhere: it comes from the link resources. The launch latency of
-the system starts the clock.
+Contention is not assumed anywhere: it comes from the links, first-come-first-served servers
+(perfmodel.sim.engine). The launch latency of the system starts the clock. Ring-family
+devices are driven by the arrival events they wait on (``_RingDevice``, simpy callbacks);
+the other algorithms are simpy processes.
 """
 
 from __future__ import annotations
@@ -66,27 +68,94 @@ class Phase:
     labels: tuple[str, ...]
 
 
-def _phased_device(sim: ClusterSim, dev: str, phases: list[Phase], chunks: int,
-                   boxes: Mapping[str, dict[int, Arrival]]) -> Proc:
-    """One device's part of a (multi-phase) ring collective. Piece j of step s waits for
-    piece j of step s-1 from the predecessor; a phase starts when the last step of the
-    previous phase has fully arrived."""
-    inbox, last = boxes[dev], -1
-    for ph_i, ph in enumerate(phases):
-        if ph.steps == 0:
-            continue
-        out, piece, base = boxes[ph.succ[dev]], ph.block / chunks, ph_i << 32
-        for idx in range(ph.steps * chunks):
-            waits = (base + idx - chunks,) if idx >= chunks else () if last < 0 else tuple(
-                last + j for j in range(chunks))
-            for key in waits:
-                ev = _take(inbox, key, sim)
-                if not ev.processed:
-                    yield ev
-            arrival = _take(out, base + idx, sim)
-            if not sim.post(dev, ph.succ[dev], piece, ph.labels[idx], arrival):
-                yield from sim.transfer(dev, ph.succ[dev], piece, ph.labels[idx], arrival)
-        last = base + (ph.steps - 1) * chunks
+class _RingDevice:
+    """One device's part of a (multi-phase) ring collective, driven by the arrivals it waits
+    on: :meth:`step` is the simpy callback of the event it waits for (no process, no
+    generator: a ring moves millions of pieces).
+
+    Piece j of step s waits for piece j of step s-1 from the predecessor; a phase starts
+    when the last step of the previous phase has fully arrived. Sends are posted without
+    waiting for them (each link queues them, first come first served: ClusterSim.hold); the
+    receiver waits on the piece's arrival event, or, if it asks before the sender posted,
+    the sender hands it the arrival when it posts."""
+
+    __slots__ = ("sim", "name", "phases", "chunks", "devices", "inbox", "need", "waiting",
+                 "wake", "ph_i", "idx", "n", "base", "cur")
+
+    def __init__(self, sim: ClusterSim, name: str, phases: list[Phase], chunks: int,
+                 devices: Mapping[str, _RingDevice]) -> None:
+        self.sim, self.name, self.phases, self.chunks = sim, name, phases, chunks
+        self.devices = devices                   # the part's devices, by name
+        self.inbox: dict[int, simpy.Event] = {}  # arrivals posted to it, by piece key
+        self.need: list[int] = []                # keys still missing before the next send
+        self.waiting = -1                        # the key it waits for, unposted; -1: none
+        self.wake = self.step
+        self.ph_i, self.idx, self.n, self.base = -1, 0, 0, 0
+        self.cur: tuple[Any, ...] = ()           # what step() needs in the current phase
+
+    def start(self) -> bool:
+        """Move to the next phase with steps; False when there is none."""
+        last = self.base + self.n - self.chunks  # key of piece 0 of the last step sent
+        had_steps = self.n > 0
+        while True:
+            self.ph_i += 1
+            if self.ph_i >= len(self.phases):
+                return False
+            ph = self.phases[self.ph_i]
+            if ph.steps:
+                break
+        sim, succ = self.sim, ph.succ[self.name]
+        self.idx, self.n, self.base = 0, ph.steps * self.chunks, self.ph_i << 32
+        self.cur = (sim.send_on, sim.route(self.name, succ), ph.block / self.chunks,
+                    sim.device_slowdown.get(self.name, 1.0), ph.labels, self.base, self.n,
+                    self.chunks, self.devices[succ], self.inbox, self.need, self.wake)
+        if had_steps:  # the previous phase's last step must have fully arrived
+            self.need.extend(range(last, last + self.chunks))
+        return True
+
+    def step(self, _: simpy.Event | None = None) -> None:
+        """Send every piece whose inputs are in; stop at the first missing one."""
+        send, route, piece, slow, labels, base, n, chunks, succ, inbox, need, wake = self.cur
+        idx = self.idx
+        while True:
+            while need:  # at a phase's start: every piece of the last step
+                key = need.pop()
+                ev = inbox.pop(key, None)
+                if ev is None:  # not posted yet: the sender will wake us
+                    need.append(key)
+                    self.waiting, self.idx = key, idx
+                    return
+                if ev.callbacks is not None:  # posted, arrives later
+                    ev.callbacks.append(wake)
+                    self.idx = idx
+                    return
+            arrived = send(route, piece, slow, labels[idx])
+            key = base + idx
+            if succ.waiting == key:  # it asked already: wake it when the piece arrives
+                succ.waiting = -1
+                succ.need.pop()
+                arrived.callbacks.append(succ.wake)
+            else:
+                succ.inbox[key] = arrived
+            idx += 1
+            if idx < n:
+                if idx >= chunks:  # piece j of step s needs piece j of step s-1
+                    key += 1 - chunks
+                    ev = inbox.pop(key, None)
+                    if ev is None:
+                        need.append(key)
+                        self.waiting, self.idx = key, idx
+                        return
+                    if ev.callbacks is not None:
+                        ev.callbacks.append(wake)
+                        self.idx = idx
+                        return
+            elif self.start():
+                send, route, piece, slow, labels, base, n, chunks, succ, inbox, need, wake = \
+                    self.cur
+                idx = 0
+            else:
+                return
 
 
 def _labels(name: str, steps: int, chunks: int) -> tuple[str, ...]:
@@ -95,12 +164,16 @@ def _labels(name: str, steps: int, chunks: int) -> tuple[str, ...]:
 
 
 def run_parts(sim: ClusterSim, parts: list[list[Phase]], chunks: int) -> None:
-    """Start one process per (part, device); parts run concurrently and share the links."""
+    """Start every device of every part at the current instant (in name order); parts run
+    concurrently and share the links."""
+    start = sim.instant(sim.env.now)
     for phases in parts:
-        devices = sorted({d for ph in phases for d in ph.succ})
-        boxes: dict[str, dict[int, Arrival]] = {d: {} for d in devices}
-        for d in devices:
-            sim.env.process(_phased_device(sim, d, phases, chunks, boxes))
+        names = sorted({d for ph in phases for d in ph.succ})
+        devices: dict[str, _RingDevice] = {}
+        devices.update((d, _RingDevice(sim, d, phases, chunks, devices)) for d in names)
+        for dev in devices.values():
+            if dev.start():
+                start.callbacks.append(dev.wake)  # type: ignore[union-attr]
 
 
 def ring_collective(sim: ClusterSim, rings: list[list[str]], nbytes: float, steps: int,
@@ -342,5 +415,6 @@ def simulate_collective(system: SystemSpec, primitive: str, size: float,
                       "nodes": n, "per_node": g, "chunks": int(chunks), "efficiency": eff,
                       "devices": len(device_order(graph)),
                       "launch_latency_s": system.launch_latency_s,
-                      "method": "discrete-event simulation (simpy), one Resource per link "
-                                "direction, fewest-hop routes, cut-through holds"})
+                      "method": "discrete-event simulation (simpy), one FIFO server per link "
+                                "direction, fewest-hop routes, cut-through holds"},
+                     result.transfers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
+import simpy
 
 from perfmodel.errors import PlanError, ShapeError
 from perfmodel.sim.engine import ClusterSim
@@ -103,3 +104,54 @@ def test_events_are_counted():
     sim = ClusterSim(star())
     flows(sim, [("a", "c", 1.0, 2)])
     assert sim.run().events > 0
+
+
+def _resource_reference(graph: nx.DiGraph, specs: list[tuple[float, str, str, float, int]]
+                        ) -> list[tuple[str, float, float, str]]:
+    """The same flows on one ``simpy.Resource(capacity=1)`` per link (every link of a route
+    requested at one instant, held together, released together): the model ClusterSim's
+    next-free-time links must reproduce exactly."""
+    env = simpy.Environment()
+    res = {e: simpy.Resource(env, capacity=1) for e in graph.edges}
+    out: list[tuple[str, float, float, str]] = []
+
+    def flow(delay, src, dst, nbytes, chunks):
+        yield env.timeout(delay)
+        path = nx.shortest_path(graph, src, dst)
+        edges = sorted(zip(path[:-1], path[1:], strict=True))
+        bw = min(graph.edges[e]["bandwidth_Bps"] for e in edges)
+        for j in range(chunks):
+            reqs = [res[e].request() for e in edges]
+            for r in reqs:
+                yield r
+            start = env.now
+            yield env.timeout(nbytes / chunks / bw)
+            for e, r in zip(edges, reqs, strict=True):
+                res[e].release(r)
+            out.extend((f"{u}->{v}", start, env.now, f"{src}.{j}") for u, v in edges)
+
+    for spec in specs:
+        env.process(flow(*spec))
+    env.run()
+    return sorted(out, key=lambda t: (t[1], t[0]))
+
+
+def test_next_free_time_links_equal_simpy_resources_under_contention():
+    # three sources share s->c, two also share a->s / b->s with other flows; chunked, with
+    # staggered starts, so links queue several holds at once
+    g = star()
+    g.add_edge("s", "d", bandwidth_Bps=2.0, latency_s=0.0, level="scale_up")
+    specs = [(0.0, "a", "c", 3.0, 3), (0.5, "b", "c", 2.0, 4), (0.25, "a", "d", 4.0, 2),
+             (1.0, "b", "d", 1.0, 1), (0.75, "a", "c", 1.0, 2)]
+    sim = ClusterSim(g)
+
+    def flow(delay, src, dst, nbytes, chunks):
+        yield sim.env.timeout(delay)
+        for j in range(chunks):
+            yield from sim.transfer(src, dst, nbytes / chunks, f"{src}.{j}")
+
+    for spec in specs:
+        sim.env.process(flow(*spec))
+    got = sim.run().timeline.tuples()
+    assert got == _resource_reference(g, specs)
+    assert len(got) == 2 * sum(s[4] for s in specs)  # every hold on both links of its route

@@ -120,3 +120,16 @@ def test_bad_input():
     with pytest.raises(ShapeError):
         simulate_pipeline("1f1b", 2, 2, -1.0)
     assert math.isfinite(simulate_pipeline("1f1b", 1, 1).step_s)
+
+
+def test_a_gradient_is_used_only_after_it_has_arrived():
+    # 1F1B, p = 2, m = 2, t_f = 1, t_b = 2; 1 B activations at 1 B/s (1 s hold), 0.5 s
+    # latency. By hand: d0 F0 0-1, F1 1-2; sends 1-2 and 2-3 arrive at 2.5 and 3.5; d1 F0
+    # 2.5-3.5, B0 3.5-5.5, F1 5.5-6.5, B1 6.5-8.5; gradient B0 is sent 5.5-6.5 and
+    # arrives at 7 (d0 B0 7-9), gradient B1 is sent 8.5-9.5 and arrives at 10: d0 B1 10-12
+    run = simulate_pipeline("1f1b", 2, 2, 1.0, 2.0, activation_bytes=1.0,
+                            link_bandwidth_Bps=1.0, link_latency_s=0.5)
+    assert [t for t in run.tuples() if t[0] == "d0"] == [
+        ("d0", 0.0, 1.0, "F0"), ("d0", 1.0, 2.0, "F1"), ("d0", 7.0, 9.0, "B0"),
+        ("d0", 10.0, 12.0, "B1")]
+    assert run.step_s == 12.0

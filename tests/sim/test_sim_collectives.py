@@ -125,3 +125,29 @@ def test_bad_requests():
         simulate_collective(s, "all_reduce", 1e6, chunks=0)
     with pytest.raises(ShapeError):
         simulate_collective(s, "all_reduce", -1.0)
+
+
+@pytest.mark.parametrize("system, nodes, algo, transfers", [
+    # 16 devices x (2 (g-1) intra steps + 2 (n-1) inter steps) = 16 x (14 + 2)
+    ("dgx-a100", 2, "hierarchical", 256),
+    # 64 chips x 6 parts (axis, direction) x 2 x (3 axes x 3 steps)
+    ("tpu-v4-4x4x4", 1, "ring", 6912)])
+def test_chunked_multi_phase_collectives_send_every_piece(system, nodes, algo, transfers):
+    # a phase starts once every piece of the previous phase's last step has arrived; with
+    # k pieces per step each phase sends k times as many transfers, and pipelining the
+    # pieces can only shorten the run (it hides per-step latency)
+    s = load_system(system)
+    one = simulate_collective(s, "all_reduce", 1 << 28, nodes=nodes, algorithm=algo)
+    four = simulate_collective(s, "all_reduce", 1 << 28, nodes=nodes, algorithm=algo, chunks=4)
+    assert one.transfers == transfers and four.transfers == 4 * transfers
+    assert one.time_s * 0.99 < four.time_s <= one.time_s
+
+
+def test_uneven_ring_is_set_by_its_slowest_link_and_needs_an_event_per_transfer():
+    # p = 4, V = 4 B, 1 B/s: link i slowed by 1 + i/4, so step pieces leave and arrive at
+    # different instants; the slowest link (x 1.75) paces the 6 steps: 6 x 1.75 = 10.5 s
+    s = ring_system(4)
+    slow = {(f"n0.d{i}", f"n0.d{(i + 1) % 4}"): 1 + i / 4 for i in range(4)}
+    r = simulate_collective(s, "all_reduce", 4.0, link_slowdown=slow)
+    assert r.time_s == pytest.approx(10.5)
+    assert r.transfers == 24 and r.events > 12  # arrivals at distinct instants
