@@ -256,25 +256,8 @@ class ClusterSim:
 
     def send_on(self, route: _Route, nbytes: float, slowdown: float = 1.0,
                 label: str = "") -> simpy.Event:
-        """:meth:`hold` then :meth:`instant` of the arrival (hold end + route latency), in
-        one call: the inner loop of a ring, so :meth:`hold` is written out here."""
-        start = self.env.now
-        links = route.links
-        for link in links:
-            if link.free_at > start:
-                start = link.free_at
-        end = start + nbytes / route.bandwidth_Bps * slowdown
-        for link in links:
-            link.free_at = end
-        if self._append is not None:
-            add_route, add_start, add_end, add_label = self._append
-            add_route(route.index)
-            add_start(start)
-            add_end(end)
-            add_label(label)
-        else:
-            self._unlogged += 1
-        end += route.latency_s
+        """:meth:`hold` then :meth:`instant` of the arrival (hold end + route latency)."""
+        end = self.hold(route, nbytes, slowdown, label) + route.latency_s
         ev = self._instants.get(end)
         return ev if ev is not None else self.instant(end)
 
