@@ -89,8 +89,7 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
     flat = nbytes / (device.memory_bandwidth * eff)
     if not hierarchical:
         return flat
-    cache = next((m for m in device.memory if m.role == "cache" and m.bandwidth_Bps
-                  and m.capacity_bytes), None)
+    cache = device.cache
     if cache is None:
         notes.append("hierarchical memory model asked, but the spec gives no cache with "
                      "capacity and bandwidth: flat model used")

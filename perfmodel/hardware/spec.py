@@ -92,6 +92,13 @@ class DeviceSpec:
         return float(self.main_memory.capacity_bytes or 0.0)
 
     @property
+    def cache(self) -> MemoryLevel | None:
+        """The first cache level with both a capacity and a bandwidth (the hierarchical
+        roofline's second roof), or None."""
+        return next((m for m in self.memory if m.role == "cache" and m.bandwidth_Bps
+                     and m.capacity_bytes), None)
+
+    @property
     def dtypes(self) -> tuple[str, ...]:
         return tuple(sorted({d for _, d in self.peak_flops}))
 

@@ -136,8 +136,7 @@ def _price_l2(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
     memory efficiency (curve over bytes moved) applies at either level."""
     nbytes = rows["bytes"].fillna(0).to_numpy(float)
     ws = rows["working_set_bytes"].fillna(rows["bytes"]).to_numpy(float)
-    cache = next((m for m in device.memory if m.role == "cache" and m.bandwidth_Bps
-                  and m.capacity_bytes), None)
+    cache = device.cache
     n = len(rows)
     if cache is None:
         return _price_roofline(rows, device, "membw")[:3] + (
@@ -235,9 +234,9 @@ def _price_inference(rows: pd.DataFrame, device: DeviceSpec, family: str,
         seq = int(r.seq) if pd.notna(r.seq) else 1
         if r.phase == "generate":
             out = int(r.out_seq) if pd.notna(r.out_seq) else 1
-            passes = [(n, _latency(r.model, device, b, s, dt, ph, fu, memo))
-                      for n, ph, b, s in generate_passes(r.framework, int(r.batch), seq, out)]
-            parts = [sum(n * lat[j] for n, lat in passes) for j in range(3)]
+            passes = [(times, _latency(r.model, device, b, s, dt, ph, fu, memo)) for
+                      times, ph, b, s in generate_passes(r.framework, int(r.batch), seq, out)]
+            parts = [sum(times * lat[j] for times, lat in passes) for j in range(3)]
         else:  # prefill / decode (torch rows; decode: seq is the KV length) or inference
             phase = r.phase if r.phase in ("prefill", "decode") else "inference"
             parts = list(_latency(r.model, device, int(r.batch), seq, dt, phase, fu, memo))
