@@ -219,11 +219,11 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
     layers = math.ceil(dims.layers / p)
     # tensor parallel (per layer and micro-batch): exposed forward and backward seconds
     tp_nodes, tp_per = (1, t) if t <= k else (t // k, k)
-    t_fwd, t_bwd, t_tp = _tp_comm(system, tp_comm_bytes(dims, s, b, plan.dtype), tp_nodes,
-                                  tp_per, plan.sequence_parallel, times.column_b)
+    buf = tp_comm_bytes(dims, s, b, plan.dtype)
+    t_fwd, t_bwd, t_tp = _tp_comm(system, buf, tp_nodes, tp_per, plan.sequence_parallel,
+                                  times.column_b)
     # the rerun forward's collectives: nothing to hide under
-    t_bwd += _rerun_tp_comm(plan, system, tp_comm_bytes(dims, s, b, plan.dtype), tp_nodes,
-                            tp_per, t_fwd)
+    t_bwd += _rerun_tp_comm(plan, system, buf, tp_nodes, tp_per, t_fwd)
     # pipeline p2p: neighbours t x d ranks apart
     t_p2p = 0.0
     if p > 1:

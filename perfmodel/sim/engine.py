@@ -261,24 +261,27 @@ class ClusterSim:
         ev = self._instants.get(end)
         return ev if ev is not None else self.instant(end)
 
+    def _hold_from(self, src: str, dst: str, nbytes: float, label: str
+                   ) -> tuple[float, float]:
+        """:meth:`hold` on the route src -> dst, stretched by src's slowdown: (hold end,
+        arrival time = hold end + route latency)."""
+        r = self._routes.get((src, dst)) or self.route(src, dst)
+        end = self.hold(r, nbytes, self.device_slowdown.get(src, 1.0), label)
+        return end, end + r.latency_s
+
     def send(self, src: str, dst: str, nbytes: float, label: str = "") -> simpy.Event:
         """Post a transfer now; returns the event processed when its data has arrived at
         ``dst`` (the hold's end plus the route's latency), shared with whatever else is due
         at that instant: wait on it unless it is already processed."""
-        r = self._routes.get((src, dst)) or self.route(src, dst)
-        end = self.hold(r, nbytes, self.device_slowdown.get(src, 1.0), label)
-        return self.instant(end + r.latency_s)
+        return self.instant(self._hold_from(src, dst, nbytes, label)[1])
 
     def post(self, src: str, dst: str, nbytes: float, label: str = "",
-             arrival: Arrival | None = None) -> bool:
+             arrival: Arrival | None = None) -> None:
         """Post a transfer now, without waiting for it: it takes its links when they are
-        free (FIFO) and ``arrival``, if given, fires when its data has arrived. Always
-        returns True (it queues rather than refusing a busy link)."""
-        r = self._routes.get((src, dst)) or self.route(src, dst)
-        end = self.hold(r, nbytes, self.device_slowdown.get(src, 1.0), label)
+        free (FIFO) and ``arrival``, if given, fires when its data has arrived."""
+        arrives = self._hold_from(src, dst, nbytes, label)[1]
         if arrival is not None:
-            arrival.follow(self.instant(end + r.latency_s))
-        return True
+            arrival.follow(self.instant(arrives))
 
     def transfer(self, src: str, dst: str, nbytes: float, label: str = "",
                  arrival: Arrival | None = None) -> Generator[simpy.Event, Any, None]:
@@ -287,10 +290,9 @@ class ClusterSim:
         Returns when the links are released (the sender is free); ``arrival``, if given,
         fires when the data has arrived at dst.
         """
-        r = self._routes.get((src, dst)) or self.route(src, dst)
-        end = self.hold(r, nbytes, self.device_slowdown.get(src, 1.0), label)
+        end, arrives = self._hold_from(src, dst, nbytes, label)
         if arrival is not None:
-            arrival.follow(self.instant(end + r.latency_s))
+            arrival.follow(self.instant(arrives))
         done = self.instant(end)
         if done.callbacks is not None:
             yield done

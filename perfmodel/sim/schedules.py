@@ -116,11 +116,6 @@ def _box(pipe: Pipe, key: tuple[str, int, int], sim: ClusterSim) -> Arrival:
     return ev
 
 
-def _send(sim: ClusterSim, src: str, dst: str, nbytes: float, label: str,
-          arrival: Arrival) -> Proc:
-    yield from sim.transfer(src, dst, nbytes, label, arrival=arrival)
-
-
 def _run(sim: ClusterSim, pipe: Pipe, s: int, order: Sequence[Op]) -> Proc:
     """Run one device's ops: wait for the input, compute, send the output onwards."""
     p, v, env = pipe.stages, pipe.virtual, sim.env
@@ -143,8 +138,8 @@ def _run(sim: ClusterSim, pipe: Pipe, s: int, order: Sequence[Op]) -> Proc:
             to = pipe.devices[dst % p]
             if to == dev:
                 arrival.arrive_after(0.0)
-            elif not sim.post(dev, to, pipe.activation_bytes, label, arrival):
-                env.process(_send(sim, dev, to, pipe.activation_bytes, label, arrival))
+            else:
+                sim.post(dev, to, pipe.activation_bytes, label, arrival)
 
 
 def gpipe(sim: ClusterSim, pipe: Pipe, device: int) -> Proc:
