@@ -170,7 +170,8 @@ def calibrate(d: pd.DataFrame) -> dict[str, dict[str, object]]:
 
     dgx-a100: per-step latency = NCCL's NVLink LL figure; launch latency = median over the
     Azure rows <= 64 KiB of t - 2(p-1) alpha; efficiency = ring traffic / (300 GB/s x (t -
-    latency)) of every Azure row >= 256 KiB, medians at 4x size steps.
+    latency)) of every Azure row >= 256 KiB, read at the per-step message V / 8, medians at
+    4x size steps.
     polaris: intra latency as dgx-a100; small all-reduce runs as NCCL's tree, t = launch +
     2((g-1) a_i + log2(n) a_o), so the medians of the rows <= 64 KiB at 8 and 32 GPUs give
     a_o and launch; network efficiency as above over the 8- and 32-GPU rows >= 64 KiB, at the
@@ -186,7 +187,7 @@ def calibrate(d: pd.DataFrame) -> dict[str, dict[str, object]]:
     eff = 2 * 7 / 8 * v / (300e9 * np.maximum(t - launch - 2 * 7 * a_i, 1e-9))
     out["dgx-a100"] = {"collective.launch_latency_us": round(launch * 1e6, 2),
                        "scale_up.efficiency": [[k, round(e, 3)] for k, e in
-                                               _knots(v, eff, lo=256 * KIB)]}
+                                               _knots(v / 8, eff, lo=32 * KIB)]}
     pol = d[(d["system"] == "polaris") & (d["role"] == "calibration")]
     small = pol[pol["size"] <= 64 * KIB]
     t8 = float(small[small["p"] == 8]["t_meas_us"].median()) * 1e-6

@@ -39,7 +39,8 @@ from perfmodel.hardware.system import Fabric, SystemSpec
 from perfmodel.units import dtype_bytes
 
 __all__ = ["Level", "CollectivePrediction", "levels", "predict_collective", "RING_BANDWIDTH",
-           "PORT_BANDWIDTH", "PATH_BANDWIDTH", "ALL_TO_ALL_TIME", "SERVER_TIME", "COLUMNS"]
+           "PORT_BANDWIDTH", "PATH_BANDWIDTH", "ALL_TO_ALL_TIME", "SERVER_TIME", "COLUMNS",
+           "uplink_bound"]
 
 TORUS_PRIMITIVES = ("all_reduce", "reduce_scatter", "all_gather")
 COLUMNS = ["size_bytes", "count", "type", "time_us", "algbw_GBps", "busbw_GBps", "algorithm",
@@ -50,11 +51,13 @@ COLUMNS = ["size_bytes", "count", "type", "time_us", "algbw_GBps", "busbw_GBps",
 class Level:
     """One level of a system as the alpha-beta model sees it (SI units).
 
-    ``eff(v, p)`` reads the efficiency curve at v x ``eff_scale``: a curve measured at
-    bandwidth B_ref applies to this level's ring bandwidth b at size v B_ref / b. A
-    ``per_step`` level (the scale-out network) is read at the message one step sends, v / p
-    for ring-family algorithms: a network's efficiency follows the size of the messages it
-    carries, while NCCL sizes its NVLink channels by the whole buffer.
+    ``eff(v, pieces)`` reads the efficiency curve at the message one step moves, v / pieces
+    (pieces = p for ring-family algorithms, 1 where a transfer carries the whole buffer),
+    times ``eff_scale``: a curve measured at bandwidth B_ref applies to this level's ring
+    bandwidth b at size x B_ref / b. Both levels are read this way: a link's efficiency
+    follows the size of the pieces it carries (NCCL cuts a ring's buffer into p per-step
+    chunks), which is why a 2-GPU ring on NVSwitch reaches a higher busbw at 16 MiB than an
+    8-GPU one (vidur's A100 DGX rows: 121 vs 107 GB/s).
     """
 
     name: str
@@ -63,11 +66,9 @@ class Level:
     port_Bps: float
     efficiency: EfficiencyCurve
     eff_scale: float = 1.0
-    per_step: bool = False
 
-    def eff(self, v: np.ndarray | float, p: float = 1.0) -> np.ndarray:
-        x = np.asarray(v, dtype=float) * self.eff_scale
-        return self.efficiency.at(x / p if self.per_step else x)
+    def eff(self, v: np.ndarray | float, pieces: float) -> np.ndarray:
+        return self.efficiency.at(np.asarray(v, dtype=float) * self.eff_scale / pieces)
 
 
 def _rings_on_mesh(g: int) -> int:
@@ -77,6 +78,12 @@ def _rings_on_mesh(g: int) -> int:
 
 def _crosses_uplink(f: Fabric, g: int) -> bool:
     return g > (f.devices_per_switch or g) if f.topology == "pcie_tree" else g > 2
+
+
+def uplink_bound(f: Fabric, g: int) -> bool:
+    """Does a ring over g devices of this fabric run at its PCIe uplink's rate?"""
+    return (f.topology in ("pcie_tree", "pairs") and f.uplink_Bps is not None
+            and _crosses_uplink(f, g) and f.uplink_Bps <= f.bandwidth_Bps)
 
 # Per-device bandwidth of a bandwidth-optimal (ring) collective over g devices of one node.
 RING_BANDWIDTH: dict[str, Callable[[Fabric, int], float]] = {
@@ -165,15 +172,19 @@ def levels(system: SystemSpec, nodes: int | None = None, per_node: int | None = 
     n, g = system.shape(nodes, per_node)
     f = system.scale_up
     ring = RING_BANDWIDTH[f.topology](f, g)
-    intra = Level(f.name, f.latency_s, ring, PORT_BANDWIDTH[f.topology](f, g), f.efficiency,
-                  (f.efficiency_ref_Bps or f.bandwidth_Bps) / ring)
+    if uplink_bound(f, g) and f.uplink_efficiency is not None:  # the PCIe hop sets the pace
+        intra = Level(f.name, f.latency_s, ring, PORT_BANDWIDTH[f.topology](f, g),
+                      f.uplink_efficiency)
+    else:
+        intra = Level(f.name, f.latency_s, ring, PORT_BANDWIDTH[f.topology](f, g),
+                      f.efficiency, (f.efficiency_ref_Bps or f.bandwidth_Bps) / ring)
     net = system.scale_out
     if n == 1 or net is None:
         return intra, None
     spans_leaves = bool(net.nodes_per_leaf) and n > (net.nodes_per_leaf or n)
     node_bw = net.node_Bps / (net.oversubscription if spans_leaves else 1.0)
     return intra, Level(net.name, net.latency_s, node_bw, net.nic_Bps, net.efficiency,
-                        (net.efficiency_ref_Bps or net.node_Bps) / node_bw, per_step=True)
+                        (net.efficiency_ref_Bps or net.node_Bps) / node_bw)
 
 
 @dataclass(frozen=True)
@@ -192,7 +203,7 @@ def _flat(primitive: str, algorithm: str, v: np.ndarray, n: int, g: int, intra: 
     """(latency s, transfer s, efficiency) of a one-level algorithm across the whole run."""
     p = np.full_like(v, n * g)
     steps, traffic = CLOSED_FORMS[(algorithm, primitive)](v, p)
-    eff = intra.eff(v)
+    eff = intra.eff(v, n * g)  # ring and tree alike: the per-step message
     bw: np.ndarray = intra.ring_Bps * eff
     lat: np.ndarray
     if algorithm == "parameter_server":
@@ -213,7 +224,7 @@ def _flat(primitive: str, algorithm: str, v: np.ndarray, n: int, g: int, intra: 
         inter_steps, _ = CLOSED_FORMS[(algorithm, primitive)](v, np.full_like(v, n))
         lat = (steps - inter_steps) * intra.alpha_s + inter_steps * inter.alpha_s
     if inter is not None:
-        inter_eff = inter.eff(v, n * g)  # ring and tree alike: the per-step message
+        inter_eff = inter.eff(v, n * g)
         bw = np.minimum(bw, inter.ring_Bps * inter_eff)
         eff = np.where(inter.ring_Bps * inter_eff < intra.ring_Bps * eff, inter_eff, eff)
     if primitive == "all_to_all" and algorithm == "ring":
@@ -223,7 +234,7 @@ def _flat(primitive: str, algorithm: str, v: np.ndarray, n: int, g: int, intra: 
         _, tr, _ = _server("reduce", v / (n * g), n, g, intra, inter, fabric)
         return lat, tr, eff
     if primitive == "send_recv":  # one flow per device to its ring neighbour
-        one = PATH_BANDWIDTH[fabric.topology](fabric, g) * intra.eff(v)
+        one = PATH_BANDWIDTH[fabric.topology](fabric, g) * intra.eff(v, 1.0)
         if inter is not None:
             one = np.minimum(one, inter.port_Bps * inter.eff(v, 1.0))
         return lat, traffic / one, eff
@@ -272,7 +283,7 @@ def _all_to_all_transfer(v: np.ndarray, n: int, g: int, intra: Level, inter: Lev
     (ALL_TO_ALL_TIME on the node's share g/p of V); across nodes each node's NICs carry
     g(p-g)V/p (the part leaving the node)."""
     p = n * g
-    t = ALL_TO_ALL_TIME[fabric.topology](fabric, g, v * g / p) / intra.eff(v)
+    t = ALL_TO_ALL_TIME[fabric.topology](fabric, g, v * g / p) / intra.eff(v, p)
     if inter is not None:
         t = np.maximum(t, g * (p - g) / p * v / (inter.ring_Bps * inter.eff(v, p)))
     return t
@@ -284,18 +295,18 @@ def _server(primitive: str, v: np.ndarray, n: int, g: int, intra: Level, inter: 
     (SERVER_TIME) and (p-g)V over its own NIC, concurrently; all-reduce is a push phase then
     a pull phase."""
     phases = 2 if primitive == "all_reduce" else 1
-    eff = intra.eff(v)
+    eff = intra.eff(v, 1.0)  # every transfer carries the whole buffer
     t = SERVER_TIME[fabric.topology](fabric, g, v) / eff if g > 1 else np.zeros_like(v)
     alpha = intra.alpha_s
     if inter is not None:
-        t = np.maximum(t, (n - 1) * g * v / (inter.port_Bps * inter.eff(v)))
+        t = np.maximum(t, (n - 1) * g * v / (inter.port_Bps * inter.eff(v, 1.0)))
         alpha = inter.alpha_s
     return np.full_like(v, phases * alpha), phases * t, eff
 
 
 def _hierarchical(primitive: str, v: np.ndarray, n: int, g: int, intra: Level,
                   inter: Level | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    eff = intra.eff(v)
+    eff = intra.eff(v, g)  # the intra-node ring cuts V into g pieces
     phases = 2 if primitive == "all_reduce" else 1
     lat = np.full_like(v, phases * (g - 1) * intra.alpha_s)
     tr = phases * (g - 1) / g * v / (intra.ring_Bps * eff)

@@ -40,7 +40,7 @@ TOPOLOGIES: dict[str, set[str]] = {
 TOP_KEYS = {"schema", "name", "display_name", "aliases", "sources", "device",
             "devices_per_node", "nodes", "scale_up", "scale_out", "collective", "notes"}
 FABRIC_KEYS = {"name", "topology", "bandwidth_GBps_per_direction", "latency_us", "efficiency",
-               "devices_per_switch", "uplink_GBps_per_direction", "dims"}
+               "devices_per_switch", "uplink_GBps_per_direction", "uplink_efficiency", "dims"}
 NETWORK_KEYS = {"name", "nics_per_node", "nic_Gbps", "latency_us", "efficiency",
                 "nodes_per_leaf", "oversubscription"}
 COLLECTIVE_KEYS = {"launch_latency_us"}
@@ -56,7 +56,9 @@ class Fabric:
     ``efficiency`` the achieved / nominal bandwidth as a function of message size (bytes),
     measured on a link of ``efficiency_ref_Bps`` (None: this fabric's own bandwidth). A link
     of bandwidth b reads the curve at size x ref / b: efficiency follows the transfer time
-    V / b (Hockney's half-bandwidth size scales with bandwidth).
+    V / b (Hockney's half-bandwidth size scales with bandwidth). ``uplink_efficiency`` is
+    the PCIe uplink's own achieved / nominal figure (a PCIe hop has no NVLink protocol
+    switches); None: the uplink reads ``efficiency`` like any other link.
     """
 
     topology: str
@@ -68,6 +70,7 @@ class Fabric:
     devices_per_switch: int | None = None
     dims: tuple[int, ...] = ()
     efficiency_ref_Bps: float | None = None  # the curve was measured at this bandwidth
+    uplink_efficiency: EfficiencyCurve | None = None
 
 
 @dataclass(frozen=True)
@@ -205,11 +208,21 @@ def _fabric(c: Checker, d: Any) -> Fabric | None:
         if "devices_per_switch" in d else None
     dims = _dims(c, d["dims"]) if "dims" in d else ()
     eff, ref = _efficiency(c, "scale_up.efficiency", d.get("efficiency"))
+    up_eff = None
+    if "uplink_efficiency" in d:
+        if "uplink_GBps_per_direction" not in d:
+            c.add("scale_up.uplink_efficiency", "has no uplink to apply to: give "
+                  "uplink_GBps_per_direction (pcie_tree, pairs) or drop the key")
+        up_eff, up_ref = _efficiency(c, "scale_up.uplink_efficiency", d["uplink_efficiency"])
+        if up_ref is not None:
+            c.add("scale_up.uplink_efficiency.reference_GBps",
+                  "is read on the uplink itself: drop reference_GBps")
     return Fabric(topology=str(topo), name=str(d.get("name", topo)),
                   bandwidth_Bps=float(bw or 1.0) * 1e9,
                   latency_s=_latency(c, "scale_up.latency_us", d.get("latency_us")),
                   efficiency=eff, uplink_Bps=float(up) * 1e9 if up else None,
-                  devices_per_switch=per_sw, dims=dims, efficiency_ref_Bps=ref)
+                  devices_per_switch=per_sw, dims=dims, efficiency_ref_Bps=ref,
+                  uplink_efficiency=up_eff)
 
 
 def _network(c: Checker, d: Any) -> Network | None:

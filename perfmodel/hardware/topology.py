@@ -3,9 +3,10 @@
 Nodes are devices (``n0.d3``: node 0, device 3), switches (``n0.sw``), PCIe switches and the
 host (``n0.pcie1``, ``n0.host``), NICs (``n0.nic2``) and the network (``net``, or ``leaf<k>`` and
 ``spine`` when the spec has leaf switches). Every edge carries ``bandwidth_Bps`` (nominal, per
-direction), ``latency_s`` (per-step latency of its level) and ``level`` (``scale_up`` or
-``scale_out``). A transfer's path latency is the largest edge latency on it, so one step costs
-one latency of the slowest level it crosses, as in the alpha-beta model.
+direction), ``latency_s`` (per-step latency of its level) and ``level`` (``scale_up``,
+``uplink`` for a PCIe switch's or device's path to the host, or ``scale_out``). A
+transfer's path latency is the largest edge latency on it, so one step costs one latency of
+the slowest level it crosses, as in the alpha-beta model.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _pcie_tree(g: nx.DiGraph, k: int, n: int, f: Fabric) -> None:
               "scale_up")
     for s in range(math.ceil(n / per)):
         _link(g, f"n{k}.pcie{s}", f"n{k}.host", float(f.uplink_Bps or f.bandwidth_Bps),
-              f.latency_s, "scale_up")
+              f.latency_s, "uplink")
 
 
 def _pairs(g: nx.DiGraph, k: int, n: int, f: Fabric) -> None:
@@ -64,7 +65,7 @@ def _pairs(g: nx.DiGraph, k: int, n: int, f: Fabric) -> None:
         _link(g, device_id(k, i), device_id(k, i + 1), f.bandwidth_Bps, f.latency_s, "scale_up")
     for i in range(n):
         _link(g, device_id(k, i), f"n{k}.host", float(f.uplink_Bps or f.bandwidth_Bps),
-              f.latency_s, "scale_up")
+              f.latency_s, "uplink")
 
 
 def torus_coords(dims: tuple[int, ...]) -> list[tuple[int, ...]]:

@@ -18,7 +18,7 @@ from perfmodel.analytic.collectives import (
 from perfmodel.analytic.nccl import TREE_PROTOCOLS, nccl_all_reduce_choice
 from perfmodel.analytic.network import levels, predict_collective
 from perfmodel.errors import ShapeError, UnknownNameError, UnsupportedOpError
-from perfmodel.hardware.system import load_system, system_from_dict
+from perfmodel.hardware.system import load_system, system_from_dict, system_to_dict
 from tests.hardware.test_system import tiny_system_dict
 
 V, B, ALPHA = 8e9, 100e9, 5e-6  # 8 GB, 100 GB/s per direction, 5 us per step
@@ -152,12 +152,42 @@ def test_two_dgx_nodes_run_at_the_slower_level():
 
 
 def test_efficiency_curve_read_at_the_reference_bandwidth():
-    # a curve measured at 300 GB/s is read at size x 300/32 on a 32 GB/s PCIe ring
-    s = load_system("azure-nc-a100-v4")
+    # without an uplink figure, a curve measured at 300 GB/s is read at size x 300/32 on a
+    # 32 GB/s PCIe ring
+    d = system_to_dict(load_system("azure-nc-a100-v4"))
+    d["scale_up"] = {k: v for k, v in d["scale_up"].items() if k != "uplink_efficiency"}
+    s = system_from_dict(d)
     intra, _ = levels(s, per_node=4)
     assert intra.ring_Bps == 32e9
-    assert float(intra.eff(1 << 20)) == pytest.approx(
-        float(s.scale_up.efficiency.at((1 << 20) * 300 / 32)))
+    assert float(intra.eff(1 << 20, 4)) == pytest.approx(
+        float(s.scale_up.efficiency.at((1 << 20) * 300 / 32 / 4)))
+
+
+def test_a_ring_across_a_pcie_uplink_runs_at_its_own_efficiency():
+    # azure-nc-a100-v4, 4 GPUs: the ring crosses PCIe Gen4 x16 (32 GB/s) at NCCL's 0.75
+    # (topo.cc: 16 lanes x 120 / 80 = 24 GB/s), no size curve. Ring all-reduce, 64 MiB:
+    # 36.54 us launch + 6 x 0.47 us + 2 x 3/4 x 64 MiB / 24 GB/s = 4233.66 us
+    s = load_system("azure-nc-a100-v4")
+    intra, _ = levels(s, per_node=4)
+    assert intra.ring_Bps == 32e9 and float(intra.eff(1 << 20, 4)) == 0.75
+    t = predict_collective(s, "all_reduce", [1 << 26], per_node=4, algorithm="ring").table
+    assert t["time_us"][0] == pytest.approx(36.54 + 6 * 0.47 + 1.5 * (1 << 26) / 24e9 * 1e6)
+    # a bridged pair stays on NVLink and the NVSwitch curve
+    pair, _ = levels(s, per_node=2)
+    assert pair.ring_Bps == 300e9
+    assert float(pair.eff(1 << 20, 2)) == float(s.scale_up.efficiency.at(1 << 19))
+
+
+def test_a_ring_reads_the_link_curve_at_its_per_step_message():
+    # dgx-a100 (curve fitted on 8-GPU rows, indexed by V / 8): a 2-GPU ring of 16 MiB moves
+    # 8 MiB per step, so it reads the curve where an 8-GPU ring of 64 MiB does. Ring
+    # all-reduce time = 36.54 us + 2 x 0.47 us + V / (300 GB/s x e(8 MiB)); e(8 MiB) = 0.539
+    s = load_system("dgx-a100")
+    assert float(s.scale_up.efficiency.at(8 << 20)) == 0.539
+    t2 = predict_collective(s, "all_reduce", [16 << 20], per_node=2, algorithm="ring").table
+    assert t2["time_us"][0] == pytest.approx(36.54 + 0.94 + (16 << 20) / (300e9 * 0.539) * 1e6)
+    t8 = predict_collective(s, "all_reduce", [64 << 20], per_node=8, algorithm="ring").table
+    assert t8["efficiency"][0] == t2["efficiency"][0] == 0.539
 
 
 def test_parameter_server_on_the_4090_box_is_p_times_slower():
@@ -170,9 +200,10 @@ def test_parameter_server_on_the_4090_box_is_p_times_slower():
 
 def test_pcie_uplink_sharing_shows_in_all_to_all():
     # 8 GPUs, 4 per switch: each uplink carries 4 x 4/8 V = 2V vs a port's 7/8 V
+    # at NCCL's PCIe figure, 0.75 x 32 GB/s (pcie-8x-4090.yaml, NCCL-TOPO-PCI)
     s = load_system("pcie-8x-4090")
     t = predict_collective(s, "all_to_all", [1 << 30]).table["transfer_us"][0] * 1e-6
-    assert t == pytest.approx(2 * (1 << 30) / 32e9, rel=1e-9)
+    assert t == pytest.approx(2 * (1 << 30) / (0.75 * 32e9), rel=1e-9)
 
 
 def test_auto_takes_the_algorithm_nccls_tuner_picks():

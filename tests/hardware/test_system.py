@@ -153,6 +153,16 @@ def test_efficiency_curve_and_reference_bandwidth():
         system_from_dict(d)
 
 
+def test_uplink_efficiency_needs_an_uplink_and_tags_the_uplink_edges():
+    d = tiny_system_dict()
+    d["scale_up"]["uplink_efficiency"] = {"value": 0.75, "source": "HAND"}
+    with pytest.raises(SpecError, match="uplink_efficiency: has no uplink"):
+        system_from_dict(d)
+    g = build_topology(load_system("azure-nc-a100-v4"))
+    assert g.edges["n0.d0", "n0.host"]["level"] == "uplink"
+    assert g.edges["n0.d0", "n0.d1"]["level"] == "scale_up"
+
+
 def test_unknown_system_and_missing_file():
     with pytest.raises(UnknownNameError, match="did you mean 'dgx-a100'"):
         load_system("dgx-a10")

@@ -52,7 +52,8 @@ def test_des_equals_analytic_within_1_percent_for_an_uncontended_ring(p, size, p
 @pytest.mark.parametrize("system, nodes, algo", [
     ("dgx-a100", 1, "ring"), ("dgx-h100", 1, "ring"), ("pcie-8x-4090", 1, "ring"),
     ("ascend-910b-8", 1, "ring"), ("tpu-v4-4x4x4", 1, "ring"), ("dgx-a100", 2, "hierarchical"),
-    ("dgx-a100", 1, "parameter_server"), ("pcie-8x-4090", 1, "parameter_server")])
+    ("dgx-a100", 1, "parameter_server"), ("pcie-8x-4090", 1, "parameter_server"),
+    ("azure-nc-a100-v4", 1, "ring")])  # NVLink bridges + PCIe uplinks at their own figure
 def test_des_equals_the_system_model_where_links_are_not_shared(system, nodes, algo):
     s = load_system(system)
     size = 1 << 28
