@@ -386,7 +386,13 @@ def _assumptions(system: SystemSpec, primitive: str, n: int, g: int, intra: Leve
                   "port_GBps": intra.port_Bps / 1e9,
                   "bandwidth_source": prov.get("scale_up.bandwidth_GBps_per_direction", ""),
                   "latency_source": prov.get("scale_up.latency_us", "not given: 0"),
-                  "efficiency_source": prov.get("scale_up.efficiency", "")},
+                  "efficiency_source": prov.get(
+                      "scale_up.uplink_efficiency" if uplink_bound(system.scale_up, g)
+                      and system.scale_up.uplink_efficiency is not None
+                      else "scale_up.efficiency", "")},
+        "efficiency_read_at": "the message one step moves: V / p for ring-family and tree "
+        "algorithms, V / g inside a node for hierarchical, V for parameter server and "
+        "send_recv; a ring bound by a PCIe uplink reads the uplink's own efficiency",
         "size_convention": "nccl-tests: per-rank buffer (all_reduce, broadcast, reduce, "
         "all_to_all, send_recv); total buffer (all_gather, reduce_scatter, scatter, gather)",
     }
