@@ -130,10 +130,12 @@ def _footer(pred: CollectivePrediction) -> list[str]:
              f"#   launch latency {a['launch_latency_us']:.3g} us; scale-up "
              f"{a['intra']['name']} ({a['intra']['topology']}): alpha "
              f"{a['intra']['alpha_us']:.3g} us/step, ring bandwidth "
-             f"{a['intra']['ring_GBps']:.4g} GB/s per direction x efficiency(size)"]
+             f"{a['intra']['ring_GBps']:.4g} GB/s per direction x efficiency(per-step "
+             "message)"]
     if "inter" in a:
         lines.append(f"#   scale-out {a['inter']['name']}: alpha {a['inter']['alpha_us']:.3g} "
-                     f"us/step, {a['inter']['node_GBps']:.4g} GB/s per node x efficiency(size)")
+                     f"us/step, {a['inter']['node_GBps']:.4g} GB/s per node x efficiency("
+                     "per-step message)")
     lines.append("#   size: " + a["size_convention"])
     return lines
 
