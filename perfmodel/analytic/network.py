@@ -51,13 +51,15 @@ COLUMNS = ["size_bytes", "count", "type", "time_us", "algbw_GBps", "busbw_GBps",
 class Level:
     """One level of a system as the alpha-beta model sees it (SI units).
 
-    ``eff(v, pieces)`` reads the efficiency curve at the message one step moves, v / pieces
-    (pieces = p for ring-family algorithms, 1 where a transfer carries the whole buffer),
+    ``eff(v, pieces)`` reads the efficiency curve at the message one step moves, v / pieces,
     times ``eff_scale``: a curve measured at bandwidth B_ref applies to this level's ring
-    bandwidth b at size x B_ref / b. Both levels are read this way: a link's efficiency
-    follows the size of the pieces it carries (NCCL cuts a ring's buffer into p per-step
-    chunks), which is why a 2-GPU ring on NVSwitch reaches a higher busbw at 16 MiB than an
-    8-GPU one (vidur's A100 DGX rows: 121 vs 107 GB/s).
+    bandwidth b at size x B_ref / b. A link's efficiency follows the size of the pieces it
+    carries (NCCL cuts a ring's buffer into p per-step chunks), which is why a 2-GPU ring on
+    NVSwitch reaches a higher busbw at 16 MiB than an 8-GPU one (vidur's A100 DGX rows: 121
+    vs 107 GB/s). pieces = p on the network; inside a node the node's share, g, since the
+    scale-up curves were measured on single nodes (p = g) and nothing published says how
+    NVLink pieces behave inside a multi-node ring; 1 where a transfer carries the whole
+    buffer (parameter server, send/recv).
     """
 
     name: str
@@ -84,6 +86,7 @@ def uplink_bound(f: Fabric, g: int) -> bool:
     """Does a ring over g devices of this fabric run at its PCIe uplink's rate?"""
     return (f.topology in ("pcie_tree", "pairs") and f.uplink_Bps is not None
             and _crosses_uplink(f, g) and f.uplink_Bps <= f.bandwidth_Bps)
+
 
 # Per-device bandwidth of a bandwidth-optimal (ring) collective over g devices of one node.
 RING_BANDWIDTH: dict[str, Callable[[Fabric, int], float]] = {
@@ -203,7 +206,9 @@ def _flat(primitive: str, algorithm: str, v: np.ndarray, n: int, g: int, intra: 
     """(latency s, transfer s, efficiency) of a one-level algorithm across the whole run."""
     p = np.full_like(v, n * g)
     steps, traffic = CLOSED_FORMS[(algorithm, primitive)](v, p)
-    eff = intra.eff(v, n * g)  # ring and tree alike: the per-step message
+    # ring and tree alike: the per-step message, V / p on the network; inside a node the
+    # node's share V / g (the curves were measured on single nodes, where p = g)
+    eff = intra.eff(v, g)
     bw: np.ndarray = intra.ring_Bps * eff
     lat: np.ndarray
     if algorithm == "parameter_server":
@@ -283,7 +288,7 @@ def _all_to_all_transfer(v: np.ndarray, n: int, g: int, intra: Level, inter: Lev
     (ALL_TO_ALL_TIME on the node's share g/p of V); across nodes each node's NICs carry
     g(p-g)V/p (the part leaving the node)."""
     p = n * g
-    t = ALL_TO_ALL_TIME[fabric.topology](fabric, g, v * g / p) / intra.eff(v, p)
+    t = ALL_TO_ALL_TIME[fabric.topology](fabric, g, v * g / p) / intra.eff(v, g)
     if inter is not None:
         t = np.maximum(t, g * (p - g) / p * v / (inter.ring_Bps * inter.eff(v, p)))
     return t
@@ -390,9 +395,10 @@ def _assumptions(system: SystemSpec, primitive: str, n: int, g: int, intra: Leve
                       "scale_up.uplink_efficiency" if uplink_bound(system.scale_up, g)
                       and system.scale_up.uplink_efficiency is not None
                       else "scale_up.efficiency", "")},
-        "efficiency_read_at": "the message one step moves: V / p for ring-family and tree "
-        "algorithms, V / g inside a node for hierarchical, V for parameter server and "
-        "send_recv; a ring bound by a PCIe uplink reads the uplink's own efficiency",
+        "efficiency_read_at": "the message one step moves: V / p on the network for ring, "
+        "tree and all-to-all, the node's share V / g on the scale-up fabric (its curve is "
+        "measured on single nodes), V for parameter server and send_recv; a ring bound by a "
+        "PCIe uplink reads the uplink's own efficiency",
         "size_convention": "nccl-tests: per-rank buffer (all_reduce, broadcast, reduce, "
         "all_to_all, send_recv); total buffer (all_gather, reduce_scatter, scatter, gather)",
     }

@@ -402,11 +402,9 @@ def simulate_collective(system: SystemSpec, primitive: str, size: float,
     graph = build_topology(system, n, g)
     intra, inter = levels(system, n, g)
     # the same efficiencies as the analytic model, read at the message one step moves
-    # (analytic.network: whole buffers for a parameter server, V / g inside a node for
-    # hierarchical, V / p for the flat algorithms)
-    pieces = 1.0 if algorithm == "parameter_server" else float(n * g)
-    if algorithm == "hierarchical":
-        pieces = float(g)
+    # (analytic.network: whole buffers for a parameter server, else the node's share V / g
+    # inside a node and V / p on the network)
+    pieces = 1.0 if algorithm == "parameter_server" else float(g)
     f = system.scale_up
     eff = {"scale_up": float(intra.eff(size, pieces))}
     if f.uplink_efficiency is not None:  # PCIe uplinks have their own figure
