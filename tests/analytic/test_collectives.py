@@ -263,3 +263,13 @@ def test_predict_rejects_bad_sizes_and_one_device():
         predict_collective(s, "all_reduce", [0])
     with pytest.raises(ShapeError, match="at least 2 devices"):
         predict_collective(s, "all_reduce", [8], per_node=1)
+
+
+def test_across_nodes_the_scale_up_curve_is_read_at_the_nodes_share():
+    # dgx-a100, 2 nodes x 8, ring all-reduce of 256 MiB: NVLink pieces are read at V / g =
+    # 32 MiB (knot 33554432: 0.663, 198.9 GB/s, just under the 200 GB/s of NICs), not at
+    # V / p = 16 MiB; transfer = 2 x 15/16 x 256 MiB / 198.9 GB/s
+    s = load_system("dgx-a100")
+    t = predict_collective(s, "all_reduce", [1 << 28], nodes=2, algorithm="ring").table
+    assert t["efficiency"][0] == pytest.approx(0.663)
+    assert t["transfer_us"][0] == pytest.approx(2 * 15 / 16 * (1 << 28) / (300e9 * 0.663) * 1e6)
