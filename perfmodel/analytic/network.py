@@ -40,7 +40,7 @@ from perfmodel.units import dtype_bytes
 
 __all__ = ["Level", "CollectivePrediction", "levels", "predict_collective", "RING_BANDWIDTH",
            "PORT_BANDWIDTH", "PATH_BANDWIDTH", "ALL_TO_ALL_TIME", "SERVER_TIME", "COLUMNS",
-           "uplink_bound"]
+           "uplink_paced", "link_efficiency"]
 
 TORUS_PRIMITIVES = ("all_reduce", "reduce_scatter", "all_gather")
 COLUMNS = ["size_bytes", "count", "type", "time_us", "algbw_GBps", "busbw_GBps", "algorithm",
@@ -82,10 +82,12 @@ def _crosses_uplink(f: Fabric, g: int) -> bool:
     return g > (f.devices_per_switch or g) if f.topology == "pcie_tree" else g > 2
 
 
-def uplink_bound(f: Fabric, g: int) -> bool:
-    """Does a ring over g devices of this fabric run at its PCIe uplink's rate?"""
-    return (f.topology in ("pcie_tree", "pairs") and f.uplink_Bps is not None
-            and _crosses_uplink(f, g) and f.uplink_Bps <= f.bandwidth_Bps)
+def uplink_paced(f: Fabric, g: int) -> bool:
+    """Does a ring over g devices of this fabric run at its PCIe uplink's rate and the
+    uplink's own efficiency (``uplink_efficiency`` given)?"""
+    return (f.uplink_efficiency is not None and f.topology in ("pcie_tree", "pairs")
+            and f.uplink_Bps is not None and _crosses_uplink(f, g)
+            and f.uplink_Bps <= f.bandwidth_Bps)
 
 
 # Per-device bandwidth of a bandwidth-optimal (ring) collective over g devices of one node.
@@ -175,12 +177,10 @@ def levels(system: SystemSpec, nodes: int | None = None, per_node: int | None = 
     n, g = system.shape(nodes, per_node)
     f = system.scale_up
     ring = RING_BANDWIDTH[f.topology](f, g)
-    if uplink_bound(f, g) and f.uplink_efficiency is not None:  # the PCIe hop sets the pace
-        intra = Level(f.name, f.latency_s, ring, PORT_BANDWIDTH[f.topology](f, g),
-                      f.uplink_efficiency)
-    else:
-        intra = Level(f.name, f.latency_s, ring, PORT_BANDWIDTH[f.topology](f, g),
-                      f.efficiency, (f.efficiency_ref_Bps or f.bandwidth_Bps) / ring)
+    up = f.uplink_efficiency if uplink_paced(f, g) else None  # the PCIe hop sets the pace
+    curve, scale = (up, 1.0) if up is not None else (
+        f.efficiency, (f.efficiency_ref_Bps or f.bandwidth_Bps) / ring)
+    intra = Level(f.name, f.latency_s, ring, PORT_BANDWIDTH[f.topology](f, g), curve, scale)
     net = system.scale_out
     if n == 1 or net is None:
         return intra, None
@@ -188,6 +188,28 @@ def levels(system: SystemSpec, nodes: int | None = None, per_node: int | None = 
     node_bw = net.node_Bps / (net.oversubscription if spans_leaves else 1.0)
     return intra, Level(net.name, net.latency_s, node_bw, net.nic_Bps, net.efficiency,
                         (net.efficiency_ref_Bps or net.node_Bps) / node_bw)
+
+
+def link_efficiency(system: SystemSpec, nodes: int, per_node: int, size: float,
+                    whole_buffer: bool = False) -> dict[str, float]:
+    """Efficiency per topology edge ``level`` (scale_up, uplink, scale_out) for one
+    collective of ``size`` bytes: the readings ``levels`` gives the analytic model, at the
+    message one step moves (the buffer itself where ``whole_buffer``: parameter server)."""
+    n, g = nodes, per_node
+    intra, inter = levels(system, n, g)
+    f = system.scale_up
+    pieces = 1.0 if whole_buffer else float(g)
+    out = {"scale_up": float(intra.eff(size, pieces))}
+    out["uplink"] = out["scale_up"]
+    if f.uplink_efficiency is not None:   # PCIe uplinks have their own figure
+        out["uplink"] = float(f.uplink_efficiency.at(size / pieces))
+    if uplink_paced(f, g):                # intra is the uplink; the other links read theirs
+        own = Level(f.name, f.latency_s, f.bandwidth_Bps, f.bandwidth_Bps, f.efficiency,
+                    (f.efficiency_ref_Bps or f.bandwidth_Bps) / f.bandwidth_Bps)
+        out["scale_up"] = float(own.eff(size, pieces))
+    if inter is not None:
+        out["scale_out"] = float(inter.eff(size, 1.0 if whole_buffer else n * g))
+    return out
 
 
 @dataclass(frozen=True)
@@ -392,8 +414,7 @@ def _assumptions(system: SystemSpec, primitive: str, n: int, g: int, intra: Leve
                   "bandwidth_source": prov.get("scale_up.bandwidth_GBps_per_direction", ""),
                   "latency_source": prov.get("scale_up.latency_us", "not given: 0"),
                   "efficiency_source": prov.get(
-                      "scale_up.uplink_efficiency" if uplink_bound(system.scale_up, g)
-                      and system.scale_up.uplink_efficiency is not None
+                      "scale_up.uplink_efficiency" if uplink_paced(system.scale_up, g)
                       else "scale_up.efficiency", "")},
         "efficiency_read_at": "the message one step moves: V / p on the network for ring, "
         "tree and all-to-all, the node's share V / g on the scale-up fabric (its curve is "

@@ -31,7 +31,7 @@ from typing import Any
 import simpy
 
 from perfmodel.analytic.collectives import check_primitive
-from perfmodel.analytic.network import levels, uplink_bound
+from perfmodel.analytic.network import link_efficiency
 from perfmodel.errors import ShapeError, UnsupportedOpError
 from perfmodel.hardware.system import SystemSpec
 from perfmodel.hardware.topology import (
@@ -400,23 +400,9 @@ def simulate_collective(system: SystemSpec, primitive: str, size: float,
     if n * g < 2:
         raise ShapeError("a collective needs at least 2 devices", "raise --gpus or --nodes")
     graph = build_topology(system, n, g)
-    intra, inter = levels(system, n, g)
     # the same efficiencies as the analytic model, read at the message one step moves
-    # (analytic.network: whole buffers for a parameter server, else the node's share V / g
-    # inside a node and V / p on the network)
-    pieces = 1.0 if algorithm == "parameter_server" else float(g)
-    f = system.scale_up
-    eff = {"scale_up": float(intra.eff(size, pieces))}
-    if f.uplink_efficiency is not None:  # PCIe uplinks have their own figure
-        eff["uplink"] = float(f.uplink_efficiency.at(size / pieces))
-        if uplink_bound(f, g):           # intra is the uplink; the other links read theirs
-            eff["scale_up"] = float(f.efficiency.at(
-                size * (f.efficiency_ref_Bps or f.bandwidth_Bps) / f.bandwidth_Bps / pieces))
-    else:
-        eff["uplink"] = eff["scale_up"]
-    if inter is not None:
-        eff["scale_out"] = float(inter.eff(size, 1.0 if algorithm == "parameter_server"
-                                           else n * g))
+    eff = link_efficiency(system, n, g, float(size),
+                          whole_buffer=algorithm == "parameter_server")
     sim = ClusterSim(graph, efficiency=eff, device_slowdown=device_slowdown,
                      link_slowdown=link_slowdown, start_s=system.launch_latency_s,
                      record=record)
