@@ -22,6 +22,8 @@ from perfmodel.errors import (
 from perfmodel.graph import GraphBuilder, ModelGraph, Op, OpCost, OpKind, TensorSpec
 from perfmodel.hardware import DeviceSpec, list_devices, load_device
 from perfmodel.hardware.system import SystemSpec, list_systems, load_system
+from perfmodel.importers.nccl_tests import read_nccl_tests
+from perfmodel.validate.collectives import compare_collectives, fit_collectives
 from perfmodel.workload import build_workload
 from perfmodel.zoo.registry import load_model, models
 
@@ -34,4 +36,5 @@ __all__ = [
     "load_device", "load_model", "models", "predict", "roofline",
 ]
 __all__ += ["SystemSpec", "collective_time", "list_systems", "load_system",
-            "predict_collective"]  # collectives (issue 5)
+            "predict_collective", "read_nccl_tests", "compare_collectives",
+            "fit_collectives"]  # collectives (issue 5)
