@@ -4,12 +4,15 @@
     perfmodel collective all_reduce --system dgx-a100 --nodes 16 --algo hierarchical --sim
     perfmodel collective all_to_all --system my_cluster.yaml --bytes 256M --plot links.png
     perfmodel collective compare --system pcie-8x-4090 --bytes 1G
+    perfmodel collective check --system dgx-a100 --nccl-tests all_reduce.txt \
+        --calibrate-out my-dgx.yaml       # measured vs predicted; fit a system file
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,7 @@ from perfmodel.analytic.collectives import ALGORITHMS, BUS_FACTOR, PRIMITIVES
 from perfmodel.analytic.network import COLUMNS, CollectivePrediction, predict_collective
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import PerfModelError, ShapeError
-from perfmodel.hardware.system import SystemSpec, load_system
+from perfmodel.hardware.system import SystemSpec, load_system, system_from_dict
 from perfmodel.units import dtype_bytes
 
 HELP = "collective time, algbw and busbw per message size (nccl-tests columns), or compare"
@@ -42,8 +45,9 @@ def parse_bytes(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("primitive", choices=[*PRIMITIVES, "compare"],
-                   help="collective, or compare (parameter server vs ring all-reduce)")
+    p.add_argument("primitive", choices=[*PRIMITIVES, "compare", "check"],
+                   help="collective; compare (parameter server vs ring all-reduce); or check "
+                        "(--nccl-tests files, each collective as the file states)")
     p.add_argument("--system", required=True, help="system name (hw_specs/systems) or YAML")
     p.add_argument("--nodes", type=int, default=None, help="nodes (default: the system's)")
     p.add_argument("--gpus", type=int, default=None, help="devices per node (default: all)")
@@ -60,7 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="simulated straggler, e.g. n0.d3=2 (repeatable; needs --sim)")
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="one size: link-occupancy Gantt (simulated); a sweep: busbw vs size")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+    p.add_argument("--nccl-tests", nargs="+", default=None, metavar="FILE",
+                   help="nccl-tests stdout file(s): print measured beside predicted, per size")
+    p.add_argument("--calibrate-out", default=None, metavar="YAML",
+                   help="with --nccl-tests: fit the system's latencies and efficiency curves "
+                        "to the files and write the calibrated system file here")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing --plot or --calibrate-out file")
 
 
 def sizes(args: argparse.Namespace) -> np.ndarray:
@@ -217,9 +227,96 @@ def compare_table(system: SystemSpec, size: float, nodes: int | None, per_node: 
     return df
 
 
+def _check(args: argparse.Namespace, system: SystemSpec) -> str:
+    """Measured (nccl-tests files) beside predicted; with --calibrate-out, the fit too."""
+    from perfmodel.importers.nccl_tests import read_nccl_tests
+    from perfmodel.validate.collectives import (
+        calibrated_system,
+        compare_collectives,
+        cross_validate,
+        error_summary,
+        fit_collectives,
+        runs_frame,
+    )
+
+    out = Path(args.calibrate_out) if args.calibrate_out else None
+    if out is not None:
+        if out.suffix not in (".yaml", ".yml"):
+            raise PerfModelError(f"--calibrate-out {out} is not a .yaml file",
+                                 "name the system file to write, e.g. my-cluster.yaml")
+        if out.exists() and not args.force:
+            raise PerfModelError(f"{out} already exists", "pass --force to overwrite it")
+    runs = [read_nccl_tests(f) for f in args.nccl_tests]
+    prim = None if args.primitive == "check" else args.primitive
+    frame = runs_frame(runs, prim, args.nodes, args.gpus)
+    rows = compare_collectives(system, frame, args.algo)
+    result: dict[str, Any] = {"system": system.name, "rows": rows,
+                              "summary": error_summary(rows)}
+    if out is not None:
+        import yaml
+
+        fit = fit_collectives(system, frame)
+        held = cross_validate(system, frame)
+        spec = calibrated_system(system, fit, ", ".join(args.nccl_tests), out.stem)
+        fitted = system_from_dict(spec, str(out))  # the written file must load
+        result.update(fit=fit.values, fit_rows=fit.rows_used, fit_notes=fit.notes,
+                      fitted_summary=error_summary(compare_collectives(fitted, frame)),
+                      held_out_summary=error_summary(held))
+        out.write_text(f"# {system.display_name}, calibrated by `perfmodel collective "
+                       f"--calibrate-out` to {', '.join(args.nccl_tests)}.\n"
+                       + yaml.safe_dump(spec, sort_keys=False, width=100), encoding="utf-8")
+        result["written"] = str(out)
+    if args.format == "json":
+        return to_json({k: v.to_dict("records") if isinstance(v, pd.DataFrame) else v
+                        for k, v in result.items()})
+    if args.format == "csv":
+        return emit_frame(rows, "csv")
+    return _check_text(system, runs, rows, result)
+
+
+def _check_text(system: SystemSpec, runs: list[Any], rows: pd.DataFrame,
+                result: dict[str, Any]) -> str:
+    pct = {c: (lambda x: f"{100 * x:+.1f}%") for c in ("time_err",)}
+    lines = []
+    for run, (key, grp) in zip(runs, rows.groupby("source", sort=False), strict=True):
+        n, g = int(grp["nodes"].iloc[0]), int(grp["per_node"].iloc[0])
+        lines.append(f"# {key}: {grp['collective'].iloc[0]}, {n} node(s) x {g} GPUs"
+                     + (f", measured on {run.gpu}" if run.gpu else "")
+                     + f"; predicted on {system.display_name} (device {system.device})")
+        view = grp[["size_bytes", "t_meas_us", "t_pred_us", "time_err", "busbw_meas",
+                    "busbw_pred", "algorithm"]].astype({"size_bytes": "int64"}).rename(columns={
+                        "size_bytes": "size(B)", "t_meas_us": "measured(us)",
+                        "t_pred_us": "predicted(us)", "busbw_meas": "busbw_meas(GB/s)",
+                        "busbw_pred": "busbw_pred(GB/s)"})
+        lines.append(emit_frame(view, "table", {
+            "measured(us)": lambda x: f"{x:.2f}", "predicted(us)": lambda x: f"{x:.2f}",
+            "busbw_meas(GB/s)": lambda x: f"{x:.2f}", "busbw_pred(GB/s)": lambda x: f"{x:.2f}",
+            **pct}))
+    summ = {c: (lambda x: f"{100 * x:.1f}%") for c in (
+        "median_abs_time_err", "mean_abs_time_err", "median_abs_busbw_err")}
+    lines += ["# |error| of the model as shipped, per size range:",
+              emit_frame(result["summary"], "table", summ)]
+    if "fit" in result:
+        lines.append("# fitted (rows used: " + ", ".join(
+            f"{k} {v}" for k, v in result["fit_rows"].items()) + "):")
+        lines += [f"#   {k}: {v}" for k, v in result["fit"].items()]
+        lines += [f"#   note: {n}" for n in result["fit_notes"]]
+        lines += ["# |error| after the fit, held out (fitted on every other size, "
+                  "predicting the rest):", emit_frame(result["held_out_summary"], "table",
+                                                       summ),
+                  f"# calibrated system written to {result['written']} (use it with "
+                  f"--system {result['written']})"]
+    return "\n".join(lines)
+
+
 def handle(args: argparse.Namespace) -> str:
     _slowdowns(args)  # --slow is checked before any work
     system = load_system(args.system)
+    if args.nccl_tests:
+        return _check(args, system)
+    if args.primitive == "check" or args.calibrate_out:
+        raise PerfModelError("check and --calibrate-out need measured runs",
+                             "pass --nccl-tests FILE (the stdout of an nccl-tests binary)")
     if args.primitive != "compare":
         return _sweep(args, system)
     size = float(parse_bytes(args.bytes or "1G"))

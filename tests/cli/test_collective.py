@@ -129,3 +129,62 @@ def test_bad_input_exit_2_one_line(capsys, argv, needle):
     assert code == 2
     assert needle in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def nccl_tests_text(system, nodes: int, per_node: int, sizes) -> str:
+    """An all_reduce_perf stdout (current layout) whose times are the model's on ``system``."""
+    from perfmodel.analytic.network import predict_collective
+
+    t = predict_collective(system, "all_reduce", sizes, nodes, per_node).table
+    ranks = [f"#  Rank {n * per_node + i:2d} Group  0 Pid {100 + i:6d} on     node-{n} device "
+             f"{i:2d} [0000:07:00] NVIDIA A100-SXM4-80GB" for n in range(nodes)
+             for i in range(per_node)]
+    rows = [f"{int(r.size_bytes):12d}  {int(r.count):12d}     float     sum      -1  "
+            f"{r.time_us:8.2f}  {r.algbw_GBps:6.2f}  {r.busbw_GBps:6.2f}      0  "
+            f"{r.time_us:8.2f}  {r.algbw_GBps:6.2f}  {r.busbw_GBps:6.2f}      0"
+            for r in t.itertuples()]
+    return "\n".join(["# Collective test starting: all_reduce_perf", *ranks,
+                      "#       size         count      type   redop    root     time   algbw"
+                      "   busbw #wrong     time   algbw   busbw #wrong", *rows,
+                      "# Avg bus bandwidth    : 1.0", ""])
+
+
+def test_check_and_calibrate_from_nccl_tests_output(capsys, tmp_path):
+    from perfmodel.hardware.system import load_system
+    from tests.validate.test_collectives_check import variant
+
+    truth = variant("dgx-a100", 20.0, [[1024, 0.8]])
+    start = variant("dgx-a100", 0.0, [[1024, 1.0]])
+    start_file = tmp_path / "start.yaml"
+    start_file.write_text(yaml.safe_dump(dict(start.raw)))
+    run_file = tmp_path / "all_reduce_perf.txt"
+    run_file.write_text(nccl_tests_text(truth, 1, 8, [8.0 * 4 ** i for i in range(15)]))
+    out_file = tmp_path / "mine.yaml"
+    code, out, err = run(capsys, "collective", "check", "--system", str(start_file),
+                         "--nccl-tests", str(run_file), "--calibrate-out", str(out_file))
+    assert code == 0, err
+    assert "all_reduce, 1 node(s) x 8 GPUs, measured on NVIDIA A100-SXM4-80GB" in out
+    assert "collective.launch_latency_us: 20" in out and "held out" in out
+    fitted = load_system(out_file)
+    assert fitted.name == "mine" and fitted.launch_latency_s * 1e6 == pytest.approx(20, abs=0.1)
+    # with the written file the same run is predicted to within rounding (json rows)
+    code, out, _ = run(capsys, "collective", "all_reduce", "--system", str(out_file),
+                       "--nccl-tests", str(run_file), "--format", "json")
+    assert code == 0
+    big = [r for r in json.loads(out)["rows"] if r["size_bytes"] >= 1 << 20]
+    assert big and all(abs(r["time_err"]) < 0.005 for r in big)
+    # never overwritten without --force
+    code, _, err = run(capsys, "collective", "check", "--system", str(start_file),
+                       "--nccl-tests", str(run_file), "--calibrate-out", str(out_file))
+    assert code == 2 and "already exists" in err and "--force" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["check", "--system", "dgx-a100"], "need measured runs"),
+    (["all_reduce", "--system", "dgx-a100", "--nccl-tests", "no/such/file.txt"], "not found"),
+    (["all_reduce", "--system", "dgx-a100", "--nccl-tests", "x", "--calibrate-out",
+      "out.txt"], "not a .yaml file"),
+])
+def test_check_bad_input_is_one_line(capsys, argv, message):
+    code, out, err = run(capsys, "collective", *argv)
+    assert code == 2 and message in err and "Traceback" not in err
