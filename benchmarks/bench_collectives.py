@@ -32,14 +32,13 @@ import pandas as pd
 from perfmodel.analytic.collectives import BUS_FACTOR, CLOSED_FORMS, collective_time
 from perfmodel.analytic.network import levels, predict_collective
 from perfmodel.hardware.system import load_system, system_from_dict
+from perfmodel.validate.collectives import SIZE_RANGES, cross_validate, median_knots
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get(
     "PERFMODEL_COLLECTIVES_CSV",
     ROOT.parent / "shared" / "reference" / "measurements" / "collectives.csv"))
 KIB, MIB = 1024, 1024 * 1024
-SIZE_RANGES = [(0, 64 * KIB, "< 64 KiB"), (64 * KIB, MIB, "64 KiB - 1 MiB"),
-               (MIB, 64 * MIB, "1 - 64 MiB"), (64 * MIB, np.inf, ">= 64 MiB")]
 
 # Calibration sets (the FIT-* sources in hw_specs/systems/dgx-a100.yaml and polaris.yaml).
 AZURE = "Azure/AI-benchmarking-guide"
@@ -136,18 +135,6 @@ def by_run(d: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- calibration
 
 
-def _knots(sizes: np.ndarray, eff: np.ndarray, lo: float = 1024.0) -> list[list[float]]:
-    """Median efficiency in windows [k/2, 2k) around knots at 4x steps, clamped to (0, 1]."""
-    out = []
-    k = lo
-    while k <= sizes.max() * 2:
-        sel = (sizes >= k / 2) & (sizes < 2 * k)
-        if sel.any():
-            out.append([int(k), float(np.clip(np.median(eff[sel]), 0.01, 1.0))])
-        k *= 4
-    return out
-
-
 def _ring_latency_s(system_name: str, prim: str, sizes: np.ndarray, n: int, g: int
                     ) -> np.ndarray:
     """The model's latency part (launch + steps x alpha) of the ring algorithm."""
@@ -186,8 +173,7 @@ def calibrate(d: pd.DataFrame) -> dict[str, dict[str, object]]:
     v, t = big["size"].to_numpy(), big["t_meas_us"].to_numpy() * 1e-6
     eff = 2 * 7 / 8 * v / (300e9 * np.maximum(t - launch - 2 * 7 * a_i, 1e-9))
     out["dgx-a100"] = {"collective.launch_latency_us": round(launch * 1e6, 2),
-                       "scale_up.efficiency": [[k, round(e, 3)] for k, e in
-                                               _knots(v / 8, eff, lo=32 * KIB)]}
+                       "scale_up.efficiency": median_knots(v / 8, eff, lo=32 * KIB)}
     pol = d[(d["system"] == "polaris") & (d["role"] == "calibration")]
     small = pol[pol["size"] <= 64 * KIB]
     t8 = float(small[small["p"] == 8]["t_meas_us"].median()) * 1e-6
@@ -205,8 +191,7 @@ def calibrate(d: pd.DataFrame) -> dict[str, dict[str, object]]:
     v, e = np.concatenate(sizes), np.concatenate(effs)
     out["polaris"] = {"scale_out.latency_us": round(a_o * 1e6, 3),
                       "collective.launch_latency_us": round(launch * 1e6, 2),
-                      "scale_out.efficiency": [[k, round(x, 3)] for k, x in
-                                               _knots(v, e, lo=4 * KIB)]}
+                      "scale_out.efficiency": median_knots(v, e, lo=4 * KIB)}
     return out
 
 
@@ -282,6 +267,26 @@ def _pct(x: float) -> str:
     return "-" if pd.isna(x) else f"{100 * x:.1f}%"
 
 
+def self_calibrated(d: pd.DataFrame) -> pd.DataFrame:
+    """What a user gets by fitting the shipped system to their own run (perfmodel collective
+    check --calibrate-out): per published run, fitted on every other size, >= 1 MiB median
+    |time error| on the sizes the fit did not see (perfmodel.validate.collectives)."""
+    out = []
+    ok = d[d["role"] != "excluded"]
+    for (system, prim, n, g, src), grp in ok.groupby(["system", "collective", "nodes",
+                                                       "per_node", "source"]):
+        if len(grp) < 6:
+            continue
+        frame = pd.DataFrame({"source": src, "collective": prim, "nodes": n, "per_node": g,
+                              "size_bytes": grp["size"], "t_meas_us": grp["t_meas_us"]})
+        held = cross_validate(load_system(system), frame)
+        big = held[held["size_bytes"] >= MIB]
+        out.append({"system": system, "collective": prim, "p": n * g, "rows": len(big),
+                    "shipped": grp.loc[grp["size"] >= MIB, "time_err"].median(),
+                    "self_calibrated": big["time_err"].abs().median()})
+    return pd.DataFrame(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calibrate", action="store_true", help="print re-fitted FIT-* figures")
@@ -310,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table.to_string(formatters=fmt))
     print("\n>= 1 MiB, per published run (median abs error):")
     print(by_run(d).to_string(formatters={"med_time": _pct, "med_busbw": _pct}))
+    print("\n>= 1 MiB median |time error| per run: shipped system vs the system fitted to the "
+          "run itself\n(--calibrate-out; fitted on every other size, scored on the others):")
+    print(self_calibrated(d).to_string(index=False, formatters={
+        "shipped": _pct, "self_calibrated": _pct}))
     sweep = bench_sweep()
     print(f"\nanalytic sweep: {sweep['points']:,} (size, p, algorithm) points in "
           f"{sweep['wall_s'] * 1e3:.1f} ms (target < 1 s)")
