@@ -277,11 +277,12 @@ def _check(args: argparse.Namespace, system: SystemSpec) -> str:
 def _check_text(system: SystemSpec, runs: list[Any], rows: pd.DataFrame,
                 result: dict[str, Any]) -> str:
     pct = {c: (lambda x: f"{100 * x:+.1f}%") for c in ("time_err",)}
+    gpu = {run.path: run.gpu for run in runs}
     lines = []
-    for run, (key, grp) in zip(runs, rows.groupby("source", sort=False), strict=True):
+    for key, grp in rows.groupby("source", sort=False):
         n, g = int(grp["nodes"].iloc[0]), int(grp["per_node"].iloc[0])
         lines.append(f"# {key}: {grp['collective'].iloc[0]}, {n} node(s) x {g} GPUs"
-                     + (f", measured on {run.gpu}" if run.gpu else "")
+                     + (f", measured on {gpu[key]}" if gpu.get(key) else "")
                      + f"; predicted on {system.display_name} (device {system.device})")
         view = grp[["size_bytes", "t_meas_us", "t_pred_us", "time_err", "busbw_meas",
                     "busbw_pred", "algorithm"]].astype({"size_bytes": "int64"}).rename(columns={

@@ -181,28 +181,38 @@ class CollectiveFit:
     notes: list[str] = field(default_factory=list)
 
 
-def _with(system: SystemSpec, values: dict[str, Any], source: str = "FIT-USER") -> SystemSpec:
-    """The system with ``values`` ({'scale_out.latency_us': 6.1, ...}) put in its file form."""
+FIT_SOURCE = "FIT-USER"
+
+
+def _fitted_dict(system: SystemSpec, values: dict[str, Any],
+                 cite: str = "perfmodel collective --calibrate-out") -> dict[str, Any]:
+    """The system's file form with ``values`` ({'scale_out.latency_us': 6.1, ...}) put in,
+    each citing FIT_SOURCE, which ``cite`` describes (a curve keeps its reference_GBps)."""
     d = copy.deepcopy(system_to_dict(system))
     for key, value in values.items():
         section, leaf = key.split(".")
         node = d.setdefault(section, {})
         old = node.get(leaf) if isinstance(node.get(leaf), dict) else {}
         node[leaf] = {**{k: v for k, v in old.items() if k == "reference_GBps"},
-                      "value": value, "source": source}
-    d.setdefault("sources", {})[source] = "perfmodel collective --calibrate-out"
-    return system_from_dict(d, system.path or system.name)
+                      "value": value, "source": FIT_SOURCE}
+    d.setdefault("sources", {})[FIT_SOURCE] = cite
+    return d
 
 
-def _latency_slope(system: SystemSpec, grp: pd.DataFrame, key: str) -> np.ndarray:
-    """d(model latency) / d(per-step latency at ``key``), per row, in us per us."""
+def _with(system: SystemSpec, values: dict[str, Any]) -> SystemSpec:
+    """The system with ``values`` in place (``_fitted_dict``), checked as a file would be."""
+    return system_from_dict(_fitted_dict(system, values), system.path or system.name)
+
+
+def _network_latency_slope(system: SystemSpec, a_net: float, grp: pd.DataFrame
+                           ) -> np.ndarray:
+    """d(model latency) / d(network per-step latency, ``a_net`` us now), per row of one run,
+    in us per us (NaN where a 1 us change would flip the algorithm)."""
     prim, n, g = grp["collective"].iloc[0], int(grp["nodes"].iloc[0]), int(grp["per_node"].iloc[0])
     v = grp["size_bytes"].to_numpy()
-    section = key.split(".")[0]
-    base_us = (system.scale_out.latency_s if section == "scale_out" and system.scale_out
-               else system.scale_up.latency_s) * 1e6
     a = predict_collective(system, prim, v, n, g).table
-    b = predict_collective(_with(system, {key: base_us + 1.0}), prim, v, n, g).table
+    b = predict_collective(_with(system, {"scale_out.latency_us": a_net + 1.0}), prim, v, n,
+                           g).table
     same = a["algorithm"].to_numpy() == b["algorithm"].to_numpy()
     return np.where(same, b["latency_us"].to_numpy() - a["latency_us"].to_numpy(), np.nan)
 
@@ -218,11 +228,11 @@ def _fit_latency(system: SystemSpec, d: pd.DataFrame, notes: list[str]
     fit: dict[str, Any] = {}
     multi = small[small["nodes"] > 1]
     if system.scale_out is not None and multi["nodes"].nunique() >= 2:
-        slope = pd.concat([pd.Series(_latency_slope(system, grp, "scale_out.latency_us"),
+        a_net = system.scale_out.latency_s * 1e6
+        slope = pd.concat([pd.Series(_network_latency_slope(system, a_net, grp),
                                      index=grp.index)
                            for _, grp in multi.groupby(["collective", "nodes", "per_node"])])
         x = slope.reindex(small.index).fillna(0.0).to_numpy()
-        a_net = system.scale_out.latency_s * 1e6
         y = small["t_meas_us"].to_numpy() - (rest - x * a_net)
         A = np.column_stack([np.ones_like(x), x])
         (c0, c1), *_ = np.linalg.lstsq(A, y, rcond=None)
@@ -309,12 +319,11 @@ def fit_collectives(system: SystemSpec, frame: pd.DataFrame) -> CollectiveFit:
 
 def calibrated_system(system: SystemSpec, fit: CollectiveFit, source: str,
                       name: str | None = None) -> dict[str, Any]:
-    """The system file (a mapping) with the fitted figures, each cited to ``source``."""
-    spec = _with(system, fit.values, "FIT-USER")
-    d = copy.deepcopy(system_to_dict(spec))
-    d["sources"]["FIT-USER"] = (
+    """The system file (a mapping) with the fitted figures, each cited to ``source``; load it
+    with ``system_from_dict`` to check it."""
+    d = _fitted_dict(system, fit.values, (
         f"fitted by perfmodel collective --calibrate-out to {source} (perfmodel.validate."
-        f"collectives.fit_collectives; rows used: {fit.rows_used})")
+        f"collectives.fit_collectives; rows used: {fit.rows_used})"))
     if name:
         d["name"] = name
         d["aliases"] = []
