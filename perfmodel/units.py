@@ -1,15 +1,19 @@
 """Data types (bit widths), unit constants and SI formatting.
 
 Everything inside perfmodel is SI: seconds, bytes, FLOP, FLOP/s, bytes/s. Decimal
-prefixes for display (1 GB = 1e9 B); binary ones only when labelled (GiB).
+prefixes for display (1 GB = 1e9 B); binary ones only when labelled (GiB). Message sizes
+typed by a user (``256M``) are binary, as nccl-tests reads its ``-b``/``-e`` flags.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
-from perfmodel.errors import UnknownNameError, did_you_mean
+import numpy as np
+
+from perfmodel.errors import ShapeError, UnknownNameError, did_you_mean
 
 __all__ = [
     "DType",
@@ -18,6 +22,9 @@ __all__ = [
     "dtype",
     "dtype_bytes",
     "format_si",
+    "parse_bytes",
+    "sweep_sizes",
+    "MAX_BYTES",
     "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB",
 ]
 
@@ -98,3 +105,95 @@ def format_si(value: float, unit: str = "", digits: int = 3) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.{digits}g} {prefix}{unit}".strip()
     return f"{value:.{digits}g} {unit}".strip()
+
+
+# nccl-tests (src/common.cu, parsesize) reads -b/-e sizes with binary K/M/G suffixes.
+_BYTE_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_BYTE_COUNT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", re.IGNORECASE)
+MAX_BYTES = 1 << 62  # 4 EiB: far past any message, and safe in an int64 column
+
+
+def parse_bytes(text: str) -> int:
+    """A byte count as a user types it: K/M/G/T are binary, as nccl-tests ``-b``/``-e``.
+
+    Parameters
+    ----------
+    text : str
+        Digits with an optional fraction, suffix and ``B``: ``8``, ``64K``, ``1.5k``,
+        ``256MB`` (case-insensitive).
+
+    Returns
+    -------
+    int
+        Bytes, from 1 up to ``MAX_BYTES`` (2**62); a fraction of a byte is dropped.
+
+    Raises
+    ------
+    ShapeError
+        Unreadable text, a count under one byte, or one over ``MAX_BYTES`` (past that the
+        int64 size columns would overflow).
+
+    Examples
+    --------
+    >>> parse_bytes("256M"), parse_bytes("1.5k"), parse_bytes("8")
+    (268435456, 1536, 8)
+    """
+    m = _BYTE_COUNT.fullmatch(str(text))
+    if not m:
+        raise ShapeError(f"cannot read a byte count from {text!r}",
+                         "write it like 8, 64K, 256M or 8G (binary, as nccl-tests)")
+    scaled = float(m.group(1)) * _BYTE_SUFFIX[m.group(2).upper()]
+    if not scaled <= MAX_BYTES:  # also inf, from a few hundred digits
+        raise ShapeError(f"byte count {text!r} is over 2**62 B (4 EiB)",
+                         "a message size is at most a few T, e.g. --bytes 8G")
+    value = int(scaled)
+    if value <= 0:
+        raise ShapeError(f"byte count must be positive, got {text!r}", "e.g. --bytes 1M")
+    return value
+
+
+def sweep_sizes(min_bytes: float, max_bytes: float, factor: float = 2.0,
+                limit: int = 200) -> np.ndarray:
+    """Message sizes from ``min_bytes`` up to ``max_bytes``, each the last x ``factor``
+    rounded down, at most ``limit`` of them: nccl-tests' ``-b -e -f`` sweep.
+
+    Parameters
+    ----------
+    min_bytes, max_bytes : float
+        First size, and the largest a size may be (bytes; ``max_bytes`` itself is in the
+        sweep when a step lands on it).
+    factor : float
+        Step factor, > 1 (nccl-tests ``-f``).
+    limit : int
+        Most sizes returned (a small factor would otherwise give thousands).
+
+    Returns
+    -------
+    numpy.ndarray
+        The sizes as floats, ascending.
+
+    Raises
+    ------
+    ShapeError
+        ``max_bytes < min_bytes``, ``factor <= 1``, or ``limit < 1``.
+
+    Examples
+    --------
+    >>> sweep_sizes(8, 64).tolist()
+    [8.0, 16.0, 32.0, 64.0]
+    >>> sweep_sizes(1000, 4000, 1.5).tolist()
+    [1000.0, 1500.0, 2250.0, 3375.0]
+    """
+    if max_bytes < min_bytes or not factor > 1:
+        raise ShapeError(f"a sweep needs min <= max and --step-factor > 1, got "
+                         f"{min_bytes}..{max_bytes} x{factor}",
+                         "e.g. --min-bytes 8 --max-bytes 8G")
+    if limit < 1:
+        raise ShapeError(f"a sweep needs a limit of at least one size, got {limit}",
+                         "leave the limit at its default, 200")
+    out: list[float] = []
+    v = float(min_bytes)
+    while v <= max_bytes and len(out) < limit:
+        out.append(v)
+        v = float(np.floor(v * factor))
+    return np.array(out)
