@@ -1,16 +1,18 @@
-"""Finding and reading the data files perfmodel ships (hw_specs/, workloads/)."""
+"""Finding and reading the data files perfmodel ships (hw_specs/, workloads/), and the one
+way perfmodel writes a user's file: never over an existing one unasked."""
 
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from perfmodel.errors import SpecError
+from perfmodel.errors import PerfModelError, SpecError
 
-__all__ = ["data_dir", "read_yaml"]
+__all__ = ["data_dir", "read_yaml", "check_writable", "write_yaml"]
 
 
 def data_dir(kind: str) -> Path:
@@ -36,3 +38,65 @@ def read_yaml(path: Path) -> Any:
 
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def check_writable(path: str | Path, force: bool, suffixes: Iterable[str] | None = None
+                   ) -> Path:
+    """The path to write, refused before any work is done if writing it would go wrong.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    force : bool
+        Overwrite an existing file (the CLI's ``--force``).
+    suffixes : iterable of str, optional
+        Accepted extensions, with the dot (``(".yaml", ".yml")``); any by default.
+
+    Returns
+    -------
+    Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    PerfModelError
+        The file exists and ``force`` is false, its folder does not exist, or its extension
+        is not one of ``suffixes``.
+
+    Examples
+    --------
+    >>> check_writable("calibrated.yaml", force=False, suffixes=(".yaml", ".yml")).name
+    'calibrated.yaml'
+    """
+    p = Path(path)
+    allowed = tuple(suffixes) if suffixes is not None else None
+    if allowed is not None and p.suffix.lower() not in allowed:
+        raise PerfModelError(f"{p} does not end in {' or '.join(allowed)}",
+                             f"name the file to write with one of: {', '.join(allowed)}")
+    if p.exists() and not force:
+        raise PerfModelError(f"{p} already exists", "pass --force to overwrite it")
+    if not p.parent.exists():
+        raise PerfModelError(f"folder {p.parent} does not exist", "create it first")
+    return p
+
+
+def write_yaml(path: str | Path, data: Any, *, force: bool = False, header: str = "") -> Path:
+    """Write ``data`` as YAML (keys in their order, lines up to 100 characters, UTF-8),
+    each line of ``header`` first as a ``# `` comment; never over an existing file unless
+    ``force`` (``check_writable``).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    PerfModelError
+        As ``check_writable``: the file exists (without ``force``) or its folder does not.
+    """
+    p = check_writable(path, force)
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    p.write_text(comment + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
+    return p

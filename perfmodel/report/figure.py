@@ -6,21 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from perfmodel.errors import PerfModelError
+from perfmodel.files import check_writable  # every figure is written through it
 
 __all__ = ["check_writable", "pyplot", "save"]
 
 DPI = 120
-
-
-def check_writable(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to overwrite a user's file unless asked; the folder must exist."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise PerfModelError(f"{p} already exists", "pass --force to overwrite it")
-    if not p.parent.exists():
-        raise PerfModelError(f"folder {p.parent} does not exist", "create it first")
-    return p
 
 
 def pyplot() -> Any:
