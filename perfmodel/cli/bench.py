@@ -7,13 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from perfmodel.bench.build import DEFAULT_ARCHS, PROGRAMS, SUITES, build, nvcc_commands
 from perfmodel.bench.host import HOST_SUITES, host_spec, run_host
 from perfmodel.bench.measurement import write_measurements
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import PerfModelError
+from perfmodel.hardware.write import write_spec
 from perfmodel.units import format_si
 from perfmodel.zoo.registry import canonical_name, load_model
 
@@ -77,13 +77,8 @@ def _build_only(args: argparse.Namespace) -> str:
 
 
 def _write_spec(df: pd.DataFrame, path: str, force: bool) -> Path:
-    p = Path(path)
-    if p.exists() and not force:
-        raise PerfModelError(f"{p} already exists", "pass --force to overwrite it")
-    text = yaml.safe_dump(host_spec(df), sort_keys=False, width=100)
-    p.write_text("# Host CPU spec written by `perfmodel bench --backend cpu --spec-out`.\n"
-                 + text)
-    return p
+    return write_spec(path, host_spec(df), force=force, header=(
+        "Host CPU spec written by `perfmodel bench --backend cpu --spec-out`."))
 
 
 def _run_torch(args: argparse.Namespace) -> pd.DataFrame:

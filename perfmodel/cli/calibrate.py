@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.cli.validate import add_measurement_arguments, load_rows
 from perfmodel.errors import PerfModelError
-from perfmodel.hardware.load import device_from_dict, load_device
+from perfmodel.hardware.load import load_device
+from perfmodel.hardware.write import write_spec
 from perfmodel.validate.calibrate import calibrate, calibrated_spec
 
 HELP = "fit size-dependent efficiency curves and launch overhead; write a calibrated spec"
@@ -49,14 +48,9 @@ def handle(args: argparse.Namespace) -> str:
     table = _table(cal.summary, cal.uncalibrated)
     written = None
     if args.output:
-        out = Path(args.output)
-        if out.exists() and not args.force:
-            raise PerfModelError(f"{out} already exists", "pass --force to overwrite it")
         spec = calibrated_spec(base, cal, args.measurements or f"reference:{args.reference}")
-        device_from_dict(spec, str(out))  # the written file must load
-        out.write_text(f"# {base.display_name}, calibrated by `perfmodel calibrate`.\n"
-                       + yaml.safe_dump(spec, sort_keys=False, width=100))
-        written = str(out)
+        written = str(write_spec(args.output, spec, force=args.force, header=(
+            f"{base.display_name}, calibrated by `perfmodel calibrate`.")))
     e = cal.efficiency
     if args.format == "json":
         return to_json({"table": table.to_dict(orient="records"), "output": written,
