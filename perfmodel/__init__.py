@@ -22,7 +22,7 @@ from perfmodel.errors import (
 from perfmodel.graph import GraphBuilder, ModelGraph, Op, OpCost, OpKind, TensorSpec
 from perfmodel.hardware import DeviceSpec, list_devices, load_device
 from perfmodel.hardware.system import SystemSpec, list_systems, load_system
-from perfmodel.importers.nccl_tests import read_nccl_tests
+from perfmodel.bench.nccl_tests import read_nccl_tests
 from perfmodel.validate.collectives import compare_collectives, fit_collectives
 from perfmodel.workload import build_workload
 from perfmodel.zoo.registry import load_model, models

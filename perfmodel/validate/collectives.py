@@ -1,6 +1,6 @@
 """Measured collectives against the alpha-beta model, and a fit of a system's figures to them.
 
-A user with their own nccl-tests output (``perfmodel.importers.nccl_tests``) or the bundled
+A user with their own nccl-tests output (``perfmodel.bench.nccl_tests``) or the bundled
 suite's collective rows asks two things: how far is perfmodel from my cluster, and what
 system file would make it right. ``compare_collectives`` answers the first, row by row;
 ``fit_collectives`` the second, with the same method as the shipped FIT-* figures
@@ -53,7 +53,7 @@ FIT_PRIMITIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "re
 
 
 class MeasuredRun(Protocol):
-    """One measured run as ``perfmodel.importers.nccl_tests.NcclTestsRun`` holds it: rows with
+    """One measured run as ``perfmodel.bench.nccl_tests.NcclTestsRun`` holds it: rows with
     size_bytes and time_us (us), the collective and the run's shape where the file states
     them (None where not)."""
 

@@ -16,7 +16,7 @@ import pytest
 from perfmodel.analytic.network import predict_collective
 from perfmodel.errors import MeasurementError
 from perfmodel.hardware.system import load_system, system_from_dict, system_to_dict
-from perfmodel.importers.nccl_tests import NcclTestsRun
+from perfmodel.bench.nccl_tests import NcclTestsRun
 from perfmodel.validate.collectives import (
     calibrated_system,
     compare_collectives,

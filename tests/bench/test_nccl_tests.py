@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from perfmodel.errors import MeasurementError
-from perfmodel.importers.nccl_tests import parse_nccl_tests, read_nccl_tests
+from perfmodel.bench.nccl_tests import parse_nccl_tests, read_nccl_tests
 
 DATA = Path(__file__).parent / "data" / "nccl_tests"
 
