@@ -21,7 +21,9 @@ system file would make it right. ``compare_collectives`` answers the first, row 
    (a tree reads the curve's large-message end, which a sweep at 1,000 GPUs never reaches).
 
 ``cross_validate`` fits on every other size and reports the error on the rest, so the figure
-a user reads is not the fit's own residual.
+a user reads is not the fit's own residual. ``check_collectives`` does it all for a set of
+runs: the comparison, and with ``calibrate`` the fit, the system file it gives (checked by
+loading it) and the error before, after and held out.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from perfmodel.hardware.system import SystemSpec, system_from_dict, system_to_di
 
 __all__ = ["MeasuredRun", "runs_frame", "compare_collectives", "error_summary", "fit_collectives",
            "CollectiveFit", "calibrated_system", "cross_validate", "median_knots",
-           "SIZE_RANGES", "SMALL_BYTES", "CURVE_MIN_BYTES"]
+           "CollectiveCheck", "check_collectives", "SIZE_RANGES", "SMALL_BYTES",
+           "CURVE_MIN_BYTES"]
 
 KIB, MIB = 1024, 1024 * 1024
 SMALL_BYTES = 8 * KIB          # latency rows: 8 KiB moves in < 1 us at >= 10 GB/s
@@ -349,3 +352,77 @@ def cross_validate(system: SystemSpec, frame: pd.DataFrame) -> pd.DataFrame:
         raise MeasurementError("cross-validation needs at least 2 sizes per run",
                                "run nccl-tests over a size sweep (-b 8 -e 8G -f 2)")
     return pd.concat(parts, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class CollectiveCheck:
+    """What ``check_collectives`` found.
+
+    ``rows``: ``compare_collectives`` of every measured size (the model as shipped);
+    ``summary``: its ``error_summary``. With ``calibrate``, also ``fit`` (the fitted
+    figures), ``spec`` (the calibrated system file as a mapping, already loaded once with
+    ``system_from_dict``), ``fitted_summary`` (error with the calibrated system on the same
+    rows, the fit's own residual) and ``held_out_summary`` (``cross_validate``'s error, the
+    figure to trust); None without.
+    """
+
+    rows: pd.DataFrame
+    summary: pd.DataFrame
+    fit: CollectiveFit | None = None
+    spec: dict[str, Any] | None = None
+    fitted_summary: pd.DataFrame | None = None
+    held_out_summary: pd.DataFrame | None = None
+
+
+def check_collectives(system: SystemSpec, runs: Iterable[MeasuredRun],
+                      collective: str | None = None, nodes: int | None = None,
+                      per_node: int | None = None, algorithm: str = "auto", *,
+                      calibrate: bool = False, source: str = "", name: str = ""
+                      ) -> CollectiveCheck:
+    """Measured runs beside the model, and with ``calibrate`` a system fitted to them.
+
+    Parameters
+    ----------
+    system : SystemSpec
+        The system the runs are predicted on (and the fit starts from).
+    runs : iterable of MeasuredRun
+        Measured runs (``perfmodel.bench.nccl_tests.read_nccl_tests``).
+    collective, nodes, per_node : optional
+        Override what each run states (``runs_frame``).
+    algorithm : str
+        The model's algorithm for the comparison (``auto``: as NCCL picks). The fit always
+        compares with ``auto``.
+    calibrate : bool
+        Also fit the system's latencies and efficiency curves (``fit_collectives``),
+        cross-validate the fit and build the calibrated system file.
+    source : str
+        What the calibrated file cites as measured (default: the runs' paths).
+    name : str
+        The calibrated system's name (default: the system's).
+
+    Returns
+    -------
+    CollectiveCheck
+
+    Raises
+    ------
+    MeasurementError
+        A run without its collective or GPU count, none at all, or (``calibrate``) fewer
+        than 2 sizes per run.
+    SpecError
+        The calibrated system does not load (a fit outside what a system file allows).
+    """
+    runs = list(runs)
+    frame = runs_frame(runs, collective, nodes, per_node)
+    rows = compare_collectives(system, frame, algorithm)
+    summary = error_summary(rows)
+    if not calibrate:
+        return CollectiveCheck(rows, summary)
+    fit = fit_collectives(system, frame)
+    held = cross_validate(system, frame)
+    cited = source or ", ".join(run.path for run in runs)
+    spec = calibrated_system(system, fit, cited, name or None)
+    fitted = system_from_dict(spec, f"{name or system.name} (calibrated)")
+    return CollectiveCheck(rows, summary, fit, spec,
+                           error_summary(compare_collectives(fitted, frame)),
+                           error_summary(held))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perfmodel.errors import MeasurementError
 from perfmodel.bench.nccl_tests import parse_nccl_tests, read_nccl_tests
+from perfmodel.errors import MeasurementError
 
 DATA = Path(__file__).parent / "data" / "nccl_tests"
 

@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 
 from perfmodel.analytic.network import predict_collective
+from perfmodel.bench.nccl_tests import NcclTestsRun
 from perfmodel.errors import MeasurementError
 from perfmodel.hardware.system import load_system, system_from_dict, system_to_dict
-from perfmodel.bench.nccl_tests import NcclTestsRun
 from perfmodel.validate.collectives import (
     calibrated_system,
+    check_collectives,
     compare_collectives,
     cross_validate,
     error_summary,
@@ -120,3 +121,60 @@ def test_median_knots_windows():
     # 4 KiB (median of 0.4 and 0.6 = 0.5)
     assert median_knots(np.array([1024., 2048., 4096.]), np.array([.2, .4, .6])) == [
         [1024, 0.2], [4096, 0.5]]
+
+
+def measured_run(truth, nodes: int, per_node: int, sizes, path: str = "all_reduce_perf.txt"
+                 ) -> NcclTestsRun:
+    """An all_reduce run as read from an nccl-tests file, timed by the model on ``truth``."""
+    t = predict_collective(truth, "all_reduce", sizes, nodes, per_node).table
+    rows = pd.DataFrame({"size_bytes": t["size_bytes"], "time_us": t["time_us"]})
+    return NcclTestsRun(path, "all_reduce", nodes * per_node, nodes, per_node, "A100", rows)
+
+
+def test_check_without_calibrate_is_the_comparison_and_its_summary():
+    truth = variant("dgx-a100", 20.0, [[1024, 0.8]])
+    start = variant("dgx-a100", 0.0, [[1024, 1.0]])
+    run = measured_run(truth, 1, 8, SIZES)
+    check = check_collectives(start, [run])
+    pd.testing.assert_frame_equal(check.rows, compare_collectives(start, runs_frame([run])))
+    assert len(check.rows) == len(SIZES) and set(check.rows["source"]) == {run.path}
+    # start assumes efficiency 1, the truth runs at 0.8: at large V (launch latency < 1 %)
+    # t_pred = 0.8 t_meas, so |t_pred - t_meas| / t_meas = 0.2
+    big = check.summary.set_index("sizes").loc[">= 64 MiB", "median_abs_time_err"]
+    assert big == pytest.approx(0.2, abs=0.01)
+    assert check.fit is None and check.spec is None and check.held_out_summary is None
+
+
+def test_check_with_calibrate_fits_and_gives_a_system_that_loads():
+    truth = variant("dgx-a100", 20.0, [[1024, 0.8]])
+    start = variant("dgx-a100", 0.0, [[1024, 1.0]])
+    check = check_collectives(start, [measured_run(truth, 1, 8, SIZES)], calibrate=True,
+                              name="my-dgx")
+    assert check.fit is not None and check.spec is not None
+    assert check.fit.values["collective.launch_latency_us"] == pytest.approx(20.0, abs=0.06)
+    s = system_from_dict(check.spec, "my-dgx.yaml")
+    assert s.name == "my-dgx" and s.launch_latency_s * 1e6 == pytest.approx(20.0, abs=0.06)
+    assert "all_reduce_perf.txt" in s.provenance["scale_up.efficiency"]   # default source
+    fitted = check.fitted_summary.set_index("sizes")
+    held = check.held_out_summary.set_index("sizes")
+    assert fitted.loc[">= 1 MiB", "median_abs_time_err"] < 0.005
+    assert held.loc[">= 1 MiB", "median_abs_time_err"] < 0.005
+    assert check.summary.set_index("sizes").loc[">= 1 MiB", "median_abs_time_err"] > 0.15
+
+
+def test_check_cites_the_given_source_and_keeps_the_name_by_default():
+    truth = variant("dgx-a100", 20.0, [[1024, 0.8]])
+    check = check_collectives(truth, [measured_run(truth, 1, 8, SIZES)], calibrate=True,
+                              source="runs/a.txt, runs/b.txt")
+    assert check.spec["name"] == "dgx-a100"
+    assert "runs/a.txt, runs/b.txt" in check.spec["sources"]["FIT-USER"]
+
+
+def test_check_refuses_runs_it_cannot_read_and_a_fit_from_one_size():
+    truth = variant("dgx-a100", 20.0, [[1024, 0.8]])
+    with pytest.raises(MeasurementError, match="no nccl-tests runs"):
+        check_collectives(truth, [])
+    one = measured_run(truth, 1, 8, [1 << 20])
+    assert len(check_collectives(truth, [one]).rows) == 1
+    with pytest.raises(MeasurementError, match="at least 2 sizes"):
+        check_collectives(truth, [one], calibrate=True)
