@@ -6,42 +6,38 @@
     perfmodel collective compare --system pcie-8x-4090 --bytes 1G
     perfmodel collective check --system dgx-a100 --nccl-tests all_reduce.txt \
         --calibrate-out my-dgx.yaml       # measured vs predicted; fit a system file
+
+Arguments in, output out: the sweep is ``perfmodel.sim.collective_sweep``, the check
+``perfmodel.validate.collectives.check_collectives``, the file ``perfmodel.hardware.write``.
+The simulator and the validation layer are imported by the commands that use them, so
+``perfmodel --help`` loads neither.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from perfmodel.analytic.collectives import ALGORITHMS, BUS_FACTOR, PRIMITIVES
-from perfmodel.analytic.network import COLUMNS, CollectivePrediction, predict_collective
+from perfmodel.analytic.collectives import ALGORITHMS, PRIMITIVES
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import PerfModelError, ShapeError
-from perfmodel.hardware.system import SystemSpec, load_system, system_from_dict
-from perfmodel.units import dtype_bytes
+from perfmodel.files import check_writable
+from perfmodel.hardware.system import SystemSpec, load_system
+from perfmodel.units import parse_bytes, sweep_sizes
+
+if TYPE_CHECKING:
+    from perfmodel.sim.collective_sweep import CollectiveSweep
+    from perfmodel.validate.collectives import CollectiveCheck
 
 HELP = "collective time, algbw and busbw per message size (nccl-tests columns), or compare"
 
-_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 NCCL_COLUMNS = ["size_bytes", "count", "type", "time_us", "algbw_GBps", "busbw_GBps",
                 "algorithm"]
-
-
-def parse_bytes(text: str) -> int:
-    """'8', '256M', '8G' -> bytes; K/M/G/T are binary, as nccl-tests -b/-e read them."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", str(text), re.IGNORECASE)
-    if not m:
-        raise ShapeError(f"cannot read a byte count from {text!r}",
-                         "write it like 8, 64K, 256M or 8G (binary, as nccl-tests)")
-    value = int(float(m.group(1)) * _SUFFIX[m.group(2).upper()])
-    if value <= 0:
-        raise ShapeError(f"byte count must be positive, got {text!r}", "e.g. --bytes 1M")
-    return value
+SYSTEM_SUFFIXES = (".yaml", ".yml")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,26 +69,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="overwrite an existing --plot or --calibrate-out file")
 
 
-def sizes(args: argparse.Namespace) -> np.ndarray:
+def _sizes(args: argparse.Namespace) -> np.ndarray:
+    """--bytes, or the --min-bytes .. --max-bytes sweep."""
     if args.bytes is not None:
         if args.min_bytes or args.max_bytes:
             raise PerfModelError("give --bytes or --min-bytes/--max-bytes, not both",
                                  "one size: --bytes; a sweep: --min-bytes and --max-bytes")
         return np.array([parse_bytes(args.bytes)], dtype=float)
-    lo = parse_bytes(args.min_bytes or "8")
-    hi = parse_bytes(args.max_bytes or "1G")
-    if hi < lo or not args.step_factor > 1:
-        raise ShapeError(f"a sweep needs min <= max and --step-factor > 1, got {lo}..{hi} "
-                         f"x{args.step_factor}", "e.g. --min-bytes 8 --max-bytes 8G")
-    out: list[float] = []
-    v = float(lo)
-    while v <= hi and len(out) < 200:
-        out.append(v)
-        v = np.floor(v * args.step_factor)
-    return np.array(out)
+    return sweep_sizes(parse_bytes(args.min_bytes or "8"), parse_bytes(args.max_bytes or "1G"),
+                       args.step_factor)
 
 
 def _slowdowns(args: argparse.Namespace) -> dict[str, float]:
+    """--slow DEVICE=FACTOR, repeated."""
     out = {}
     for item in args.slow:
         name, _, factor = item.partition("=")
@@ -105,37 +94,24 @@ def _slowdowns(args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
-def simulate_table(system: SystemSpec, args: argparse.Namespace, v: np.ndarray,
-                   primitive: str, algorithm: str) -> tuple[pd.DataFrame, Any]:
-    """Simulated rows in the analytic table's columns, and the last run's result."""
-    from perfmodel.sim.collectives import simulate_collective
+def _run(args: argparse.Namespace, system: SystemSpec, v: np.ndarray, method: str,
+         record: bool = False) -> CollectiveSweep:
+    from perfmodel.sim.collective_sweep import collective_sweep
 
-    algo = "ring" if algorithm == "auto" else algorithm
-    rows, last = [], None
-    for size in v:
-        last = simulate_collective(system, primitive, float(size), args.nodes, args.gpus,
-                                   algo, args.chunks, device_slowdown=_slowdowns(args),
-                                   record=bool(args.plot) and len(v) == 1)
-        n, g = last.assumptions["nodes"], last.assumptions["per_node"]
-        t = last.time_s
-        rows.append({"size_bytes": int(size), "count": int(size // dtype_bytes(args.dtype)),
-                     "type": args.dtype, "time_us": t * 1e6, "algbw_GBps": size / t / 1e9,
-                     "busbw_GBps": size / t * BUS_FACTOR[primitive](np.asarray(float(n * g))) / 1e9,
-                     "algorithm": algo, "p": n * g, "nodes": n, "per_node": g,
-                     "events": last.events, "sim_wall_s": last.wall_s})
-    return pd.DataFrame(rows), last
+    return collective_sweep(system, args.primitive, v, args.nodes, args.gpus, args.algo,
+                            args.dtype, method=method, chunks=args.chunks,
+                            slowdown=_slowdowns(args), record=record)
 
 
-def _header(system: SystemSpec, pred: CollectivePrediction, primitive: str, sim: bool) -> str:
-    a = pred.assumptions
-    t = pred.table
+def _header(system: SystemSpec, sweep: CollectiveSweep, primitive: str) -> str:
+    a = sweep.assumptions
     return (f"# {primitive} on {system.display_name}: {a['nodes']} node(s) x "
-            f"{a['per_node']} devices = {int(t['p'].iloc[0])}, algorithm {a['algorithm']}, "
-            + ("discrete-event simulation" if sim else "alpha-beta model"))
+            f"{a['per_node']} devices = {int(sweep.table['p'].iloc[0])}, algorithm "
+            f"{a['algorithm']}, " + ("discrete-event simulation" if sweep.method == "sim"
+                                     else "alpha-beta model"))
 
 
-def _footer(pred: CollectivePrediction) -> list[str]:
-    a = pred.assumptions
+def _footer(a: dict[str, Any]) -> list[str]:
     lines = ["# assumptions (sources: perfmodel collective ... --format json):",
              f"#   launch latency {a['launch_latency_us']:.3g} us; scale-up "
              f"{a['intra']['name']} ({a['intra']['topology']}): alpha "
@@ -156,16 +132,14 @@ def _fmt() -> dict[str, Any]:
 
 
 def _sweep(args: argparse.Namespace, system: SystemSpec) -> str:
-    v = sizes(args)
-    primitive = args.primitive
-    pred = predict_collective(system, primitive, v, args.nodes, args.gpus, args.algo,
-                              args.dtype)
-    table, last = (simulate_table(system, args, v, primitive, args.algo) if args.sim
-                   else (pred.table, None))
+    v = _sizes(args)
+    sweep = _run(args, system, v, "sim" if args.sim else "analytic",
+                 record=bool(args.plot) and len(v) == 1)
+    table, last = sweep.table, sweep.last_run
     if args.plot:
-        _plot(args, system, pred, table, last, v)
+        _plot(args, system, sweep, v)
     if args.format == "json":
-        out: dict[str, Any] = {"assumptions": pred.assumptions, "method":
+        out: dict[str, Any] = {"assumptions": sweep.assumptions, "method":
                                "simulation" if args.sim else "analytic",
                                "rows": table.to_dict("records")}
         if last is not None:
@@ -173,13 +147,13 @@ def _sweep(args: argparse.Namespace, system: SystemSpec) -> str:
         return to_json(out)
     if args.format == "csv":
         return emit_frame(table, "csv")
-    lines = [_header(system, pred, primitive, args.sim),
+    lines = [_header(system, sweep, args.primitive),
              emit_frame(table[NCCL_COLUMNS].rename(columns={
                  "size_bytes": "size(B)", "count": "count(elts)", "time_us": "time(us)",
                  "algbw_GBps": "algbw(GB/s)", "busbw_GBps": "busbw(GB/s)"}), "table",
                  {k.replace("_us", "(us)").replace("_GBps", "(GB/s)"): f
                   for k, f in _fmt().items()}),
-             *_footer(pred)]
+             *_footer(sweep.assumptions)]
     if last is not None:
         lines.append(f"#   simulated {last.events} events in {last.wall_s:.3g} s (last size)")
     if args.plot:
@@ -188,98 +162,73 @@ def _sweep(args: argparse.Namespace, system: SystemSpec) -> str:
     return "\n".join(lines)
 
 
-def _plot(args: argparse.Namespace, system: SystemSpec, pred: CollectivePrediction,
-          table: pd.DataFrame, last: Any, v: np.ndarray) -> None:
+def _plot(args: argparse.Namespace, system: SystemSpec, sweep: CollectiveSweep,
+          v: np.ndarray) -> None:
+    """One size: the simulated link-occupancy Gantt chart; a sweep: busbw vs size, the
+    simulated curve beside the model's."""
     from perfmodel.report.collectives import plot_busbw, plot_link_gantt
 
-    title = f"{args.primitive} on {system.name}, p = {int(pred.table['p'].iloc[0])}"
+    title = f"{args.primitive} on {system.name}, p = {int(sweep.table['p'].iloc[0])}"
     if len(v) == 1:
-        if last is None:  # a Gantt chart needs the simulator's timeline
-            _, last = simulate_table(system, args, v, args.primitive, args.algo)
+        last = sweep.last_run or _run(args, system, v, "sim", record=True).last_run
         plot_link_gantt(last.timeline, args.plot, f"{title}, {int(v[0])} B",
                         overwrite=args.force)
+    elif args.sim:
+        plot_busbw({"alpha-beta model": _run(args, system, v, "analytic").table,
+                    "simulated": sweep.table}, args.plot, title, overwrite=args.force)
     else:
-        curves = {"alpha-beta model": pred.table}
-        if args.sim:
-            curves["simulated"] = table
-        plot_busbw(curves, args.plot, title, overwrite=args.force)
-
-
-def compare_table(system: SystemSpec, size: float, nodes: int | None, per_node: int | None,
-                  sim: bool = True) -> pd.DataFrame:
-    """Parameter server vs ring all-reduce: analytic (and simulated) time and the ratio."""
-    rows = []
-    for algo in ("ring", "parameter_server"):
-        t = predict_collective(system, "all_reduce", [size], nodes, per_node, algo).table
-        row = {"algorithm": algo, "size_bytes": int(size), "p": int(t["p"].iloc[0]),
-               "time_us": float(t["time_us"].iloc[0]),
-               "busbw_GBps": float(t["busbw_GBps"].iloc[0])}
-        if sim:
-            from perfmodel.sim.collectives import simulate_collective
-            r = simulate_collective(system, "all_reduce", size, nodes, per_node, algo,
-                                    record=False)
-            row["sim_time_us"] = r.time_s * 1e6
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    df["x_ring"] = df["time_us"] / df["time_us"].iloc[0]
-    if sim:
-        df["sim_x_ring"] = df["sim_time_us"] / df["sim_time_us"].iloc[0]
-    return df
+        plot_busbw({"alpha-beta model": sweep.table}, args.plot, title, overwrite=args.force)
 
 
 def _check(args: argparse.Namespace, system: SystemSpec) -> str:
     """Measured (nccl-tests files) beside predicted; with --calibrate-out, the fit too."""
-    from perfmodel.importers.nccl_tests import read_nccl_tests
-    from perfmodel.validate.collectives import (
-        calibrated_system,
-        compare_collectives,
-        cross_validate,
-        error_summary,
-        fit_collectives,
-        runs_frame,
-    )
+    from perfmodel.bench.nccl_tests import read_nccl_tests
+    from perfmodel.hardware.write import write_spec
+    from perfmodel.validate.collectives import check_collectives
 
-    out = Path(args.calibrate_out) if args.calibrate_out else None
-    if out is not None:
-        if out.suffix not in (".yaml", ".yml"):
+    out = args.calibrate_out
+    if out is not None:  # refused before the files are read and fitted
+        if Path(out).suffix not in SYSTEM_SUFFIXES:
             raise PerfModelError(f"--calibrate-out {out} is not a .yaml file",
                                  "name the system file to write, e.g. my-cluster.yaml")
-        if out.exists() and not args.force:
-            raise PerfModelError(f"{out} already exists", "pass --force to overwrite it")
+        check_writable(out, args.force)
     runs = [read_nccl_tests(f) for f in args.nccl_tests]
-    prim = None if args.primitive == "check" else args.primitive
-    frame = runs_frame(runs, prim, args.nodes, args.gpus)
-    rows = compare_collectives(system, frame, args.algo)
-    result: dict[str, Any] = {"system": system.name, "rows": rows,
-                              "summary": error_summary(rows)}
-    if out is not None:
-        import yaml
-
-        fit = fit_collectives(system, frame)
-        held = cross_validate(system, frame)
-        spec = calibrated_system(system, fit, ", ".join(args.nccl_tests), out.stem)
-        fitted = system_from_dict(spec, str(out))  # the written file must load
-        result.update(fit=fit.values, fit_rows=fit.rows_used, fit_notes=fit.notes,
-                      fitted_summary=error_summary(compare_collectives(fitted, frame)),
-                      held_out_summary=error_summary(held))
-        out.write_text(f"# {system.display_name}, calibrated by `perfmodel collective "
-                       f"--calibrate-out` to {', '.join(args.nccl_tests)}.\n"
-                       + yaml.safe_dump(spec, sort_keys=False, width=100), encoding="utf-8")
-        result["written"] = str(out)
+    source = ", ".join(args.nccl_tests)
+    check = check_collectives(system, runs, None if args.primitive == "check" else
+                              args.primitive, args.nodes, args.gpus, args.algo,
+                              calibrate=out is not None, source=source,
+                              name=Path(out).stem if out else "")
+    written = None
+    if out is not None and check.spec is not None:
+        written = str(write_spec(out, check.spec, force=args.force, header=(
+            f"{system.display_name}, calibrated by `perfmodel collective --calibrate-out` "
+            f"to {source}.")))
     if args.format == "json":
         return to_json({k: v.to_dict("records") if isinstance(v, pd.DataFrame) else v
-                        for k, v in result.items()})
+                        for k, v in _check_result(system, check, written).items()})
     if args.format == "csv":
-        return emit_frame(rows, "csv")
-    return _check_text(system, runs, rows, result)
+        return emit_frame(check.rows, "csv")
+    return _check_text(system, runs, check, written)
 
 
-def _check_text(system: SystemSpec, runs: list[Any], rows: pd.DataFrame,
-                result: dict[str, Any]) -> str:
+def _check_result(system: SystemSpec, check: CollectiveCheck, written: str | None
+                  ) -> dict[str, Any]:
+    """The --format json document, keys in their printed order."""
+    result: dict[str, Any] = {"system": system.name, "rows": check.rows,
+                              "summary": check.summary}
+    if check.fit is not None:
+        result.update(fit=check.fit.values, fit_rows=check.fit.rows_used,
+                      fit_notes=check.fit.notes, fitted_summary=check.fitted_summary,
+                      held_out_summary=check.held_out_summary, written=written)
+    return result
+
+
+def _check_text(system: SystemSpec, runs: list[Any], check: CollectiveCheck,
+                written: str | None) -> str:
     pct = {c: (lambda x: f"{100 * x:+.1f}%") for c in ("time_err",)}
     gpu = {run.path: run.gpu for run in runs}
     lines = []
-    for key, grp in rows.groupby("source", sort=False):
+    for key, grp in check.rows.groupby("source", sort=False):
         n, g = int(grp["nodes"].iloc[0]), int(grp["per_node"].iloc[0])
         lines.append(f"# {key}: {grp['collective'].iloc[0]}, {n} node(s) x {g} GPUs"
                      + (f", measured on {gpu[key]}" if gpu.get(key) else "")
@@ -296,32 +245,25 @@ def _check_text(system: SystemSpec, runs: list[Any], rows: pd.DataFrame,
     summ = {c: (lambda x: f"{100 * x:.1f}%") for c in (
         "median_abs_time_err", "mean_abs_time_err", "median_abs_busbw_err")}
     lines += ["# |error| of the model as shipped, per size range:",
-              emit_frame(result["summary"], "table", summ)]
-    if "fit" in result:
+              emit_frame(check.summary, "table", summ)]
+    if check.fit is not None:
         lines.append("# fitted (rows used: " + ", ".join(
-            f"{k} {v}" for k, v in result["fit_rows"].items()) + "):")
-        lines += [f"#   {k}: {v}" for k, v in result["fit"].items()]
-        lines += [f"#   note: {n}" for n in result["fit_notes"]]
+            f"{k} {v}" for k, v in check.fit.rows_used.items()) + "):")
+        lines += [f"#   {k}: {v}" for k, v in check.fit.values.items()]
+        lines += [f"#   note: {n}" for n in check.fit.notes]
         lines += ["# |error| after the fit, held out (fitted on every other size, "
-                  "predicting the rest):", emit_frame(result["held_out_summary"], "table",
+                  "predicting the rest):", emit_frame(check.held_out_summary, "table",
                                                        summ),
-                  f"# calibrated system written to {result['written']} (use it with "
-                  f"--system {result['written']})"]
+                  f"# calibrated system written to {written} (use it with "
+                  f"--system {written})"]
     return "\n".join(lines)
 
 
-def handle(args: argparse.Namespace) -> str:
-    _slowdowns(args)  # --slow is checked before any work
-    system = load_system(args.system)
-    if args.nccl_tests:
-        return _check(args, system)
-    if args.primitive == "check" or args.calibrate_out:
-        raise PerfModelError("check and --calibrate-out need measured runs",
-                             "pass --nccl-tests FILE (the stdout of an nccl-tests binary)")
-    if args.primitive != "compare":
-        return _sweep(args, system)
+def _compare(args: argparse.Namespace, system: SystemSpec) -> str:
+    from perfmodel.sim.collective_sweep import compare_algorithms
+
     size = float(parse_bytes(args.bytes or "1G"))
-    df = compare_table(system, size, args.nodes, args.gpus)
+    df = compare_algorithms(system, size, args.nodes, args.gpus)
     if args.format != "table":
         return emit_frame(df, args.format)
     p = int(df["p"].iloc[0])
@@ -335,5 +277,17 @@ def handle(args: argparse.Namespace) -> str:
         "; the server's link carries (p-1)V per phase, every ring link 2(p-1)V/p."])
 
 
-__all__ = ["HELP", "add_arguments", "handle", "parse_bytes", "sizes", "compare_table",
-           "COLUMNS"]
+def handle(args: argparse.Namespace) -> str:
+    _slowdowns(args)  # --slow is checked before any work
+    system = load_system(args.system)
+    if args.nccl_tests:
+        return _check(args, system)
+    if args.primitive == "check" or args.calibrate_out:
+        raise PerfModelError("check and --calibrate-out need measured runs",
+                             "pass --nccl-tests FILE (the stdout of an nccl-tests binary)")
+    if args.primitive == "compare":
+        return _compare(args, system)
+    return _sweep(args, system)
+
+
+__all__ = ["HELP", "add_arguments", "handle"]
