@@ -7,9 +7,13 @@
     25557032
 """
 
+import importlib
+from typing import Any
+
 from perfmodel.analytic.collectives import collective_time
 from perfmodel.analytic.network import predict_collective
 from perfmodel.analytic.roofline import Prediction, predict, roofline
+from perfmodel.bench.nccl_tests import read_nccl_tests
 from perfmodel.errors import (
     MeasurementError,
     PerfModelError,
@@ -22,8 +26,7 @@ from perfmodel.errors import (
 from perfmodel.graph import GraphBuilder, ModelGraph, Op, OpCost, OpKind, TensorSpec
 from perfmodel.hardware import DeviceSpec, list_devices, load_device
 from perfmodel.hardware.system import SystemSpec, list_systems, load_system
-from perfmodel.bench.nccl_tests import read_nccl_tests
-from perfmodel.validate.collectives import compare_collectives, fit_collectives
+from perfmodel.validate.collectives import check_collectives, compare_collectives, fit_collectives
 from perfmodel.workload import build_workload
 from perfmodel.zoo.registry import load_model, models
 
@@ -38,3 +41,12 @@ __all__ = [
 __all__ += ["SystemSpec", "collective_time", "list_systems", "load_system",
             "predict_collective", "read_nccl_tests", "compare_collectives",
             "fit_collectives"]  # collectives (issue 5)
+__all__ += ["collective_sweep", "compare_algorithms", "check_collectives"]  # thin CLI
+
+
+def __getattr__(name: str) -> Any:
+    """The simulator's functions, imported on first use: perfmodel.sim loads simpy, and
+    ``import perfmodel`` stays without it (PEP 562)."""
+    if name in ("collective_sweep", "compare_algorithms"):
+        return getattr(importlib.import_module("perfmodel.sim.collective_sweep"), name)
+    raise AttributeError(f"module 'perfmodel' has no attribute {name!r}")

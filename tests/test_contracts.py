@@ -18,6 +18,7 @@ PUBLIC = {
 PUBLIC |= {"SystemSpec", "collective_time", "list_systems", "load_system",
            "predict_collective", "read_nccl_tests", "compare_collectives",
            "fit_collectives"}  # collectives (issue 5)
+PUBLIC |= {"collective_sweep", "compare_algorithms", "check_collectives"}  # thin CLI
 
 # DESIGN.md "The flow": each package may import only from those listed for it.
 # errors, units and files sit under everything.
