@@ -100,7 +100,8 @@ def _run(args: argparse.Namespace, system: SystemSpec, v: np.ndarray, method: st
 
     return collective_sweep(system, args.primitive, v, args.nodes, args.gpus, args.algo,
                             args.dtype, method=method, chunks=args.chunks,
-                            slowdown=_slowdowns(args), record=record)
+                            slowdown=_slowdowns(args) if method == "sim" else None,
+                            record=record)
 
 
 def _header(system: SystemSpec, sweep: CollectiveSweep, primitive: str) -> str:

@@ -97,7 +97,15 @@ def test_plots(tmp_path, capsys):
     curve = tmp_path / "busbw.png"
     code, _, err = run(capsys, "collective", "all_reduce", "--system", "dgx-a100",
                        "--min-bytes", "1K", "--max-bytes", "1G", "--plot", str(curve))
-    assert code == 0, err and curve.stat().st_size > 1000
+    assert code == 0, err
+    assert curve.stat().st_size > 1000
+    # simulated with a straggler: the model's curve beside it is drawn without one
+    both = tmp_path / "both.png"
+    code, out, err = run(capsys, "collective", "all_reduce", "--system", "dgx-a100", "--sim",
+                         "--slow", "n0.d3=2", "--min-bytes", "1M", "--max-bytes", "4M",
+                         "--plot", str(both))
+    assert code == 0, err
+    assert both.stat().st_size > 1000 and f"busbw vs size written to {both}" in out
 
 
 def test_a_users_system_file(tmp_path, capsys):
