@@ -20,10 +20,10 @@ cache is cropped back to ``seq`` untimed before each repetition). Other models g
 ``inference`` row (one forward pass).
 
 This module sits in the bench layer, which may not import the zoo: callers pass each model
-as ``(name, meta)`` where ``meta`` is the zoo graph's ``ModelGraph.meta`` (for transformers it
-holds the config dict, for CNNs the input shape). torch, torchvision and transformers are
-optional extras, imported inside functions; a missing one is one PerfModelError naming the
-``pip install`` that fixes it.
+as ``(name, graph)``, the zoo's ModelGraph (for transformers its ``shape`` record and
+``meta["family"]``, for CNNs ``meta["input"]``, the input shape). torch, torchvision and
+transformers are optional extras, imported inside functions; a missing one is one
+PerfModelError naming the ``pip install`` that fixes it.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ import pandas as pd
 
 from perfmodel.bench.measurement import measurement_frame
 from perfmodel.errors import PerfModelError, ShapeError, UnknownNameError, did_you_mean
+from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.shape import ModelShape
 
 __all__ = ["TORCH_DTYPES", "hf_config_dict", "build_torch_model", "count_params",
            "time_torch", "run_torch", "require"]
@@ -123,15 +125,14 @@ HF_MAPPERS: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 }
 
 
-def hf_config_dict(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Our transformer config (``TransformerConfig.to_dict()``) -> a Hugging Face config dict
-    with ``model_type``; the inverse of ``perfmodel.importers.hf_config`` for the families
-    it reads (GPT-3 is built as a GPT-2 config of its size: the same layer structure)."""
-    family = str(config.get("family", ""))
+def hf_config_dict(shape: ModelShape, family: str) -> dict[str, Any]:
+    """A shape record of model ``family`` -> a Hugging Face config dict with ``model_type``;
+    the inverse of ``perfmodel.importers.hf_config`` for the families it reads (GPT-3 is
+    built as a GPT-2 config of its size: the same layer structure)."""
     if family not in HF_MAPPERS:
         raise UnknownNameError(f"no transformers equivalent for model family {family!r}",
                                did_you_mean(family, HF_MAPPERS))
-    return HF_MAPPERS[family](config)
+    return HF_MAPPERS[family](shape.to_dict())
 
 
 # --- building the torch module ----------------------------------------------------------
@@ -156,34 +157,41 @@ def _torchvision(name: str, meta: Mapping[str, Any], torch: Any) -> Any:
     return tv.models.get_model(key, weights=None)
 
 
-def _transformer(meta: Mapping[str, Any], torch: Any) -> Any:
+def _transformer(graph: ModelGraph, torch: Any) -> Any:
     tf = require("transformers")
-    hf = hf_config_dict(meta["config"])
-    cfg = tf.AutoConfig.for_model(**hf)
-    if meta.get("architecture") == "encoder":
-        return tf.AutoModel.from_config(cfg, add_pooling_layer=bool(
-            meta["config"].get("pooler", True)))
+    shape = _shape(graph)
+    cfg = tf.AutoConfig.for_model(**hf_config_dict(shape, str(graph.meta.get("family", ""))))
+    if not shape.is_decoder:
+        return tf.AutoModel.from_config(cfg, add_pooling_layer=shape.pooler)
     return tf.AutoModelForCausalLM.from_config(cfg)
 
 
-def _kind(meta: Mapping[str, Any]) -> str:
-    if "config" in meta:
+def _shape(graph: ModelGraph) -> ModelShape:
+    if graph.shape is None:
+        raise UnknownNameError(f"{graph.name} has no transformer shape record",
+                               "measure a transformer of the zoo or a config file")
+    return graph.shape
+
+
+def _kind(graph: ModelGraph) -> str:
+    if graph.shape is not None:
         return "transformers"
-    return "lenet" if meta.get("family") == "lenet" else "torchvision"
+    return "lenet" if graph.meta.get("family") == "lenet" else "torchvision"
 
 
-def build_torch_model(name: str, meta: Mapping[str, Any], device: str = "cpu",
+def build_torch_model(name: str, graph: ModelGraph, device: str = "cpu",
                       dtype: str = "fp32") -> Any:
     """The torch module for zoo model ``name`` (random weights, eval mode) on ``device``,
     parameters in ``dtype``; built directly on the device (no host copy of a 7B model)."""
     torch = require("torch")
-    kind = _kind(meta)
+    kind = _kind(graph)
+    meta = graph.meta
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, TORCH_DTYPES[_check_dtype(dtype)]))
     try:
         with torch.device(device):
             if kind == "transformers":
-                model = _transformer(meta, torch)
+                model = _transformer(graph, torch)
             elif kind == "lenet":
                 model = _lenet(meta, torch)
             else:
@@ -258,16 +266,17 @@ def time_torch(fn: Callable[[], Any], repeats: int, warmup: int, device: str,
 Case = tuple[str, Callable[[], Any], Callable[[], Any] | None]  # phase, timed fn, before
 
 
-def _cases(model: Any, meta: Mapping[str, Any], batch: int, seq: int, device: str,
+def _cases(model: Any, graph: ModelGraph, batch: int, seq: int, device: str,
            dtype: str, torch: Any) -> list[Case]:
     """The timed calls for one model: (phase, fn, before)."""
-    if _kind(meta) != "transformers":
-        x = torch.randn(batch, *_image_shape(meta), device=device,
+    if _kind(graph) != "transformers":
+        x = torch.randn(batch, *_image_shape(graph.meta), device=device,
                         dtype=getattr(torch, TORCH_DTYPES[dtype]))
         return [("inference", lambda: model(x), None)]
-    vocab = int(meta["config"]["vocab_size"])
+    shape = _shape(graph)
+    vocab = shape.vocab_size
     ids = torch.randint(1, vocab, (batch, seq), device=device)
-    if not meta.get("is_llm"):
+    if not shape.is_decoder:
         return [("inference", lambda: model(input_ids=ids), None)]
     step = torch.randint(1, vocab, (batch, 1), device=device)
 
@@ -320,10 +329,10 @@ def _default_device(torch: Any) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def run_torch(models: Sequence[tuple[str, Mapping[str, Any]]], *, batch: int = 1,
+def run_torch(models: Sequence[tuple[str, ModelGraph]], *, batch: int = 1,
               seq: int | None = None, dtype: str | None = None, device: str | None = None,
               repeats: int | None = None, quick: bool = False) -> pd.DataFrame:
-    """Measure each ``(name, meta)`` model end to end; Measurement rows (family inference,
+    """Measure each ``(name, graph)`` model end to end; Measurement rows (family inference,
     backend torch). ``seq`` defaults to each transformer's ``default_seq``; ``dtype`` to fp16
     on CUDA and fp32 on the CPU; ``device`` to cuda when torch sees a GPU."""
     torch = require("torch")
@@ -343,13 +352,13 @@ def run_torch(models: Sequence[tuple[str, Mapping[str, Any]]], *, batch: int = 1
     timer = ("torch.cuda.Event around each call, synchronized" if device.startswith("cuda")
              else "time.perf_counter around each call")
     rows = []
-    for name, meta in models:
-        kind = _kind(meta)
-        s = (seq or int(meta.get("default_seq", 1))) if kind == "transformers" else None
+    for name, graph in models:
+        kind = _kind(graph)
+        s = (seq or int(graph.meta.get("default_seq", 1))) if kind == "transformers" else None
         log.info("building %s on %s (%s)", name, device, dtype)
         with torch.inference_mode():
-            model = build_torch_model(name, meta, device, dtype)
-            for phase, fn, before in _cases(model, meta, batch, s or 1, device, dtype, torch):
+            model = build_torch_model(name, graph, device, dtype)
+            for phase, fn, before in _cases(model, graph, batch, s or 1, device, dtype, torch):
                 med, p10, p90 = time_torch(fn, reps, warm, device, before)
                 rows.append({**context, "benchmark": f"e2e_{phase}", "model": name,
                              "phase": phase, "seq": s, "framework": _framework(kind),

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import networkx as nx
-
 from perfmodel.compress.channels import channel_groups, shrink_groups
 from perfmodel.compress.rewrite import renamed, with_attrs, with_ops
 from perfmodel.compress.select import ALL, Selection
@@ -78,7 +76,8 @@ def prune_structured(graph: ModelGraph, ratio: float, select: Selection = ALL) -
             if g.prunable and set(g.producers) <= chosen]
     new = shrink_groups(graph, [(g, keep) for g, keep in plan if keep < g.channels])
     meta = {**graph.meta, "pruned_channel_groups": len(plan)}
-    return with_ops(graph, new, name=renamed(graph, f"prune{ratio:g}s"), meta=meta)
+    return with_ops(graph, new, name=renamed(graph, f"prune{ratio:g}s"), meta=meta,
+                    keep_shape=False)
 
 
 def _block_of(op: Op) -> str:
@@ -118,13 +117,14 @@ def prune_layers(graph: ModelGraph, ratio: float) -> ModelGraph:
     drop = candidates[:-1][::-1][:n] if n else []
     removed = {name for b, _ in drop for name in blocks[b]}
     bypass = {exit_: src for _, (src, exit_) in drop}
-    g = nx.DiGraph()
     ops = tuple(op for op in graph.ops if op.name not in removed)
-    g.add_nodes_from((op.name, {"op": op}) for op in ops)
-    for u, v in graph.graph.edges:
+    edges: dict[tuple[str, str], None] = {}
+    for u, v in graph.edges:
         while u in bypass:
             u = bypass[u]
         if u not in removed and v not in removed:
-            g.add_edge(u, v)
+            edges[(u, v)] = None
     meta = {**graph.meta, "removed_blocks": [b for b, _ in drop]}
-    return ModelGraph(renamed(graph, f"prune{ratio:g}l"), g, ops, graph.inputs, meta)
+    # fewer blocks: the shape record (if any) no longer states the depth
+    return ModelGraph(renamed(graph, f"prune{ratio:g}l"), ops, tuple(edges), graph.inputs,
+                      meta)

@@ -11,8 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import networkx as nx
-
 from perfmodel.errors import ShapeError
 from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.model_graph import ModelGraph
@@ -27,15 +25,14 @@ def renamed(graph: ModelGraph, suffix: str) -> str:
 
 
 def with_ops(graph: ModelGraph, new: Mapping[str, Op], *, name: str | None = None,
-             meta: Mapping[str, Any] | None = None) -> ModelGraph:
+             meta: Mapping[str, Any] | None = None, keep_shape: bool = True) -> ModelGraph:
     """The same graph with the ops named in ``new`` swapped for new versions (same names,
-    same edges)."""
+    same edges). ``keep_shape=False`` drops the shape record where the new ops change the
+    dimensions it states (structured pruning)."""
     ops = tuple(new.get(op.name, op) for op in graph.ops)
-    g = nx.DiGraph()
-    g.add_nodes_from((op.name, {"op": op}) for op in ops)
-    g.add_edges_from(graph.graph.edges)
-    return ModelGraph(name or graph.name, g, ops, graph.inputs,
-                      dict(graph.meta if meta is None else meta))
+    return ModelGraph(name or graph.name, ops, graph.edges, graph.inputs,
+                      dict(graph.meta if meta is None else meta),
+                      graph.shape if keep_shape else None)
 
 
 def with_attrs(graph: ModelGraph, attrs: Mapping[str, Mapping[str, Any]],
@@ -108,11 +105,11 @@ def rewrite(graph: ModelGraph, replacements: Sequence[Replacement], *, name: str
                                  "only the region's last op may have outside consumers")
         # a consumer replaced in turn is reached through its own region's outside_in
         edges += [(r.exit, c) for c in g.successors(r.old_exit) if c not in removed]
-    new = nx.DiGraph()
-    new.add_nodes_from((op.name, {"op": op}) for op in ops)
-    new.add_edges_from(e for e in edges if e[0] in new and e[1] in new)
-    return ModelGraph(name, new, tuple(ops), graph.inputs,
-                      dict(graph.meta if meta is None else meta))
+    names = {op.name for op in ops}
+    kept = tuple(dict.fromkeys(e for e in edges if e[0] in names and e[1] in names))
+    # the block structure (layers, heads, KV) is unchanged: the shape record still holds
+    return ModelGraph(name, tuple(ops), kept, graph.inputs,
+                      dict(graph.meta if meta is None else meta), graph.shape)
 
 
 def _exits(producers: set[str], removed: Mapping[str, Replacement]) -> set[str]:

@@ -19,12 +19,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
 from perfmodel.errors import ShapeError
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.op import Dim, Op, TensorSpec
+from perfmodel.graph.shape import ModelShape
 
 __all__ = ["GraphBuilder", "Tensor"]
 
@@ -82,10 +81,15 @@ def _conv_out(size: Dim, k: int, s: int, p: int, d: int, ceil: bool = False) -> 
 
 
 class GraphBuilder:
-    """Collects ops with inferred shapes; ``build()`` freezes them into a ModelGraph."""
+    """Collects ops with inferred shapes; ``build()`` freezes them into a ModelGraph.
 
-    def __init__(self, name: str, **meta: Any) -> None:
+    ``shape`` (transformers) is carried on the graph for the models that read dimensions;
+    ``meta`` (family, source, default_batch, ...) goes to ``ModelGraph.meta``.
+    """
+
+    def __init__(self, name: str, *, shape: ModelShape | None = None, **meta: Any) -> None:
         self.name = name
+        self.shape = shape
         self.meta: dict[str, Any] = dict(meta)
         self._ops: list[Op] = []
         self._edges: list[tuple[str, str]] = []
@@ -143,11 +147,8 @@ class GraphBuilder:
         return Tensor(None, spec)
 
     def build(self) -> ModelGraph:
-        g = nx.DiGraph()
-        for op in self._ops:
-            g.add_node(op.name, op=op)
-        g.add_edges_from(self._edges)
-        return ModelGraph(self.name, g, tuple(self._ops), tuple(self._inputs), dict(self.meta))
+        return ModelGraph(self.name, tuple(self._ops), tuple(dict.fromkeys(self._edges)),
+                          tuple(self._inputs), dict(self.meta), self.shape)
 
     # --- convolution and linear ---------------------------------------------------------
     def conv2d(self, x: Tensor, out_channels: int, kernel: int | Sequence[int],

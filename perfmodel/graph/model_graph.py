@@ -1,46 +1,119 @@
-"""ModelGraph: a model as a networkx DiGraph of Ops, plus metadata."""
+"""ModelGraph: a model as ops with their data dependencies, its shape record and metadata."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import networkx as nx
-
+from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.op import Op, TensorSpec
+from perfmodel.graph.shape import ModelShape
 
-__all__ = ["ModelGraph"]
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["ModelGraph", "StageParams", "stage_of", "LAYER_SCOPE", "FIRST_SCOPE",
+           "ATTENTION_KERNELS"]
+
+LAYER_SCOPE = "layers."      # the builder scope of the repeated blocks: layers.0, layers.1, ...
+FIRST_SCOPE = "embeddings"   # what a pipeline's first stage holds besides its blocks
+# How a graph computes attention: one fused, causal-aware kernel (FlashAttention, Dao et al.
+# 2022; PyTorch SDPA) or scores, softmax and context as separate kernels over s x s scores.
+ATTENTION_KERNELS = ("flash", "unfused")
+
+
+def stage_of(layer: str) -> str:
+    """Where pipeline parallelism puts an op of builder scope ``layer``: ``first`` (the
+    embeddings), ``block`` (the first block, ``layers.0``, which stands for every block),
+    ``other`` (a later block) or ``last`` (final norm, heads, pooler)."""
+    if layer == "layers.0" or layer.startswith("layers.0."):
+        return "block"
+    if layer.startswith(LAYER_SCOPE):
+        return "other"
+    return "first" if layer.startswith(FIRST_SCOPE) else "last"
+
+
+class StageParams(NamedTuple):
+    """Parameters of a layered model by where pipeline parallelism puts them: ``first``
+    (embeddings, on the first stage), ``layer`` (one block, ``layers.0``) and ``last``
+    (final norm, LM head, pooler, on the last stage). Tied weights are counted once."""
+
+    first: float
+    layer: float
+    last: float
 
 
 @dataclass(frozen=True)
 class ModelGraph:
-    """A model: ops in execution order, their data dependencies, and metadata.
+    """A model: ops in execution order, their data dependencies, shape and metadata.
 
-    ``graph`` has one node per op name (node attribute ``op``) and an edge from producer
-    to consumer. ``ops`` is the same ops in the order they were added (a topological
-    order). ``meta`` holds what the builder knows: ``family``, ``source`` (the reference
-    implementation the architecture follows), ``default_batch``, ``default_seq``,
-    ``is_llm`` and, for transformers, the config.
+    ``ops`` are in the order they were added (a topological order); ``edges`` run from
+    producer to consumer op name. ``graph`` is the same as a networkx DiGraph (node
+    attribute ``op``), built on first use, so code that only prices ops never imports
+    networkx. ``shape`` is the dimension record of a layered model (transformers; None for
+    others). ``meta`` holds what the builder knows: ``family``, ``source`` (the reference
+    implementation the architecture follows), ``default_batch``, ``default_seq``, ``is_llm``.
     """
 
     name: str
-    graph: nx.DiGraph = field(repr=False, compare=False)
     ops: tuple[Op, ...] = field(repr=False)
+    edges: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
     inputs: tuple[TensorSpec, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    shape: ModelShape | None = field(default=None, compare=False)
 
-    @property
+    def __hash__(self) -> int:
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        """Hashed once: the ops of a large model take milliseconds to hash, and graphs key
+        the caches of the memory and step models."""
+        return hash((self.name, self.ops, self.inputs))
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The ops and edges as a networkx DiGraph (imported here, on first use)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from((op.name, {"op": op}) for op in self.ops)
+        g.add_edges_from(self.edges)
+        return g
+
+    @cached_property
+    def _by_name(self) -> dict[str, Op]:
+        return {op.name: op for op in self.ops}
+
+    @cached_property
     def params(self) -> int:
         """Trainable parameters (tied weights counted once)."""
         return int(sum(w.numel for op in self.ops if not op.tied for w in op.weights))
+
+    @cached_property
+    def stage_params(self) -> StageParams:
+        """Parameters of the first-stage extras, of one block and of the last-stage extras
+        (ops scoped ``embeddings.*``, ``layers.0.*`` and the rest outside ``layers.*``)."""
+        sums = {"first": 0.0, "block": 0.0, "other": 0.0, "last": 0.0}
+        for op in self.ops:
+            if not op.tied:
+                sums[stage_of(op.layer)] += float(sum(w.numel for w in op.weights))
+        return StageParams(sums["first"], sums["block"], sums["last"])
+
+    @cached_property
+    def attention_kernels(self) -> str:
+        """``flash`` if the graph computes attention in fused ``attention`` ops, else
+        ``unfused`` (scores, softmax and context as kernels of their own, or no attention)."""
+        return "flash" if any(op.kind == OpKind.ATTENTION for op in self.ops) else "unfused"
 
     @property
     def num_ops(self) -> int:
         return len(self.ops)
 
     def op(self, name: str) -> Op:
-        return self.graph.nodes[name]["op"]
+        return self._by_name[name]
 
     def __len__(self) -> int:
         return len(self.ops)

@@ -1,17 +1,17 @@
-"""Hugging Face ``config.json`` -> :class:`~perfmodel.zoo.transformer.TransformerConfig`.
+"""Hugging Face ``config.json`` -> :class:`~perfmodel.graph.shape.ModelShape` and metadata.
 
 Maps the keys each ``transformers`` config class uses (``LlamaConfig``, ``MistralConfig``,
 ``MixtralConfig``, ``GPT2Config``, ``BertConfig``) onto our config format, filling in the
 class defaults that ``config.json`` files may leave out. Only the standard library is used
-(no ``transformers``), so the import works anywhere; the result is validated like a YAML
-config and built with :func:`~perfmodel.zoo.transformer.build_transformer`.
+(no ``transformers``), so the import works anywhere; the shape is validated like a YAML
+config's, and ``perfmodel.zoo.load_model`` builds the graph from it.
 
 Examples
 --------
 >>> from perfmodel.importers import load_hf_config            # doctest: +SKIP
->>> cfg = load_hf_config("Llama-2-7b-hf/config.json")          # doctest: +SKIP
->>> build_transformer(cfg).params                              # doctest: +SKIP
-6738415616
+>>> shape, meta = load_hf_config("Llama-2-7b-hf/config.json")  # doctest: +SKIP
+>>> shape.num_hidden_layers, meta["name"]                      # doctest: +SKIP
+(32, 'Llama-2-7b-hf')
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from perfmodel.errors import SpecError, did_you_mean, raise_problems
-from perfmodel.zoo.transformer import TransformerConfig
+from perfmodel.graph.shape import ModelShape
 
 __all__ = ["load_hf_config", "SUPPORTED_MODEL_TYPES"]
 
@@ -126,10 +126,12 @@ _MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
 SUPPORTED_MODEL_TYPES = tuple(sorted(_MAPPERS))
 
 
-def load_hf_config(path: str | os.PathLike[str], *, name: str | None = None) -> TransformerConfig:
-    """Read a Hugging Face ``config.json`` (or the folder holding one) as a TransformerConfig.
+def load_hf_config(path: str | os.PathLike[str], *, name: str | None = None
+                   ) -> tuple[ModelShape, dict[str, Any]]:
+    """Read a Hugging Face ``config.json`` (or the folder holding one): (shape, metadata).
 
-    ``name`` defaults to the folder the file sits in (``.../Llama-2-7b-hf/config.json`` ->
+    The metadata holds ``name``, ``family`` (the ``model_type``) and ``source``; ``name``
+    defaults to the folder the file sits in (``.../Llama-2-7b-hf/config.json`` ->
     ``Llama-2-7b-hf``). Raises SpecError for a missing or malformed file, an unsupported
     ``model_type`` (naming the supported ones) or missing keys (all listed at once).
     """
@@ -146,13 +148,12 @@ def load_hf_config(path: str | os.PathLike[str], *, name: str | None = None) -> 
     raise_problems(str(file), reader.problems,
                    "use the model's original config.json from the Hugging Face Hub",
                    "Hugging Face config")
-    values.update({
-        "name": name or file.resolve().parent.name, "family": model_type,
-        "source": f"Hugging Face config.json at {file} (model_type {model_type}); graph "
-                  f"follows transformers {_REFERENCE_CLASSES[model_type]}",
-    })
-    return TransformerConfig.from_dict({k: v for k, v in values.items() if v is not None},
-                                       where=str(file))
+    meta = {"name": name or file.resolve().parent.name, "family": model_type,
+            "source": f"Hugging Face config.json at {file} (model_type {model_type}); graph "
+                      f"follows transformers {_REFERENCE_CLASSES[model_type]}"}
+    shape = ModelShape.from_dict({k: v for k, v in values.items() if v is not None},
+                                 where=str(file))
+    return shape, meta
 
 
 def _read_json(file: Path) -> dict[str, Any]:

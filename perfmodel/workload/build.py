@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from perfmodel.errors import PlanError, ShapeError, UnknownNameError, did_you_mean
+from perfmodel.errors import PlanError
 from perfmodel.graph.costs import COST_RULES, OpCost, cost_of
 from perfmodel.graph.kinds import (
     ACTIVATION_KINDS,
@@ -24,7 +25,8 @@ from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.op import Op
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.compressed import OpMeta, op_meta, op_widths
-from perfmodel.workload.schema import COLUMNS, PHASES
+from perfmodel.workload.job import Job, phase_dims
+from perfmodel.workload.schema import COLUMNS, Workload
 from perfmodel.workload.training import OPTIMIZERS
 
 __all__ = ["build_workload", "phase_dims", "unit_of", "fusible_flags", "FUSIBLE_KINDS"]
@@ -40,15 +42,6 @@ FUSIBLE_KINDS = frozenset(NORM_KINDS | ACTIVATION_KINDS | {OpKind.ADD, OpKind.MU
 log = logging.getLogger(__name__)
 
 
-def phase_dims(phase: str, batch: int, seq: int) -> dict[str, int]:
-    """Values of the graph symbols for a phase (see perfmodel.graph.op)."""
-    if phase == "decode":
-        return {"B": batch, "S": 1, "T": seq, "L": 1}
-    if phase == "train":
-        return {"B": batch, "S": seq, "T": seq, "L": seq}
-    return {"B": batch, "S": seq, "T": seq, "L": 1}
-
-
 def unit_of(op: Op) -> str:
     """tensor for matrix-engine kinds (depthwise conv excepted: it has no reduction over
     channels to feed a matrix engine, cuDNN runs it on CUDA cores), none for views,
@@ -60,40 +53,44 @@ def unit_of(op: Op) -> str:
     return "vector"
 
 
-def _check_request(graph: ModelGraph, batch: int, seq: int, phase: str) -> None:
-    if phase not in PHASES:
-        raise UnknownNameError(f"unknown phase {phase!r}", did_you_mean(phase, PHASES))
-    for name, v in (("batch", batch), ("seq", seq)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0:
-            raise ShapeError(f"{name} must be a positive integer, got {v!r}",
-                             f"pass --{name} 1 or more")
-    if phase in ("prefill", "decode") and not graph.meta.get("is_llm", False):
-        raise PlanError(f"phase {phase!r} applies to autoregressive language models, "
+def _check_request(graph: ModelGraph, job: Job) -> None:
+    if job.phase in ("prefill", "decode") and not graph.meta.get("is_llm", False):
+        raise PlanError(f"phase {job.phase!r} applies to autoregressive language models, "
                         f"and {graph.name!r} is not one",
                         "use --phase inference or --phase train")
     max_seq = graph.meta.get("max_seq")
-    if max_seq and seq > max_seq:
-        log.warning("seq %d exceeds %s's trained context %d", seq, graph.name, max_seq)
+    if max_seq and job.seq and job.seq > max_seq:
+        log.warning("seq %d exceeds %s's trained context %d", job.seq, graph.name, max_seq)
 
 
 def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None = None,
                    dtype: str = "fp16", phase: str = "inference", *,
                    weight_dtype: str | None = None, kv_dtype: str | None = None,
-                   optimizer: str = "adam") -> pd.DataFrame:
-    """The Workload table of ``graph`` for one request (schema: perfmodel.workload.schema).
+                   optimizer: str = "adam") -> Workload:
+    """The Workload of ``graph`` for one request: its table (schema:
+    perfmodel.workload.schema) and the resolved Job it was built for.
 
     ``phase``: inference (one forward; for LLMs the same as prefill), prefill (seq prompt
     tokens), decode (one new token per sequence against a KV cache of seq tokens), or
     train (forward, backward and optimizer rows). ``dtype`` is the compute and activation
     dtype; ``weight_dtype`` and ``kv_dtype`` default to it. Training uses ``optimizer``
     (sgd, sgd_momentum, adam, adamw) with fp32 master weights.
+
+    >>> from perfmodel.graph import GraphBuilder
+    >>> b = GraphBuilder("mlp")
+    >>> _ = b.linear(b.input("x", (4,)), 2)
+    >>> wl = build_workload(b.build(), batch=3, dtype="bf16")
+    >>> wl.job.batch, float(wl.table["macs"].sum())     # 3 samples x 4 x 2 MACs
+    (3, 24.0)
     """
     batch = int(graph.meta.get("default_batch", 1)) if batch is None else batch
     seq = int(graph.meta.get("default_seq", 1)) if seq is None else seq
-    _check_request(graph, batch, seq, phase)
     act = lookup_dtype(dtype).name
-    wdt = lookup_dtype(weight_dtype or act).name
-    kvdt = lookup_dtype(kv_dtype or act).name
+    job = Job(phase=phase, batch=batch, seq=seq, dtype=act,
+              weight_dtype=lookup_dtype(weight_dtype or act).name,
+              kv_dtype=lookup_dtype(kv_dtype or act).name, optimizer=optimizer)
+    _check_request(graph, job)
+    wdt, kvdt = job.weights, job.kv
     widths = {"act": lookup_dtype(act).nbytes, "weight": lookup_dtype(wdt).nbytes,
               "kv": lookup_dtype(kvdt).nbytes, "index": 4.0}
     dims = phase_dims(phase, batch, seq)
@@ -103,24 +100,17 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
     rows = [_row(op, dims, widths, row_phase, memo, act, wdt) for op in ops]
     fusible = fusible_flags(graph, ops, [bool(r[7]) for r in rows])
     if phase == "train":
-        if optimizer not in OPTIMIZERS:
-            raise UnknownNameError(f"unknown optimizer {optimizer!r}",
-                                   did_you_mean(optimizer, OPTIMIZERS))
         rows += [_backward(op, r) for op, r in zip(ops, rows, strict=False)]
         rows += [_optimizer(op, r, widths, optimizer)
                  for op, r in zip(ops, rows, strict=False) if r[3]]
     df = _frame(rows, graph.name, act, fusible + [False] * (len(rows) - len(fusible)))
     df.loc[df["phase"] == "optimizer", "dtype"] = "fp32"  # master weights and moments
-    unsupported = sorted({r[0] for r in rows if not r[7]})
-    df.attrs.update(model=graph.name, batch=batch, seq=seq, phase=phase, dtype=act,
-                    act_dtype=act, weight_dtype=wdt, kv_dtype=kvdt, dims=dims,
-                    total_params=graph.params, unsupported=unsupported,
-                    is_llm=bool(graph.meta.get("is_llm", False)),
-                    optimizer=optimizer if phase == "train" else None)
+    unsupported = tuple(sorted({r[0] for r in rows if not r[7]}))
     if unsupported:
         log.warning("%d op(s) have no cost rule and are not priced: %s", len(unsupported),
                     ", ".join(unsupported[:5]))
-    return df
+    return Workload(df, graph.name, job, float(graph.params),
+                    bool(graph.meta.get("is_llm", False)), unsupported)
 
 
 Row = tuple[Any, ...]  # (name, kind, layer, params, phase, unit, OpCost, costed, OpMeta)
@@ -156,15 +146,16 @@ def fusible_flags(graph: ModelGraph, ops: list[Op] | tuple[Op, ...],
     True for a FUSIBLE_KINDS op one of whose inputs is the output of the op immediately
     before it, where that producer is a priced kernel (not a view) whose output no other
     op reads. Chains follow: conv -> batchnorm -> relu gives False, True, True. One pass
-    over ``graph.graph`` (networkx: producer -> consumer edges).
+    over ``graph.edges`` (producer -> consumer).
     """
-    g = graph.graph
+    edges = set(graph.edges)
+    readers = Counter(u for u, _ in edges)
     out = [False] * len(ops)
     for i in range(1, len(ops)):
         op, prev = ops[i], ops[i - 1]
         out[i] = (op.kind in FUSIBLE_KINDS and costed[i] and costed[i - 1]
-                  and prev.kind not in ZERO_COST_KINDS and g.has_edge(prev.name, op.name)
-                  and g.out_degree(prev.name) == 1)
+                  and prev.kind not in ZERO_COST_KINDS and (prev.name, op.name) in edges
+                  and readers[prev.name] == 1)
     return out
 
 

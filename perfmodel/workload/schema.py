@@ -39,16 +39,46 @@ fusible        True where an inference engine can run the op as the epilogue of 
 op reads its indices and codebook. The per-op attrs behind the last six columns are
 documented in perfmodel.workload.compressed.
 
-``df.attrs`` carries the request: model, batch, seq, phase, dtype, weight_dtype,
-act_dtype, kv_dtype, dims (the symbol values), total_params, is_llm, optimizer, and
-unsupported (op names with no cost rule).
+``build_workload`` returns the table inside a :class:`Workload` record that says what it was
+built for: the model, the :class:`~perfmodel.workload.job.Job` (phase, batch, seq, dtypes,
+optimizer, with defaults filled in), the model's parameters, whether it is a language
+model, and the ops with no cost rule.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from perfmodel.workload.job import PHASES, Job, phase_dims
+
+__all__ = ["COLUMNS", "PHASES", "ROW_PHASES", "Workload"]
 
 COLUMNS = ("model", "name", "kind", "layer", "phase", "unit", "dtype", "macs", "flops",
            "params", "weight_bytes", "input_bytes", "output_bytes", "bytes", "intensity",
            "costed", "weight_dtype", "sparsity", "sparse_pattern", "storage_bytes",
            "sparse_weight_bytes", "lookups", "fusible")
-PHASES = ("inference", "prefill", "decode", "train")
 ROW_PHASES = ("inference", "prefill", "decode", "forward", "backward", "optimizer")
 
-__all__ = ["COLUMNS", "PHASES", "ROW_PHASES"]
+
+@dataclass(frozen=True)
+class Workload:
+    """A Workload table (``table``, columns COLUMNS) and what it was built for.
+
+    ``job`` has every default resolved (``seq``, ``weight_dtype``, ``kv_dtype`` set;
+    canonical dtype names); ``total_params`` counts tied weights once; ``unsupported``
+    names the ops with no cost rule (their rows are reported, never priced as zero).
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    model: str
+    job: Job
+    total_params: float
+    is_llm: bool = False
+    unsupported: tuple[str, ...] = ()
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Values of the graph symbols B, S, T, L for this job (perfmodel.graph.op)."""
+        return phase_dims(self.job.phase, self.job.batch, self.job.seq or 1)

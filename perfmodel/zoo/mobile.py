@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.kinds import OpKind
@@ -30,7 +31,7 @@ TV_SE_NAMES = ("avgpool", "fc1", "activation", "fc2", "scale_activation")
 GHOST_SE_NAMES = ("avg_pool", "conv_reduce", "act1", "conv_expand", "gate")
 
 
-def _meta(family: str, source: str, size: int) -> dict[str, object]:
+def _meta(family: str, source: str, size: int) -> dict[str, Any]:
     return {"family": family, "source": source, "input": f"3x{size}x{size}",
             "default_batch": 1, "is_llm": False}
 

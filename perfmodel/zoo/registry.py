@@ -15,6 +15,7 @@ from typing import Any
 
 from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
 from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.shape import ModelShape
 
 __all__ = ["ZOO_MODULES", "models", "references", "load_model", "canonical_name"]
 
@@ -62,15 +63,28 @@ def canonical_name(name: str) -> str:
                            did_you_mean(key, table) + " (list them: perfmodel models)")
 
 
-def load_model(name_or_path: str | Path, **options: Any) -> ModelGraph:
-    """A zoo model by name, or a model file: a transformer config or layer-list YAML, or a
-    Hugging Face config.json. ``options`` go to the builder (e.g. num_classes)."""
-    key = str(name_or_path)
+def load_model(model: str | Path | ModelShape, **options: Any) -> ModelGraph:
+    """A zoo model by name, a model file (a transformer config or layer-list YAML, or a
+    Hugging Face config.json), or a transformer's shape record. ``options`` go to the
+    builder (e.g. num_classes; ``fused_attention`` for transformers; ``name`` and ``meta``
+    for a shape).
+
+    This is where names and files become graphs: the models below it (memory, parallel,
+    validate) take graphs, never names.
+
+    >>> load_model("resnet50").params
+    25557032
+    """
+    if isinstance(model, ModelShape):
+        from perfmodel.zoo.transformer import build_transformer
+        return build_transformer(model, **options)
+    key = str(model)
     path = Path(key)
     if key.endswith(".json"):
         from perfmodel.importers.hf_config import load_hf_config
         from perfmodel.zoo.transformer import build_transformer
-        return build_transformer(load_hf_config(path), **options)
+        shape, meta = load_hf_config(path)
+        return build_transformer(shape, meta["name"], meta=meta, **options)
     if key.endswith((".yaml", ".yml")):
         return _load_yaml_model(path, **options)
     builder = models()[canonical_name(key)]
@@ -88,8 +102,9 @@ def _load_yaml_model(path: Path, **options: Any) -> ModelGraph:
     if is_sequential(d):
         return build_sequential(d, str(path))
     if isinstance(d, Mapping) and "hidden_size" in d:
-        from perfmodel.zoo.transformer import build_transformer, load_transformer_config
-        return build_transformer(load_transformer_config(path), **options)
+        from perfmodel.zoo.transformer import build_transformer, read_transformer_config
+        shape, meta = read_transformer_config(d, where=str(path))
+        return build_transformer(shape, meta["name"], meta=meta, **options)
     raise SpecError(f"{path}: not a model file",
                     "give a layer list (input: + layers:) or a transformer config "
                     "(hidden_size:, num_hidden_layers:, ...); see workloads/README.md")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,179 +32,62 @@ from perfmodel.files import data_dir, read_yaml
 from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.shape import ModelShape, shape_problems
 
-__all__ = ["TransformerConfig", "build_transformer", "load_transformer_config", "workloads_dir",
-           "CONFIG_NAMES", "MODELS", "REFERENCE"]
+__all__ = ["build_transformer", "load_transformer_config", "read_transformer_config",
+           "workloads_dir", "CONFIG_NAMES", "MODELS", "REFERENCE", "META_FIELDS"]
 
-_REQUIRED = object()
-_CONTEXT_CAP = 4096  # default_seq: max_position_embeddings, capped to keep sweeps modest
-
-
-@dataclass(frozen=True)
-class _Field:
-    """How one config key is checked: its type (or allowed strings), default and minimum."""
-
-    kind: Any  # str, int, bool, or a tuple of allowed strings
-    default: Any = _REQUIRED
-    minimum: int = 1
+# A config file's own keys besides the shape (perfmodel.graph.shape.ModelShape): what it
+# is and where its numbers come from. name, family and source are required.
+META_FIELDS = ("name", "family", "source", "reference_params", "reference_params_source")
+_REQUIRED_META = ("name", "family", "source")
 
 
-_FIELDS: dict[str, _Field] = {
-    "name": _Field(str), "family": _Field(str),
-    "architecture": _Field(("decoder", "encoder")), "source": _Field(str),
-    "reference_params": _Field(int, None), "reference_params_source": _Field(str, None),
-    "vocab_size": _Field(int), "hidden_size": _Field(int), "intermediate_size": _Field(int),
-    "num_hidden_layers": _Field(int), "num_attention_heads": _Field(int),
-    "num_key_value_heads": _Field(int, None), "head_dim": _Field(int, None),
-    "max_position_embeddings": _Field(int),
-    "position_embedding": _Field(("rope", "learned", "none")),
-    "type_vocab_size": _Field(int, 0, minimum=0),
-    "norm": _Field(("layernorm", "rmsnorm")), "norm_position": _Field(("pre", "post")),
-    "activation": _Field(("gelu", "silu", "relu")), "mlp": _Field(("gated", "plain")),
-    "attention_bias": _Field(bool, False), "mlp_bias": _Field(bool, False),
-    "tie_word_embeddings": _Field(bool, False),
-    "num_local_experts": _Field(int, 0, minimum=0),
-    "num_experts_per_tok": _Field(int, 0, minimum=0),
-    "pooler": _Field(bool, False), "sliding_window": _Field(int, None),
-}
+def read_transformer_config(data: Any, *, where: str = "<dict>"
+                            ) -> tuple[ModelShape, dict[str, Any]]:
+    """A parsed config file as (shape, metadata); one SpecError lists every problem of both
+    (unknown keys with a did-you-mean, types, values, fields that disagree)."""
+    problems = shape_problems(data, ignore=META_FIELDS)
+    if isinstance(data, Mapping):
+        problems += [f"{k}: missing (required)" for k in _REQUIRED_META if k not in data]
+        problems += [f"{k}: must be a str, got {data[k]!r}" for k in
+                     (*_REQUIRED_META, "reference_params_source")
+                     if data.get(k) is not None and not isinstance(data[k], str)]
+        ref = data.get("reference_params")
+        if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int) or ref < 1):
+            problems.append(f"reference_params: must be an integer >= 1, got {ref!r}")
+        if ref is not None and not data.get("reference_params_source"):
+            problems.append("reference_params_source: missing (required with "
+                            "reference_params)")
+    raise_problems(where, problems, "see workloads/README.md for the config format",
+                   "transformer config")
+    meta = {k: data[k] for k in META_FIELDS if data.get(k) is not None}
+    return ModelShape.from_dict(data, where=where, ignore=META_FIELDS), meta
 
 
-@dataclass(frozen=True)
-class TransformerConfig:
-    """A validated transformer config (keys as in Hugging Face ``config.json``).
-
-    Build one with :meth:`from_dict` or :func:`load_transformer_config`, which check every
-    field and fill in ``num_key_value_heads`` (= heads) and ``head_dim`` (= hidden / heads).
-    ``sliding_window`` is recorded but not yet priced (attention counts full causal pairs).
-    """
-
-    name: str
-    family: str
-    architecture: str
-    source: str
-    vocab_size: int
-    hidden_size: int
-    intermediate_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    max_position_embeddings: int
-    position_embedding: str
-    norm: str
-    norm_position: str
-    activation: str
-    mlp: str
-    type_vocab_size: int = 0
-    attention_bias: bool = False
-    mlp_bias: bool = False
-    tie_word_embeddings: bool = False
-    num_local_experts: int = 0
-    num_experts_per_tok: int = 0
-    pooler: bool = False
-    sliding_window: int | None = None
-    reference_params: int | None = None
-    reference_params_source: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any, *, where: str = "<dict>") -> TransformerConfig:
-        """Check ``data`` (e.g. parsed YAML); raise one SpecError listing every problem."""
-        problems = _problems(data)
-        raise_problems(where, problems, "see workloads/README.md for the config format",
-                       "transformer config")
-        values = {k: data.get(k, f.default) for k, f in _FIELDS.items()}
-        heads = values["num_attention_heads"]
-        values["num_key_value_heads"] = values["num_key_value_heads"] or heads
-        values["head_dim"] = values["head_dim"] or values["hidden_size"] // heads
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict in the file format (keys in README order; unset optionals left out)."""
-        return {k: getattr(self, k) for k in _FIELDS if getattr(self, k) is not None}
-
-    @property
-    def is_moe(self) -> bool:
-        return self.num_local_experts > 0
-
-    @property
-    def default_seq(self) -> int:
-        return min(self.max_position_embeddings, _CONTEXT_CAP)
-
-
-def _problems(data: Any) -> list[str]:
-    """Every problem in a raw config, each prefixed with its key path."""
-    if not isinstance(data, Mapping):
-        return [f"<top>: expected a mapping of keys to values, got {type(data).__name__}"]
-    problems = [f"{k}: unknown key ({did_you_mean(str(k), _FIELDS)})"
-                for k in data if k not in _FIELDS]
-    for key, field in _FIELDS.items():
-        if key not in data:
-            if field.default is _REQUIRED:
-                problems.append(f"{key}: missing (required)")
-            continue
-        problem = _check_value(field, data[key])
-        if problem:
-            problems.append(f"{key}: {problem}")
-    if not problems:
-        problems += _cross_field_problems(data)
-    return problems
-
-
-def _check_value(field: _Field, value: Any) -> str | None:
-    if value is None and field.default is None:
-        return None
-    if isinstance(field.kind, tuple):
-        if value not in field.kind:
-            hint = did_you_mean(str(value), field.kind)
-            return f"{value!r} is not one of {', '.join(field.kind)} ({hint})"
-        return None
-    if field.kind is int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < field.minimum:
-            return f"must be an integer >= {field.minimum}, got {value!r}"
-        return None
-    if not isinstance(value, field.kind):
-        return f"must be a {field.kind.__name__}, got {value!r}"
-    return None
-
-
-def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
-    """Checks between fields: head counts divide, experts and their top-k agree."""
-    out = []
-    heads, hidden = data["num_attention_heads"], data["hidden_size"]
-    kv = data.get("num_key_value_heads") or heads
-    if heads % kv:
-        out.append(f"num_key_value_heads: {kv} does not divide num_attention_heads {heads}")
-    if not data.get("head_dim") and hidden % heads:
-        out.append(f"num_attention_heads: {heads} does not divide hidden_size {hidden} "
-                   "(give head_dim)")
-    experts, top_k = data.get("num_local_experts", 0), data.get("num_experts_per_tok", 0)
-    if experts and not 1 <= top_k <= experts:
-        out.append(f"num_experts_per_tok: must be 1..{experts} with {experts} experts, got {top_k}")
-    if top_k and not experts:
-        out.append("num_experts_per_tok: set without num_local_experts")
-    if data.get("reference_params") is not None and not data.get("reference_params_source"):
-        out.append("reference_params_source: missing (required with reference_params)")
-    return out
-
-
-def load_transformer_config(path: str | os.PathLike[str]) -> TransformerConfig:
-    """Read, check and freeze one YAML config; any problem raises SpecError naming the file."""
-    return TransformerConfig.from_dict(read_yaml(Path(path)), where=str(path))
+def load_transformer_config(path: str | os.PathLike[str]) -> tuple[ModelShape, dict[str, Any]]:
+    """Read, check and freeze one YAML config file: (shape, metadata); any problem raises
+    SpecError naming the file."""
+    return read_transformer_config(read_yaml(Path(path)), where=str(path))
 
 
 # --- graph ------------------------------------------------------------------------------
 
-def build_transformer(config: TransformerConfig, *, fused_attention: bool = True,
+def build_transformer(shape: ModelShape, name: str = "transformer", *,
+                      meta: Mapping[str, Any] | None = None, fused_attention: bool = True,
                       kv_cache: bool = True) -> ModelGraph:
-    """The model graph of ``config``, following the Hugging Face reference op by op.
+    """The model graph of ``shape``, following the Hugging Face reference op by op.
 
-    ``fused_attention`` uses one FlashAttention-style ``attention`` op per layer instead of
-    ``attn_score`` -> ``softmax`` -> ``attn_context``. ``kv_cache`` (decoders only) writes
-    new keys/values into the cache and attends over all ``T`` cached positions.
+    ``meta`` (family, source, ...) goes to ``ModelGraph.meta`` beside what the shape implies
+    (default batch and sequence, ``is_llm``); the shape itself is carried as
+    ``ModelGraph.shape``. ``fused_attention`` uses one FlashAttention-style ``attention`` op
+    per layer instead of ``attn_score`` -> ``softmax`` -> ``attn_context``. ``kv_cache``
+    (decoders only) writes new keys/values into the cache and attends over all ``T`` cached
+    positions.
     """
-    c = config
-    decoder = c.architecture == "decoder"
-    b = GraphBuilder(c.name, **_meta(c))
+    c = shape
+    decoder = c.is_decoder
+    b = GraphBuilder(name, shape=c, **_meta(c, meta or {}))
     with b.scope("embeddings"):
         x = _embeddings(b, c)
     for i in range(c.num_hidden_layers):
@@ -223,25 +105,22 @@ def build_transformer(config: TransformerConfig, *, fused_attention: bool = True
     return b.build()
 
 
-def _meta(c: TransformerConfig) -> dict[str, Any]:
+def _meta(c: ModelShape, given: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "family": c.family, "source": c.source, "input": f"{c.default_seq} tokens",
-        "default_batch": 1, "default_seq": c.default_seq, "is_llm": c.architecture == "decoder",
-        "architecture": c.architecture, "num_layers": c.num_hidden_layers,
-        "hidden_size": c.hidden_size, "num_heads": c.num_attention_heads,
-        "num_kv_heads": c.num_key_value_heads, "head_dim": c.head_dim,
-        "vocab_size": c.vocab_size, "num_experts": c.num_local_experts,
-        "experts_per_token": c.num_experts_per_tok, "config": c.to_dict(),
+        "family": given.get("family", ""), "source": given.get("source", ""),
+        "input": f"{c.default_seq} tokens", "default_batch": 1, "default_seq": c.default_seq,
+        "is_llm": c.is_decoder,
+        **{k: v for k, v in given.items() if k not in ("name", "family", "source")},
     }
 
 
-def _norm(b: GraphBuilder, c: TransformerConfig, x: Tensor, name: str) -> Tensor:
+def _norm(b: GraphBuilder, c: ModelShape, x: Tensor, name: str) -> Tensor:
     if c.norm == "rmsnorm":
         return b.rmsnorm(x, name=name)
     return b.layernorm(x, name=name)
 
 
-def _embeddings(b: GraphBuilder, c: TransformerConfig) -> Tensor:
+def _embeddings(b: GraphBuilder, c: ModelShape) -> Tensor:
     """Token (+ token-type) (+ learned position) embeddings, summed in one add.
 
     Positions are ``(S,)`` without a batch dim, as HF broadcasts ``position_ids``. Post-norm
@@ -261,7 +140,7 @@ def _embeddings(b: GraphBuilder, c: TransformerConfig) -> Tensor:
     return _norm(b, c, x, "layernorm") if c.norm_position == "post" else x
 
 
-def _layer(b: GraphBuilder, c: TransformerConfig, x: Tensor, *, causal: bool, cache: bool,
+def _layer(b: GraphBuilder, c: ModelShape, x: Tensor, *, causal: bool, cache: bool,
            fused: bool) -> Tensor:
     """One block: pre-norm (GPT-2, Llama) or post-norm (BERT) residual attention + MLP."""
     ffn = _moe if c.is_moe else _mlp
@@ -276,7 +155,7 @@ def _layer(b: GraphBuilder, c: TransformerConfig, x: Tensor, *, causal: bool, ca
     return _norm(b, c, b.add(x, h, name="mlp_residual"), "post_mlp_layernorm")
 
 
-def _attention(b: GraphBuilder, c: TransformerConfig, x: Tensor, causal: bool, cache: bool,
+def _attention(b: GraphBuilder, c: ModelShape, x: Tensor, causal: bool, cache: bool,
                fused: bool) -> Tensor:
     """q/k/v projections, heads view, rope, KV cache, attention, o_proj."""
     h, hkv, hd, bias = c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.attention_bias
@@ -315,7 +194,7 @@ def _cache(b: GraphBuilder, x: Tensor, which: str) -> Tensor:
                     name=f"self_attn.{which}_cache")
 
 
-def _mlp(b: GraphBuilder, c: TransformerConfig, x: Tensor) -> Tensor:
+def _mlp(b: GraphBuilder, c: ModelShape, x: Tensor) -> Tensor:
     """Gated (LlamaMLP: down(act(gate(x)) * up(x))) or plain (GPT-2/BERT: fc2(act(fc1(x))))."""
     ff, bias = c.intermediate_size, c.mlp_bias
     if c.mlp == "gated":
@@ -327,11 +206,12 @@ def _mlp(b: GraphBuilder, c: TransformerConfig, x: Tensor) -> Tensor:
     return b.linear(h, c.hidden_size, bias=bias, name="mlp.fc2")
 
 
-def _moe(b: GraphBuilder, c: TransformerConfig, x: Tensor) -> Tensor:
+def _moe(b: GraphBuilder, c: ModelShape, x: Tensor) -> Tensor:
     """MixtralSparseMoeBlock: router, top-k dispatch, expert SwiGLU (w1, w3, w2), combine.
 
     Each token's k routed copies form a (B, S, k, d) tensor, so expert linears do
-    tokens * k * in * out MACs, k/E of running every expert on every token.
+    tokens * k * in * out MACs, k/E of running every expert on every token. Shared experts
+    (``num_shared_experts``), where the shape has them, run on every token beside.
     """
     e, k, d, ff = c.num_local_experts, c.num_experts_per_tok, c.hidden_size, c.intermediate_size
     bias = c.mlp_bias
@@ -344,7 +224,20 @@ def _moe(b: GraphBuilder, c: TransformerConfig, x: Tensor) -> Tensor:
     h = b.mul(b.act(w1, c.activation, name=pre + "experts.act_fn"), w3, name=pre + "experts.mul")
     y = b.linear(h, d, bias=bias, experts=e, top_k=k, name=pre + "experts.w2")
     y = b.mul(y, weights, name=pre + "routing_weights")
-    return b.add_op(OpKind.ADD, [y], ("B", "S", d), name=pre + "combine")
+    y = b.add_op(OpKind.ADD, [y], ("B", "S", d), name=pre + "combine")
+    if not c.num_shared_experts:
+        return y
+    # Shared experts run on every token: one SwiGLU MLP of num_shared_experts x the expert
+    # width (DeepSeek-V2 modeling_deepseek.py, DeepseekV2MoE: shared_experts =
+    # DeepseekV2MLP(intermediate_size = moe_intermediate_size * n_shared_experts)),
+    # added to the routed output.
+    ffs = ff * c.num_shared_experts
+    gate = b.linear(x, ffs, bias=bias, name=pre + "shared_experts.gate_proj")
+    up = b.linear(x, ffs, bias=bias, name=pre + "shared_experts.up_proj")
+    h = b.mul(b.act(gate, c.activation, name=pre + "shared_experts.act_fn"), up,
+              name=pre + "shared_experts.mul")
+    shared = b.linear(h, d, bias=bias, name=pre + "shared_experts.down_proj")
+    return b.add(y, shared, name=pre + "shared_add")
 
 
 # --- registry ---------------------------------------------------------------------------
@@ -363,7 +256,7 @@ def workloads_dir() -> Path:
 
 
 @cache
-def _named_config(name: str) -> TransformerConfig:
+def _named_config(name: str) -> tuple[ModelShape, dict[str, Any]]:
     if name not in CONFIG_NAMES:
         raise UnknownNameError(f"unknown transformer config {name!r}",
                                did_you_mean(name, CONFIG_NAMES))
@@ -372,7 +265,8 @@ def _named_config(name: str) -> TransformerConfig:
 
 def _named_builder(name: str) -> Callable[..., ModelGraph]:
     def build(*, fused_attention: bool = True, kv_cache: bool = True) -> ModelGraph:
-        return build_transformer(_named_config(name), fused_attention=fused_attention,
+        shape, meta = _named_config(name)
+        return build_transformer(shape, meta["name"], meta=meta, fused_attention=fused_attention,
                                  kv_cache=kv_cache)
 
     build.__name__ = name.replace("-", "_")
@@ -386,8 +280,9 @@ class _References(Mapping[str, dict[str, Any]]):
     def __getitem__(self, name: str) -> dict[str, Any]:
         if name not in CONFIG_NAMES:
             raise KeyError(name)
-        c = _named_config(name)
-        return {"params": c.reference_params, "macs": None, "source": c.reference_params_source}
+        meta = _named_config(name)[1]
+        return {"params": meta.get("reference_params"), "macs": None,
+                "source": meta.get("reference_params_source")}
 
     def __iter__(self) -> Iterator[str]:
         return iter(CONFIG_NAMES)

@@ -16,8 +16,10 @@ from perfmodel.bench.measurement import check_measurements, read_measurements
 from perfmodel.bench.torch_e2e import hf_config_dict, require
 from perfmodel.cli.main import main
 from perfmodel.errors import PerfModelError, UnknownNameError
+from perfmodel.graph.shape import ModelShape
+from perfmodel.importers.hf_config import load_hf_config
 from perfmodel.zoo.registry import load_model
-from perfmodel.zoo.transformer import build_transformer, load_transformer_config
+from perfmodel.zoo.transformer import META_FIELDS, build_transformer, load_transformer_config
 
 # Two-layer transformers small enough to build and time on a CPU in well under a second.
 TINY = {
@@ -50,9 +52,14 @@ def _tiny_yaml(tmp_path, family):
 
 # --- no torch needed -------------------------------------------------------------------
 
+def _tiny_graph(tmp_path, family):
+    shape, meta = load_transformer_config(_tiny_yaml(tmp_path, family))
+    return build_transformer(shape, meta["name"], meta=meta)
+
+
 def test_hf_config_of_llama_2_7b_inverts_the_importer():
-    cfg = load_model("llama-2-7b").meta["config"]
-    hf = hf_config_dict(cfg)
+    graph = load_model("llama-2-7b")
+    hf = hf_config_dict(graph.shape, graph.meta["family"])
     # meta-llama/Llama-2-7b-hf config.json: 4096 hidden, 11008 FFN, 32 layers, 32 heads
     assert hf["model_type"] == "llama"
     assert (hf["hidden_size"], hf["intermediate_size"], hf["num_hidden_layers"],
@@ -63,19 +70,33 @@ def test_hf_config_of_llama_2_7b_inverts_the_importer():
 def test_hf_config_round_trips_through_load_hf_config(tmp_path):
     import json
 
-    from perfmodel.importers.hf_config import load_hf_config
     for name in ("llama-2-7b", "mistral-7b", "mixtral-8x7b", "gpt2", "bert-base"):
         graph = load_model(name)
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(
-            json.dumps(hf_config_dict(graph.meta["config"])))
-        back = build_transformer(load_hf_config(tmp_path / name))
+            json.dumps(hf_config_dict(graph.shape, graph.meta["family"])))
+        shape, meta = load_hf_config(tmp_path / name)
+        back = build_transformer(shape, meta["name"])
         assert back.params == graph.params, name
+        assert meta["name"] == name
+
+
+def test_hf_config_of_a_tiny_shape_round_trips(tmp_path):
+    # A shape that is no zoo model: the importer reads back the very same record.
+    import json
+
+    for family in sorted(TINY):
+        shape = ModelShape.from_dict(TINY[family], ignore=META_FIELDS)
+        folder = tmp_path / family
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(hf_config_dict(shape, family)))
+        assert load_hf_config(folder)[0] == shape, family
 
 
 def test_hf_config_unknown_family():
+    shape = load_model("llama-2-7b").shape
     with pytest.raises(UnknownNameError):
-        hf_config_dict({"family": "t5"})
+        hf_config_dict(shape, "t5")
 
 
 def test_missing_extra_is_one_error_with_install_hint():
@@ -114,8 +135,8 @@ def test_lenet5_same_network_and_timed():
     from perfmodel.bench.torch_e2e import build_torch_model, count_params, run_torch
     graph = load_model("lenet5")
     # 61,706 parameters (LeCun et al. 1998 as reimplemented; zoo REFERENCE)
-    assert count_params(build_torch_model("lenet5", graph.meta)) == graph.params == 61_706
-    df = _check_rows(run_torch([("lenet5", graph.meta)], repeats=3, device="cpu"), 1)
+    assert count_params(build_torch_model("lenet5", graph)) == graph.params == 61_706
+    df = _check_rows(run_torch([("lenet5", graph)], repeats=3, device="cpu"), 1)
     assert df["phase"][0] == "inference" and df["batch"][0] == 1 and df["dtype"][0] == "fp32"
 
 
@@ -134,7 +155,7 @@ def test_resnet18_same_network():
     from perfmodel.bench.torch_e2e import build_torch_model, count_params
     graph = load_model("resnet18")
     # torchvision ResNet18_Weights.IMAGENET1K_V1: 11,689,512 parameters
-    assert count_params(build_torch_model("resnet18", graph.meta)) == graph.params == 11_689_512
+    assert count_params(build_torch_model("resnet18", graph)) == graph.params == 11_689_512
 
 
 @pytest.mark.parametrize("family", sorted(TINY))
@@ -142,8 +163,8 @@ def test_tiny_transformer_same_network(tmp_path, family):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from perfmodel.bench.torch_e2e import build_torch_model, count_params
-    graph = build_transformer(load_transformer_config(_tiny_yaml(tmp_path, family)))
-    assert count_params(build_torch_model(graph.name, graph.meta)) == graph.params
+    graph = _tiny_graph(tmp_path, family)
+    assert count_params(build_torch_model(graph.name, graph)) == graph.params
 
 
 @pytest.mark.parametrize("name", ["bert-base", "gpt2", "llama-2-7b", "mistral-7b",
@@ -155,8 +176,8 @@ def test_zoo_transformer_same_network_on_meta_device(name):
     pytest.importorskip("transformers")
     from perfmodel.bench.torch_e2e import build_torch_model, count_params
     graph = load_model(name)
-    model = build_torch_model(name, graph.meta, device="meta")
-    assert count_params(model) == graph.params == graph.meta["config"]["reference_params"]
+    model = build_torch_model(name, graph, device="meta")
+    assert count_params(model) == graph.params == graph.meta["reference_params"]
 
 
 def test_tiny_llama_prefill_and_decode_rows(tmp_path):
@@ -164,7 +185,7 @@ def test_tiny_llama_prefill_and_decode_rows(tmp_path):
     pytest.importorskip("transformers")
     from perfmodel.bench.torch_e2e import run_torch
     path = str(_tiny_yaml(tmp_path, "llama"))
-    df = _check_rows(run_torch([(path, load_model(path).meta)], batch=2, seq=16, repeats=3,
+    df = _check_rows(run_torch([(path, load_model(path))], batch=2, seq=16, repeats=3,
                                device="cpu"), 2)
     assert list(df["phase"]) == ["prefill", "decode"]
     assert list(df["seq"]) == [16, 16] and list(df["batch"]) == [2, 2]
@@ -197,7 +218,7 @@ def test_cuda_rows_carry_driver_and_cuda_version():
     if not torch.cuda.is_available():
         pytest.skip("torch sees no CUDA device")
     from perfmodel.bench.torch_e2e import run_torch
-    df = _check_rows(run_torch([("lenet5", load_model("lenet5").meta)], repeats=5,
+    df = _check_rows(run_torch([("lenet5", load_model("lenet5"))], repeats=5,
                                device="cuda"), 1)
     assert df["cuda_version"][0] and df["driver_version"][0] and df["dtype"][0] == "fp16"
 
@@ -207,10 +228,10 @@ def test_decode_times_one_token_against_a_cache_of_seq(tmp_path):
     pytest.importorskip("transformers")
     from perfmodel.bench.torch_e2e import _cases, build_torch_model
     path = str(_tiny_yaml(tmp_path, "llama"))
-    meta = load_model(path).meta
+    graph = load_model(path)
     with torch.inference_mode():
-        model = build_torch_model(path, meta)
-        (_, _, _), (phase, decode, reset) = _cases(model, meta, 1, 12, "cpu", "fp32", torch)
+        model = build_torch_model(path, graph)
+        (_, _, _), (phase, decode, reset) = _cases(model, graph, 1, 12, "cpu", "fp32", torch)
         for _ in range(3):  # every timed step sees a KV cache of exactly seq = 12 tokens
             reset()
             out = decode()

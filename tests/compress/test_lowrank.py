@@ -23,7 +23,7 @@ def test_linear_m_by_n_becomes_m_by_r_plus_r_by_n():
     g = factorize_low_rank(_mlp(), 0.25)
     assert [op.weights[0].shape for op in g.ops if op.weights] == [(16, 64), (128, 16)]
     assert g.params == 128 * 16 + 16 * 64 == 3072
-    assert build_workload(g, batch=1)["macs"].sum() == 3072
+    assert build_workload(g, batch=1).table["macs"].sum() == 3072
     assert g.ops[-1].outputs[0].shape == _mlp().ops[-1].outputs[0].shape
 
 

@@ -16,7 +16,7 @@ from perfmodel.zoo.registry import load_model
 
 
 def _macs(g):
-    return build_workload(g, batch=1, dtype="fp16")["macs"].sum()
+    return build_workload(g, batch=1, dtype="fp16").table["macs"].sum()
 
 
 def _resnet50_conv_macs():

@@ -25,7 +25,7 @@ def _conv():
 
 
 def _size(g, dtype="fp32", **kw):
-    return build_workload(g, batch=1, dtype=dtype, **kw)["storage_bytes"].sum()
+    return build_workload(g, batch=1, dtype=dtype, **kw).table["storage_bytes"].sum()
 
 
 def test_fp32_to_int8_is_4x_smaller_weights():
@@ -35,7 +35,7 @@ def test_fp32_to_int8_is_4x_smaller_weights():
     q = quantize(g, "int8")
     assert _size(g) == 4640 * 4 and _size(q) == 4640
     assert _size(g) / _size(q) == 4
-    wl = build_workload(q, batch=1, dtype="fp32").set_index("name")
+    wl = build_workload(q, batch=1, dtype="fp32").table.set_index("name")
     assert wl.loc["conv2d", "weight_bytes"] == 4640 and wl.loc["conv2d", "dtype"] == "int8"
 
 
@@ -49,10 +49,10 @@ def test_resnet50_int8_keeps_batchnorm_in_the_model_dtype():
 
 def test_weights_only_keeps_activation_and_compute_dtypes():
     q = quantize(_conv(), "w4a16")
-    r = build_workload(q, batch=1, dtype="fp32").set_index("name").loc["conv2d"]
+    r = build_workload(q, batch=1, dtype="fp32").table.set_index("name").loc["conv2d"]
     assert (r["weight_dtype"], r["dtype"]) == ("int4", "fp16")
     assert r["weight_bytes"] == 4640 * 0.5 and r["input_bytes"] == 16 * 64 * 2
-    w8 = build_workload(quantize(_conv(), "w8"), batch=1, dtype="bf16").set_index("name")
+    w8 = build_workload(quantize(_conv(), "w8"), batch=1, dtype="bf16").table.set_index("name")
     assert (w8.loc["conv2d", "weight_dtype"], w8.loc["conv2d", "dtype"]) == ("int8", "bf16")
 
 
@@ -103,9 +103,9 @@ def test_sensitive_preset_keeps_ends_and_depthwise_wide():
 
 def test_kv_cache_quantization_halves_its_bytes():
     g = load_model("llama-2-7b")
-    base = build_workload(g, batch=1, seq=1024, phase="decode", dtype="fp16")
+    base = build_workload(g, batch=1, seq=1024, phase="decode", dtype="fp16").table
     kv8 = build_workload(quantize_kv(g, "int8"), batch=1, seq=1024, phase="decode",
-                         dtype="fp16")
+                         dtype="fp16").table
     attn = base["kind"] == "attention"
     # each layer reads K and V: 2 x 32 heads x 1024 x 128 at 2 B -> 1 B
     kv = 2 * 32 * 1024 * 128

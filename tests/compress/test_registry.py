@@ -19,7 +19,7 @@ from perfmodel.zoo.registry import load_model
 ])
 def test_documented_strategies_parse_and_apply(text):
     g = apply_strategy(load_model("resnet18"), text)
-    assert build_workload(g, batch=1)["macs"].sum() > 0
+    assert build_workload(g, batch=1).table["macs"].sum() > 0
 
 
 def test_every_registered_name_has_usage_and_summary():

@@ -23,8 +23,8 @@ def test_16_weights_in_4_clusters():
     # al., Deep Compression, Fig. 3): 16 x 2-bit indices + 4 x 32-bit centroids = 160 bits
     # instead of 16 x 32 = 512 bits: 3.2x smaller (0.3125 of the original).
     g = _sixteen_weights()
-    dense = build_workload(g, batch=1, dtype="fp32")["storage_bytes"].sum()
-    shared = build_workload(share_weights(g, 4), batch=1, dtype="fp32")
+    dense = build_workload(g, batch=1, dtype="fp32").table["storage_bytes"].sum()
+    shared = build_workload(share_weights(g, 4), batch=1, dtype="fp32").table
     assert dense == 64 and shared["storage_bytes"].sum() == 20
     assert dense / shared["storage_bytes"].sum() == 3.2
     assert shared["lookups"].sum() == 16

@@ -68,7 +68,7 @@ def test_ghost_module_ratio():
     assert g.params / s.params == pytest.approx(
         n * c * k * k / ((n / ratio) * c * k * k + (ratio - 1) * (n / ratio) * d * d))
     assert g.params / s.params == pytest.approx(ratio * c / (ratio + c - 1))
-    macs = [build_workload(x, batch=1)["macs"].sum() for x in (g, s)]
+    macs = [build_workload(x, batch=1).table["macs"].sum() for x in (g, s)]
     assert macs[0] / macs[1] == pytest.approx(32 / 17)
     assert _out(s) == _out(g)
 
@@ -91,7 +91,7 @@ def test_repvgg_deploy_form_has_same_outputs_and_fewer_ops():
                                                           for op in deploy.ops]
     assert _out(folded) == _out(train)
     assert folded.params == deploy.params == 8_309_384
-    assert build_workload(folded)["macs"].sum() == build_workload(deploy)["macs"].sum()
+    assert build_workload(folded).table["macs"].sum() == build_workload(deploy).table["macs"].sum()
     assert nx.is_isomorphic(folded.graph, deploy.graph)
 
 
@@ -101,4 +101,4 @@ def test_reparameterize_folds_batchnorm_into_conv_bias():
     g = reparameterize(load_model("resnet50"))
     assert not any(op.kind == "batchnorm" for op in g.ops)
     assert g.params == 25_557_032 - 26_560
-    assert build_workload(g)["macs"].sum() == 4_089_184_256
+    assert build_workload(g).table["macs"].sum() == 4_089_184_256

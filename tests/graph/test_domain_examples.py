@@ -72,7 +72,7 @@ def test_latency_law_through_roofline_predict():
     b = GraphBuilder("decode-step", default_batch=1)
     b.linear(b.input("x", (685, 10_000)), 10_000, bias=False)
     wl = build_workload(b.build(), batch=1, dtype="fp16")
-    assert wl["flops"].sum() == W_SEED
+    assert wl.table["flops"].sum() == W_SEED
     hand = {"value": 0, "source": "HAND"}
     device = device_from_dict(tiny_device_dict(
         compute={"tensor_TFLOPS": {"fp16": {**hand, "value": P_SEED / 1e12}}},
@@ -210,7 +210,7 @@ def test_flops_are_twice_macs():
     for op in g.ops:
         c = cost_of(op.resolve({"B": 2}), WIDTHS)
         assert c.flops == 2 * c.macs
-    wl = build_workload(g, batch=2)
+    wl = build_workload(g, batch=2).table
     assert wl["flops"].sum() == 2 * wl["macs"].sum() > 0
 
 
@@ -295,7 +295,7 @@ def test_backward_is_twice_forward_macs():
     b = GraphBuilder("net", default_batch=1)
     x = b.relu(b.conv2d(b.input("x", (3, 8, 8)), 4, 3, padding=1))
     b.linear(b.flatten(x), 10)
-    wl = build_workload(b.build(), batch=2, phase="train")
+    wl = build_workload(b.build(), batch=2, phase="train").table
     fwd = wl[wl["phase"] == "forward"].set_index("name")
     bwd = wl[wl["phase"] == "backward"].set_index("name")
     for name in ("conv2d", "linear"):
@@ -309,7 +309,7 @@ def test_bytes_moved_and_arithmetic_intensity():
     # write 8 el (16 B) = 120 B; 2*2*8*4 = 128 FLOP; intensity 128/120 FLOP/B.
     b = GraphBuilder("fc")
     b.linear(b.input("x", (8,)), 4)
-    row = build_workload(b.build(), batch=2, dtype="fp16").iloc[0]
+    row = build_workload(b.build(), batch=2, dtype="fp16").table.iloc[0]
     assert (row["input_bytes"], row["weight_bytes"], row["output_bytes"]) == (32, 72, 16)
     assert row["bytes"] == 120
     assert row["intensity"] == pytest.approx(128 / 120)

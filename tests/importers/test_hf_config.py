@@ -7,7 +7,6 @@ mistralai/Mixtral-8x7B-v0.1).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -21,22 +20,18 @@ DATA = Path(__file__).parent / "data"
 
 
 def _ours(name):
+    """(shape, metadata) of our bundled YAML config."""
     return load_transformer_config(workloads_dir() / f"{name}.yaml")
 
 
-def _same_architecture(imported, ours):
-    """Equal up to provenance (name, source, reference figures)."""
-    return dataclasses.replace(imported, name=ours.name, source=ours.source,
-                               reference_params=ours.reference_params,
-                               reference_params_source=ours.reference_params_source) == ours
-
-
 def test_llama_2_7b_import_equals_the_yaml_config():
-    imported = load_hf_config(DATA / "llama-2-7b" / "config.json")
-    ours = _ours("llama-2-7b")
-    assert imported.name == "llama-2-7b" and imported.family == "llama"
-    assert _same_architecture(imported, ours)
-    assert build_transformer(imported).params == 6_738_415_616
+    shape, meta = load_hf_config(DATA / "llama-2-7b" / "config.json")
+    ours, _ = _ours("llama-2-7b")
+    assert meta["name"] == "llama-2-7b" and meta["family"] == "llama"
+    assert "config.json" in meta["source"] and "LlamaForCausalLM" in meta["source"]
+    # The shape holds only the architecture, so provenance cannot make them differ.
+    assert shape == ours
+    assert build_transformer(shape, meta["name"], meta=meta).params == 6_738_415_616
 
 
 @pytest.mark.parametrize(("folder", "ours"), [
@@ -44,18 +39,30 @@ def test_llama_2_7b_import_equals_the_yaml_config():
 ])
 def test_import_matches_our_config(folder, ours):
     # A folder works as well as the file inside it.
-    imported = load_hf_config(DATA / folder)
-    assert _same_architecture(dataclasses.replace(imported, family=_ours(ours).family),
-                              _ours(ours))
-    assert build_transformer(imported).params == _ours(ours).reference_params
+    shape, meta = load_hf_config(DATA / folder)
+    our_shape, our_meta = _ours(ours)
+    assert shape == our_shape
+    assert meta["name"] == folder
+    assert build_transformer(shape, meta["name"]).params == our_meta["reference_params"]
 
 
 def test_gpt2_defaults_fill_what_config_json_leaves_out():
     # openai-community/gpt2 has no n_inner (-> 4 * n_embd) and no tie_word_embeddings
     # (GPT2Config's default: tied).
-    c = load_hf_config(DATA / "gpt2", name="my-gpt2")
-    assert c.name == "my-gpt2"
+    c, meta = load_hf_config(DATA / "gpt2", name="my-gpt2")
+    assert meta["name"] == "my-gpt2" and meta["family"] == "gpt2"
     assert c.intermediate_size == 4 * 768 and c.tie_word_embeddings is True
+
+
+def test_imported_shape_builds_through_load_model():
+    # load_model takes the imported ModelShape directly, with build_transformer's options.
+    from perfmodel.zoo.registry import load_model
+
+    shape, meta = load_hf_config(DATA / "llama-2-7b")
+    g = load_model(shape, name=meta["name"], meta=meta)
+    assert (g.name, g.shape, g.params) == ("llama-2-7b", shape, 6_738_415_616)
+    assert g.meta["family"] == "llama"
+    assert load_model(shape, fused_attention=False).attention_kernels == "unfused"
 
 
 def _write(tmp_path, **raw):

@@ -17,7 +17,7 @@ def _fc(in_f=10, out_f=10, bias=False):
 
 
 def _row(g, **kw):
-    return build_workload(g, batch=1, **kw).set_index("name").loc["linear"]
+    return build_workload(g, batch=1, **kw).table.set_index("name").loc["linear"]
 
 
 def test_dense_op_storage_is_params_times_width():
@@ -30,7 +30,7 @@ def test_dense_op_storage_is_params_times_width():
 def test_per_op_weight_and_act_dtypes_override_the_workload():
     g = with_attrs(_fc(), {"linear": {"weight_dtype": "int4", "act_dtype": "int8",
                                       "compute_dtype": "int8"}}, "q")
-    wl = build_workload(g, batch=1, dtype="fp16").set_index("name")
+    wl = build_workload(g, batch=1, dtype="fp16").table.set_index("name")
     lin, relu = wl.loc["linear"], wl.loc["relu"]
     assert lin["weight_bytes"] == 100 * 0.5           # int4 weights
     assert lin["input_bytes"] == lin["output_bytes"] == 10 * 1   # int8 activations
@@ -77,7 +77,7 @@ def test_codebook_indices_are_read_and_looked_up():
 
 def test_training_rows_store_nothing_and_run_dense():
     g = with_attrs(_fc(), {"linear": {"sparse_pattern": "2:4"}}, "24")
-    wl = build_workload(g, batch=1, dtype="fp16", phase="train")
+    wl = build_workload(g, batch=1, dtype="fp16", phase="train").table
     assert wl[wl["phase"] != "forward"]["storage_bytes"].sum() == 0
     assert set(wl[wl["phase"] == "backward"]["sparse_pattern"]) == {""}
     assert wl[wl["phase"] == "optimizer"]["dtype"].unique().tolist() == ["fp32"]

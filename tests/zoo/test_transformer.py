@@ -10,14 +10,16 @@ import yaml
 
 from perfmodel.errors import SpecError, UnknownNameError
 from perfmodel.graph.costs import cost_of
+from perfmodel.graph.shape import ModelShape
 from perfmodel.zoo import transformer
 from perfmodel.zoo.transformer import (
     CONFIG_NAMES,
+    META_FIELDS,
     MODELS,
     REFERENCE,
-    TransformerConfig,
     build_transformer,
     load_transformer_config,
+    read_transformer_config,
     workloads_dir,
 )
 
@@ -26,8 +28,13 @@ DECODE = {"B": 1, "S": 1, "T": 4096, "L": 1}
 PREFILL = {"B": 1, "S": 4096, "T": 4096, "L": 1}
 
 
-def _config(name: str) -> TransformerConfig:
-    return load_transformer_config(workloads_dir() / f"{name}.yaml")
+def _config(name: str) -> ModelShape:
+    return load_transformer_config(workloads_dir() / f"{name}.yaml")[0]
+
+
+def _file(name: str) -> dict:
+    """A bundled config file as parsed YAML: the shape keys plus name, family, source."""
+    return yaml.safe_load((workloads_dir() / f"{name}.yaml").read_text())
 
 
 def _macs(graph, dims, layer=None, kinds=None) -> float:
@@ -173,6 +180,34 @@ def test_moe_expert_macs_are_top_k_over_e_of_dense():
     assert [w.shape for w in g.op("layers.0.block_sparse_moe.gate").weights] == [(8, 4096)]
 
 
+TINY_MOE = {"architecture": "decoder", "vocab_size": 100, "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "max_position_embeddings": 256, "position_embedding": "rope", "norm": "rmsnorm",
+            "norm_position": "pre", "activation": "silu", "mlp": "gated",
+            "num_local_experts": 4, "num_experts_per_tok": 2}
+
+
+def test_shared_expert_adds_one_gated_mlp_per_layer():
+    # num_shared_experts=1 adds one SwiGLU MLP of intermediate_size beside the routed
+    # experts (DeepSeekMoE): gate and up 64 -> 128, down 128 -> 64, no bias
+    # = 3 * 64 * 128 = 24,576 parameters per layer, 2 layers -> 49,152 more.
+    routed = build_transformer(ModelShape.from_dict(TINY_MOE), "moe")
+    shared = build_transformer(ModelShape.from_dict(TINY_MOE | {"num_shared_experts": 1}),
+                               "moe-shared")
+    assert shared.params - routed.params == 2 * 3 * 64 * 128 == 49_152
+    assert shared.stage_params.layer - routed.stage_params.layer == 3 * 64 * 128
+    pre = "layers.0.block_sparse_moe.shared_experts."
+    assert [w.shape for w in shared.op(pre + "gate_proj").weights] == [(128, 64)]
+    assert [w.shape for w in shared.op(pre + "down_proj").weights] == [(64, 128)]
+    # Every token runs it (not k routed copies): prefill of 10 tokens through gate, up and
+    # down = 10 * 3 * 64 * 128 = 245,760 MACs.
+    dims = {"B": 1, "S": 10, "T": 10, "L": 1}
+    assert shared.op(pre + "gate_proj").inputs[0].shape == ("B", "S", 64)
+    assert _macs(shared, dims, "layers.0", {"linear"}) - _macs(
+        routed, dims, "layers.0", {"linear"}) == 10 * 3 * 64 * 128 == 245_760
+    assert not any("shared_experts" in op.name for op in routed.ops)
+
+
 def test_bert_is_a_non_causal_post_norm_encoder_with_pooler():
     g = MODELS["bert-base"]()
     attn = g.op("layers.0.self_attn.attention")
@@ -192,9 +227,11 @@ def test_meta_describes_the_model():
     g = MODELS["llama-3-8b"]()
     assert g.meta["is_llm"] is True
     assert g.meta["default_seq"] == 4096  # max_position_embeddings 8192, capped at 4096
-    assert (g.meta["num_layers"], g.meta["num_heads"], g.meta["num_kv_heads"],
-            g.meta["head_dim"], g.meta["hidden_size"]) == (32, 32, 8, 128, 4096)
-    assert g.meta["config"]["vocab_size"] == 128256
+    s = g.shape
+    assert (s.num_hidden_layers, s.num_attention_heads, s.num_key_value_heads,
+            s.head_dim, s.hidden_size) == (32, 32, 8, 128, 4096)
+    assert g.shape.to_dict()["vocab_size"] == 128256
+    assert g.name == "llama-3-8b"
     assert g.meta["default_batch"] == 1 and g.meta["family"] == "llama"
     assert MODELS["gpt2"]().meta["default_seq"] == 1024
 
@@ -209,26 +246,41 @@ def test_no_kv_cache_attends_over_new_tokens_only():
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 def test_config_round_trips(name):
-    c = _config(name)
-    assert TransformerConfig.from_dict(c.to_dict()) == c
+    # A file is shape + metadata: writing both back gives the same pair, and the shape
+    # alone round-trips through ModelShape.
+    c, meta = load_transformer_config(workloads_dir() / f"{name}.yaml")
+    assert ModelShape.from_dict(c.to_dict()) == c
+    assert read_transformer_config(c.to_dict() | meta) == (c, meta)
+    assert meta["name"] == name
+
+
+def test_file_metadata_is_split_from_the_shape():
+    c, meta = read_transformer_config(_file("llama-2-7b"), where="llama-2-7b.yaml")
+    assert set(meta) <= set(META_FIELDS) and {"name", "family", "source"} <= set(meta)
+    assert meta["reference_params"] == 6_738_415_616
+    assert not set(META_FIELDS) & set(c.to_dict())
+    # ModelShape alone skips the metadata keys only when told to.
+    assert ModelShape.from_dict(_file("llama-2-7b"), ignore=META_FIELDS) == c
+    with pytest.raises(SpecError, match="name: unknown key"):
+        ModelShape.from_dict(_file("llama-2-7b"))
 
 
 def test_defaults_fill_kv_heads_and_head_dim():
     d = _config("gpt2").to_dict()
     d.pop("num_key_value_heads")
     d.pop("head_dim")
-    c = TransformerConfig.from_dict(d)
+    c = ModelShape.from_dict(d)
     assert (c.num_key_value_heads, c.head_dim) == (12, 64)
 
 
 def test_validation_lists_every_problem_at_once():
-    d = _config("llama-2-7b").to_dict()
+    d = _file("llama-2-7b")
     d["num_layers"] = 32          # unknown key, close to num_hidden_layers
     d["norm"] = "rms"             # not a choice
     d["hidden_size"] = -1         # not positive
     del d["mlp"]                  # required
     with pytest.raises(SpecError) as err:
-        TransformerConfig.from_dict(d, where="bad.yaml")
+        read_transformer_config(d, where="bad.yaml")
     msg = str(err.value)
     assert "bad.yaml" in msg and "4 problem(s)" in msg
     assert "num_layers: unknown key" in msg and "num_hidden_layers" in msg
@@ -237,11 +289,27 @@ def test_validation_lists_every_problem_at_once():
     assert "mlp: missing (required)" in msg
 
 
+def test_validation_lists_shape_and_metadata_problems_together():
+    # One SpecError for both halves of a file: a missing name (metadata), a reference
+    # count without its source (metadata) and a bad head count (shape value).
+    d = _file("gpt2")
+    del d["name"]
+    del d["reference_params_source"]
+    d["num_attention_heads"] = 0
+    with pytest.raises(SpecError) as err:
+        read_transformer_config(d, where="gpt2.yaml")
+    msg = str(err.value)
+    assert "3 problem(s)" in msg
+    assert "name: missing (required)" in msg
+    assert "reference_params_source: missing (required with reference_params)" in msg
+    assert "num_attention_heads: must be an integer >= 1, got 0" in msg
+
+
 def test_validation_checks_fields_against_each_other():
     d = _config("mixtral-8x7b").to_dict()
     d.update(num_key_value_heads=5, num_experts_per_tok=9)
     with pytest.raises(SpecError) as err:
-        TransformerConfig.from_dict(d)
+        ModelShape.from_dict(d)
     assert "does not divide num_attention_heads 32" in str(err.value)
     assert "num_experts_per_tok: must be 1..8" in str(err.value)
 
@@ -249,9 +317,11 @@ def test_validation_checks_fields_against_each_other():
 def test_validation_rejects_booleans_as_integers_and_non_mappings():
     d = _config("gpt2").to_dict() | {"num_hidden_layers": True}
     with pytest.raises(SpecError, match="num_hidden_layers: must be an integer"):
-        TransformerConfig.from_dict(d)
+        ModelShape.from_dict(d)
     with pytest.raises(SpecError, match="expected a mapping"):
-        TransformerConfig.from_dict(["not", "a", "mapping"])
+        ModelShape.from_dict(["not", "a", "mapping"])
+    with pytest.raises(SpecError, match="expected a mapping"):
+        read_transformer_config(["not", "a", "mapping"])
 
 
 def test_load_names_the_file_on_errors(tmp_path):
@@ -270,7 +340,9 @@ def test_load_names_the_file_on_errors(tmp_path):
 def test_build_from_an_edited_config():
     # A 2-layer Llama-2-7B: 2 * 202,383,360 + 2 * 32000 * 4096 + 4096 (see above).
     c = dataclasses.replace(_config("llama-2-7b"), num_hidden_layers=2)
-    assert build_transformer(c).params == 2 * 202_383_360 + 2 * 32000 * 4096 + 4096
+    g = build_transformer(c, "llama-2-7b-2l")
+    assert g.params == 2 * 202_383_360 + 2 * 32000 * 4096 + 4096
+    assert g.name == "llama-2-7b-2l" and g.shape == c
 
 
 def test_unknown_reference_name():
@@ -286,6 +358,8 @@ def test_readme_example_config_builds():
     # plus embed and head 2 * 1000*64 and the final norm 64.
     readme = (workloads_dir() / "README.md").read_text()
     example = readme.split("```yaml\n")[1].split("```")[0]
-    c = TransformerConfig.from_dict(yaml.safe_load(example))
+    c, meta = read_transformer_config(yaml.safe_load(example))
     per_layer = 2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 256 + 2 * 64
-    assert build_transformer(c).params == 2 * per_layer + 2 * 1000 * 64 + 64
+    g = build_transformer(c, meta["name"], meta=meta)
+    assert g.params == 2 * per_layer + 2 * 1000 * 64 + 64
+    assert (g.name, g.meta["family"]) == ("tiny-llama", "llama")

@@ -1,0 +1,122 @@
+"""Job: what a model is asked to run — phase, batch, sequence length, dtypes, optimizer.
+
+A run is three separate inputs (STYLE.md, after Calculon): what (a model and a Job), how (a
+:class:`~perfmodel.workload.plan.ParallelPlan`) and where (a device or a system). The Job is
+the "what": the same record describes one forward pass priced by the roofline, a decode step
+whose memory is checked, and a training step split over a thousand devices.
+
+``batch`` is the batch of the whole run: sequences (or samples) per step over all devices —
+a training step's global batch, or the sequences served together at inference. A plan
+splits it (``ParallelPlan.micro_batch``, ``micro_batches``). ``seq`` is the tokens per
+sequence (the KV-cache length for decode); None means the model's default.
+
+>>> Job(phase="decode", batch=8, seq=4096, kv_dtype="fp8").kv_dtype
+'fp8'
+>>> Job(phase="serve")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+perfmodel.errors.UnknownNameError: unknown phase 'serve' (hint: choose one of: decode, ...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from perfmodel.errors import ShapeError, UnknownNameError, did_you_mean
+from perfmodel.units import dtype as lookup_dtype
+from perfmodel.workload.training import OPTIMIZERS
+
+__all__ = ["Job", "PHASES", "PRECISIONS", "check_positive", "phase_dims"]
+
+PHASES = ("inference", "prefill", "decode", "train")
+
+# Training precision: mixed (16-bit weights and gradients, fp32 master weights and optimizer
+# states; Micikevicius et al. 2018), fp32, or half (everything in the 16-bit dtype).
+PRECISIONS = ("mixed", "fp32", "half")
+
+
+def phase_dims(phase: str, batch: int, seq: int) -> dict[str, int]:
+    """Values of the graph symbols for a phase (perfmodel.graph.op): B batch, S new tokens,
+    T attended context (the KV-cache length), L tokens that need logits."""
+    if phase == "decode":
+        return {"B": batch, "S": 1, "T": seq, "L": 1}
+    if phase == "train":
+        return {"B": batch, "S": seq, "T": seq, "L": seq}
+    return {"B": batch, "S": seq, "T": seq, "L": 1}
+
+
+def check_positive(name: str, value: Any, error: type[Exception] = ShapeError,
+                   flag: str = "") -> None:
+    """One clear error for a size that is not a positive integer (bools are not sizes);
+    the hint names the command-line ``flag`` (default: the name with dashes)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise error(f"{name} must be a positive integer, got {value!r}",
+                    f"pass {flag or '--' + name.replace('_', '-')} 1 or more")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """What is run: ``phase`` (inference | prefill | decode | train), ``batch`` (sequences
+    or samples per step over all devices), ``seq`` (tokens per sequence; decode: the KV
+    length; None: the model's default), ``dtype`` (compute and activations),
+    ``weight_dtype`` / ``kv_dtype`` (default: ``dtype``), and for training ``optimizer``
+    and ``precision``. Checked when made: a bad value raises one error with its fix."""
+
+    phase: str = "inference"
+    batch: int = 1
+    seq: int | None = None
+    dtype: str = "fp16"
+    weight_dtype: str | None = None
+    kv_dtype: str | None = None
+    optimizer: str = "adam"
+    precision: str = "mixed"
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("phase", self.phase, PHASES),
+                                     ("optimizer", self.optimizer, tuple(OPTIMIZERS)),
+                                     ("precision", self.precision, PRECISIONS)):
+            if value not in choices:
+                raise UnknownNameError(f"unknown {name} {value!r}",
+                                       did_you_mean(str(value), choices))
+        check_positive("batch", self.batch)
+        if self.seq is not None:
+            check_positive("seq", self.seq)
+        for name in ("dtype", "weight_dtype", "kv_dtype"):
+            if getattr(self, name) is not None:
+                lookup_dtype(getattr(self, name))  # UnknownNameError with a hint
+
+    @property
+    def train(self) -> bool:
+        return self.phase == "train"
+
+    @property
+    def weights(self) -> str:
+        """The dtype weights are stored in (``weight_dtype``, else ``dtype``)."""
+        return self.weight_dtype or self.dtype
+
+    @property
+    def kv(self) -> str:
+        """The dtype of the KV cache (``kv_dtype``, else ``dtype``)."""
+        return self.kv_dtype or self.dtype
+
+    def with_seq(self, default: int) -> Job:
+        """This job with ``seq`` set (the model's default where it is None)."""
+        return self if self.seq is not None else replace(self, seq=default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Job:
+        if not isinstance(d, dict):
+            raise ShapeError(f"a job is a mapping of fields, got {type(d).__name__}",
+                             "pass a dict like Job().to_dict()")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UnknownNameError(f"unknown job field(s) {unknown}",
+                                   did_you_mean(unknown[0], names))
+        return cls(**d)

@@ -1,0 +1,215 @@
+"""ParallelPlan: how a run is split over devices — the one plan record (the "how").
+
+The memory model, the training-step model and (next) inference and serving read this record;
+nothing else describes a parallel split. Sizes, Megatron-LM / DeepSpeed / FSDP vocabulary:
+
+* ``data_parallel`` d, ``tensor_parallel`` t, ``pipeline_parallel`` p and
+  ``context_parallel`` c multiply to the devices: d x t x p x c. ``expert_parallel`` e
+  spreads a mixture-of-experts layer's experts over e devices carved out of the data- and
+  context-parallel ranks (Megatron-Core ``parallel_state.initialize_model_parallel``: the
+  world size must be a multiple of expert-tensor x expert x pipeline sizes, the expert
+  tensor size defaulting to t, so e must divide d x c), and must divide the routed experts.
+* ``sequence_parallel``: layer norms and dropouts split along the sequence over the t ranks
+  (Korthikanti et al. 2023); needs t > 1.
+* ``zero_stage``: 0 none, 1 optimizer states, 2 + gradients, 3 + weights (= FSDP full
+  sharding; Rajbhandari et al. 2020). ``recompute``: RECOMPUTE.
+* The batch is the Job's (``Job.batch``: sequences per step over all devices). Each data-
+  parallel replica takes batch / d in micro-batches of ``micro_batch`` (None: one micro-
+  batch of batch / d), so a pipeline runs m = batch / (d x micro_batch) per step
+  (``micro_batches``). ``schedule`` and ``virtual_stages`` (model chunks per device, the
+  interleaved schedule only) order them.
+* Training-framework choices that change cost: ``overlap_grad_reduce`` (bucketed data-
+  parallel reduction under the backward), ``attention_dropout`` (a dropout kernel on the
+  attention probabilities, priced with unfused attention kernels) and ``reduce_dtype``
+  (width of the gradient reduction; None: the training dtype). Which attention kernels run
+  is the model's, not the plan's: a graph built with fused attention (the zoo's default,
+  ``ModelGraph.attention_kernels == "flash"``) or without (``load_model(name,
+  fused_attention=False)``: Megatron-LM 2022's baddbmm / softmax / bmm over all s^2
+  scores).
+
+Intrinsic rules are checked when a plan is made; rules that need the model, the batch or the
+system are checked by :func:`check_plan`, once, by every model that takes a plan.
+
+>>> plan = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16,
+...                     micro_batch=1, schedule="interleaved", virtual_stages=2)
+>>> plan.devices, plan.micro_batches(1536)
+(1024, 192)
+>>> ParallelPlan(tensor_parallel=1, sequence_parallel=True)
+Traceback (most recent call last):
+...
+perfmodel.errors.PlanError: sequence parallelism splits along the tensor-parallel group \
+(hint: use --tp 2 or more, or drop --sequence-parallel)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
+from perfmodel.graph.shape import ModelShape
+from perfmodel.units import dtype as lookup_dtype
+from perfmodel.workload.job import check_positive
+
+__all__ = ["ParallelPlan", "check_plan", "plan_for_devices", "SCHEDULES", "RECOMPUTE",
+           "ZERO_STAGES", "SELECTIVE_LAYER_EVERY"]
+
+SCHEDULES = ("1f1b", "gpipe", "interleaved")
+# none; selective and full (Korthikanti et al. 2023); torchtitan's selective_op (op-level
+# SAC) and selective_layer (every n-th block fully checkpointed)
+RECOMPUTE = ("none", "selective", "full", "selective_op", "selective_layer")
+# torchtitan's "selective layer" AC checkpoints every n-th transformer block; n is its
+# --activation_checkpoint.selective_ac_option, default "2" (torchtitan/config_manager.py,
+# "2 = checkpoint every other layer"; parallelisms/parallelize_llama.py, apply_ac).
+SELECTIVE_LAYER_EVERY = 2
+ZERO_STAGES = (0, 1, 2, 3)
+# size field -> the command-line flag that sets it (hints name what a user types)
+_SIZES = {"data_parallel": "--dp", "tensor_parallel": "--tp", "pipeline_parallel": "--pp",
+          "expert_parallel": "--ep", "context_parallel": "--cp", "virtual_stages": "--virtual"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParallelPlan:
+    """How a run is split over devices (see the module docstring for every field)."""
+
+    data_parallel: int = 1
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    expert_parallel: int = 1
+    context_parallel: int = 1
+    sequence_parallel: bool = False
+    zero_stage: int = 0
+    recompute: str = "none"
+    micro_batch: int | None = None
+    virtual_stages: int = 1
+    schedule: str = "1f1b"
+    overlap_grad_reduce: bool = True
+    attention_dropout: bool = False
+    reduce_dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, flag in _SIZES.items():
+            check_positive(name, getattr(self, name), PlanError, flag)
+        if self.micro_batch is not None:
+            check_positive("micro_batch", self.micro_batch, PlanError, "--micro-batch")
+        for name, value, choices in (("schedule", self.schedule, SCHEDULES),
+                                     ("recompute", self.recompute, RECOMPUTE)):
+            if value not in choices:
+                raise UnknownNameError(f"unknown {name} {value!r}",
+                                       did_you_mean(str(value), choices))
+        if self.zero_stage not in ZERO_STAGES or isinstance(self.zero_stage, bool):
+            raise PlanError(f"ZeRO stage must be 0, 1, 2 or 3, got {self.zero_stage!r}",
+                            "use --zero 0..3 (3 = FSDP full sharding)")
+        if self.reduce_dtype is not None:
+            lookup_dtype(self.reduce_dtype)  # UnknownNameError with a hint
+        if self.sequence_parallel and self.tensor_parallel == 1:
+            raise PlanError("sequence parallelism splits along the tensor-parallel group",
+                            "use --tp 2 or more, or drop --sequence-parallel")
+        if self.schedule != "interleaved" and self.virtual_stages != 1:
+            raise PlanError(f"--virtual {self.virtual_stages} applies to the interleaved "
+                            "schedule only", "use --schedule interleaved or --virtual 1")
+        if self.expert_parallel > 1 and (self.data_parallel * self.context_parallel) \
+                % self.expert_parallel:
+            raise PlanError(
+                f"expert parallel size {self.expert_parallel} does not divide data x context "
+                f"parallel = {self.data_parallel} x {self.context_parallel} (expert ranks "
+                "are carved out of them, as in Megatron-Core)",
+                "choose --ep dividing dp x cp")
+
+    @property
+    def devices(self) -> int:
+        """Devices in the run: data x tensor x pipeline x context parallel."""
+        return (self.data_parallel * self.tensor_parallel * self.pipeline_parallel
+                * self.context_parallel)
+
+    @property
+    def fsdp(self) -> bool:
+        """ZeRO stage 3: weights, gradients and optimizer states sharded (FSDP full shard)."""
+        return self.zero_stage == 3
+
+    def micro_batch_of(self, batch: int) -> int:
+        """Sequences per micro-batch for a run of ``batch`` sequences per step."""
+        return self.micro_batch or max(batch // self.data_parallel, 1)
+
+    def micro_batches(self, batch: int) -> int:
+        """m: micro-batches per pipeline and step for a run of ``batch`` sequences."""
+        return batch // (self.data_parallel * self.micro_batch_of(batch))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ParallelPlan:
+        if not isinstance(d, dict):
+            raise PlanError(f"a plan is a mapping of fields, got {type(d).__name__}",
+                            "pass a dict like ParallelPlan().to_dict()")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UnknownNameError(f"unknown plan field(s) {unknown}",
+                                   did_you_mean(unknown[0], names))
+        return cls(**d)
+
+
+def plan_for_devices(devices: int, **sizes: Any) -> ParallelPlan:
+    """A plan on ``devices`` devices: ``data_parallel`` defaults to what the other sizes
+    leave (devices / (t p c)); their product must be the device count."""
+    check_positive("gpus", devices, PlanError)
+    rest = {k: v for k, v in sizes.items() if v is not None}
+    probe = ParallelPlan(**{**rest, "data_parallel": 1, "expert_parallel": 1})
+    dp = rest.pop("data_parallel", None) or devices // probe.devices
+    if dp <= 0 or dp * probe.devices != devices:
+        raise PlanError(f"dp x tp x pp x cp = {dp} x {probe.tensor_parallel} x "
+                        f"{probe.pipeline_parallel} x {probe.context_parallel} is not "
+                        f"--gpus {devices}", "choose sizes whose product is the device count")
+    return ParallelPlan(data_parallel=dp, **rest)
+
+
+def check_plan(plan: ParallelPlan, *, batch: int | None = None,
+               shape: ModelShape | None = None, name: str = "the model",
+               devices_per_node: int | None = None) -> None:
+    """The rules that need more than the plan, each one clear PlanError with its fix:
+    the batch splits into whole micro-batches (and into whole pipeline rounds for the
+    interleaved schedule); the model's heads, layers and experts split as asked; tensor
+    parallelism tiles the nodes of the system."""
+    if batch is not None:
+        _check_batch(plan, batch)
+    if shape is not None:
+        _check_shape(plan, shape, name)
+    k = devices_per_node
+    if k and plan.tensor_parallel > k and plan.tensor_parallel % k:
+        raise PlanError(f"tensor parallel size {plan.tensor_parallel} spans nodes of {k} "
+                        "devices unevenly", f"use --tp dividing {k} or a multiple of it")
+
+
+def _check_batch(plan: ParallelPlan, batch: int) -> None:
+    d, mb = plan.data_parallel, plan.micro_batch_of(batch)
+    if batch % (d * mb):
+        raise PlanError(f"global batch {batch} is not a multiple of data-parallel x "
+                        f"micro-batch = {d} x {mb}", "choose global batch = dp x micro-batch "
+                                                     "x m")
+    m, p = plan.micro_batches(batch), plan.pipeline_parallel
+    if plan.schedule == "interleaved" and m % p:
+        raise PlanError(f"interleaved 1F1B needs micro-batches ({m}) to be a multiple of the "
+                        f"stages ({p})", "Megatron-LM requires m % p == 0")
+
+
+def _check_shape(plan: ParallelPlan, s: ModelShape, name: str) -> None:
+    t, p, v = plan.tensor_parallel, plan.pipeline_parallel, plan.virtual_stages
+    heads, kv = s.num_attention_heads, s.num_key_value_heads
+    if heads % t or kv % min(t, kv):
+        raise PlanError(f"tensor parallel size {t} does not divide {name}'s {heads} "
+                        f"attention heads ({kv} KV heads)", "choose --tp dividing the head "
+                                                            "count")
+    layers = s.num_hidden_layers
+    if p * v > layers:
+        raise PlanError(f"{p} stages x {v} chunks exceed {name}'s {layers} layers",
+                        f"use --pp {layers // v} or less, or fewer --virtual chunks")
+    if v > 1 and layers % (p * v):
+        raise PlanError(f"{layers} layers do not split into {p} stages x {v} chunks",
+                        "choose pp x virtual dividing the layer count")
+    e = plan.expert_parallel
+    if e > 1 and (not s.is_moe or s.num_local_experts % e):
+        raise PlanError(f"expert parallel size {e} does not divide {name}'s "
+                        f"{s.num_local_experts} routed experts", "choose --ep dividing the "
+                                                                 "expert count, or 1")
