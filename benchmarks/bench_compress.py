@@ -13,14 +13,15 @@ import time
 
 import perfmodel as pm
 from perfmodel.compress.registry import parse_strategy
-from perfmodel.report.compress import Request, compare_strategies
+from perfmodel.compress.tradeoff import compare_strategies
+from perfmodel.workload.job import Job
 
 CASES = (
-    ("resnet50 on a100, 7 strategies", "resnet50", "a100", Request(dtype="fp16"),
+    ("resnet50 on a100, 7 strategies", "resnet50", "a100", Job(dtype="fp16"),
      ("fp16", "int8", "prune:0.5:structured", "prune:0.9:unstructured", "prune:2:4",
       "share:16", "lowrank:0.25")),
     ("llama-2-7b decode on h100, 3 strategies", "llama-2-7b", "h100",
-     Request(phase="decode", dtype="fp16"), ("w4a16", "w8a8", "fp8")),
+     Job(phase="decode", dtype="fp16"), ("w4a16", "w8a8", "fp8")),
 )
 
 

@@ -13,23 +13,28 @@ import time
 import numpy as np
 
 import perfmodel as pm
-from perfmodel.analytic.memory import MemoryPlan, footprint, memory_model
+from perfmodel.analytic.memory import footprint
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import ParallelPlan
 
 
 def main() -> None:
-    mm = memory_model(pm.load_model("llama-2-70b"))
+    graph = pm.load_model("llama-2-70b")
     rng = np.random.default_rng(0)
     n = 1000
     grid = {"batch": rng.choice([1, 8, 32, 128, 512], n) * 8,
             "seq": rng.choice([512, 2048, 4096, 8192], n),
-            "tp": rng.choice([1, 2, 4, 8], n), "pp": rng.choice([1, 2, 4, 8], n),
-            "dp": np.full(n, 8)}
-    plan = MemoryPlan(phase="train", batch=64, micro_batch=1, seq=2048, zero=1,
-                      recompute="selective", sequence_parallel=True)
-    best = min(_time(lambda: footprint(mm, plan, **grid)) for _ in range(5))
-    dec = MemoryPlan(phase="decode", batch=1, seq=4096)
-    best_dec = min(_time(lambda: footprint(mm, dec, batch=grid["batch"], seq=grid["seq"],
-                                           tp=grid["tp"])) for _ in range(5))
+            "tensor_parallel": rng.choice([1, 2, 4, 8], n),
+            "pipeline_parallel": rng.choice([1, 2, 4, 8], n), "data_parallel": np.full(n, 8)}
+    plan = ParallelPlan(tensor_parallel=2, micro_batch=1, zero_stage=1, recompute="selective",
+                        sequence_parallel=True)
+    train = Job(phase="train", batch=64, seq=2048)
+    best = min(_time(lambda: footprint(graph, plan, train, **grid)) for _ in range(5))
+    dec = Job(phase="decode", batch=1, seq=4096)
+    best_dec = min(_time(lambda: footprint(graph, ParallelPlan(), dec, batch=grid["batch"],
+                                           seq=grid["seq"],
+                                           tensor_parallel=grid["tensor_parallel"]))
+                   for _ in range(5))
     print(f"machine: {platform.machine()}, python {platform.python_version()}")
     for name, t in (("train footprint, 1,000 configurations (vectorized)", best),
                     ("decode footprint, 1,000 configurations (vectorized)", best_dec)):

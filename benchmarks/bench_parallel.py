@@ -23,15 +23,16 @@ import pandas as pd
 
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.system import load_system
-from perfmodel.parallel.plan import ParallelPlan
 from perfmodel.parallel.search import search_plans
 from perfmodel.parallel.step import predict_step
-from perfmodel.parallel.validation import load_cases, validate_layer_times, validate_training
+from perfmodel.validate.training import load_cases, validate_layer_times, validate_training
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import ParallelPlan
 from perfmodel.zoo.registry import load_model
 
 
 def accuracy() -> None:
-    t = validate_training()
+    t = validate_training(load_model)
     pd.set_option("display.width", 200)
     cols = ["row_id", "model", "gpus", "tp", "pp", "dp", "v", "recompute", "sp", "published",
             "predicted", "error_pct", "mfu_pred"]
@@ -41,7 +42,7 @@ def accuracy() -> None:
         print(grp[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         print(f"|error| mean {err.mean():.1f} %, max {err.max():.1f} %, rows under 10 %: "
               f"{(err < 10).sum()} of {len(err)}")
-    layer = validate_layer_times()
+    layer = validate_layer_times(load_model)
     print("\n== one 22B layer (tp 8, b 4): Korthikanti et al. 2022 Table 4, ms ==")
     print(layer.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
 
@@ -50,27 +51,30 @@ def speed() -> None:
     system, device = load_system("dgx-a100"), load_device("a100-sxm4-80gb")
     gpt3 = load_model("gpt3-175b")
     plan = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16,
-                        micro_batch=1, global_batch=512, recompute="selective",
-                        sequence_parallel=True, zero=1)
+                        micro_batch=1, recompute="selective", sequence_parallel=True,
+                        zero_stage=1)
+    job = Job(phase="train", batch=512, seq=2048, dtype="bf16")
     t0 = time.perf_counter()
-    pred = predict_step(gpt3, plan, system, device, method="sim")
+    pred = predict_step(gpt3, job, plan, system, device, method="sim")
     wall = time.perf_counter() - t0
     sim = pred.simulation
     print(f"\nDES of one GPT-3 175B step, 1,024 GPUs (tp 8, pp 16, dp 8, m = "
-          f"{plan.micro_batches}): {wall:.3f} s wall (target < 10 s); simpy {sim['events']} "
-          f"events in {sim['wall_s']:.3f} s; simulated step {pred.step_s:.3f} s vs analytic "
-          f"{predict_step(gpt3, plan, system, device).step_s:.3f} s")
+          f"{plan.micro_batches(job.batch)}): {wall:.3f} s wall (target < 10 s); simpy "
+          f"{sim['events']} events in {sim['wall_s']:.3f} s; simulated step "
+          f"{pred.step_s:.3f} s vs analytic "
+          f"{predict_step(gpt3, job, plan, system, device).step_s:.3f} s")
     t0 = time.perf_counter()
     case = next(c for c in load_cases() if "530B" in c.label)
-    g530 = case.graph()
+    g530 = load_model(case.model, name="turing-530B")  # flash attention: a search of today
     build = time.perf_counter() - t0
     t0 = time.perf_counter()
-    df = search_plans(g530, system, 4480, 2240, 2048, device=device, top=5)
+    found = search_plans(g530, Job(phase="train", batch=2240, seq=2048, dtype="bf16"), system,
+                         4480, device=device, top=5)
     wall = time.perf_counter() - t0
     print(f"plan search, 530B on 4,480 GPUs, global batch 2,240: {wall:.3f} s wall "
-          f"(target < 10 s; model build {build:.2f} s), {df.attrs['candidates']} candidates, "
-          f"{df.attrs['fitting']} fit")
-    print(df.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+          f"(target < 10 s; model build {build:.2f} s), {found.candidates} candidates, "
+          f"{found.fitting} fit")
+    print(found.table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
 def main() -> None:

@@ -155,7 +155,8 @@ def parse_bytes(text: str) -> int:
 def sweep_sizes(min_bytes: float, max_bytes: float, factor: float = 2.0,
                 limit: int = 200) -> np.ndarray:
     """Message sizes from ``min_bytes`` up to ``max_bytes``, each the last x ``factor``
-    rounded down, at most ``limit`` of them: nccl-tests' ``-b -e -f`` sweep.
+    rounded down (and at least one byte more than the last, so a factor close to 1 never
+    repeats a size), at most ``limit`` of them: nccl-tests' ``-b -e -f`` sweep.
 
     Parameters
     ----------
@@ -183,6 +184,8 @@ def sweep_sizes(min_bytes: float, max_bytes: float, factor: float = 2.0,
     [8.0, 16.0, 32.0, 64.0]
     >>> sweep_sizes(1000, 4000, 1.5).tolist()
     [1000.0, 1500.0, 2250.0, 3375.0]
+    >>> sweep_sizes(8, 11, 1.0001).tolist()
+    [8.0, 9.0, 10.0, 11.0]
     """
     if max_bytes < min_bytes or not factor > 1:
         raise ShapeError(f"a sweep needs min <= max and --step-factor > 1, got "
@@ -195,5 +198,5 @@ def sweep_sizes(min_bytes: float, max_bytes: float, factor: float = 2.0,
     v = float(min_bytes)
     while v <= max_bytes and len(out) < limit:
         out.append(v)
-        v = float(np.floor(v * factor))
+        v = max(float(math.floor(v * factor)), v + 1.0)
     return np.array(out)

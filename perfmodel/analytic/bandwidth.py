@@ -15,41 +15,55 @@ R = peak / bandwidth at b* = R W / (F - R KV1), and never if F <= R KV1 (William
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from perfmodel.analytic.memory import MemoryModel, MemoryPlan, footprint
+from perfmodel.analytic.memory import footprint
+from perfmodel.errors import PlanError
+from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.spec import DeviceSpec
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import ParallelPlan
 
 __all__ = ["decode_limits", "memory_wall_table", "growth_rates"]
 
 
-def decode_limits(mm: MemoryModel, plan: MemoryPlan, device: DeviceSpec) -> dict[str, Any]:
-    """Decode floor per step, tokens/s ceilings and the compute-bound batch (per device)."""
-    decode = plan.with_(phase="decode")
-    parts = footprint(mm, decode)
+def decode_limits(graph: ModelGraph, plan: ParallelPlan, job: Job,
+                  device: DeviceSpec) -> dict[str, Any]:
+    """Decode floor per step, tokens/s ceilings and the compute-bound batch (per device) of
+    a transformer (``graph.shape``)."""
+    shape = graph.shape
+    if shape is None:
+        raise PlanError(f"{graph.name} is not a transformer: decode limits need its shape",
+                        "pick a language model (perfmodel models)")
+    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    parts = footprint(graph, plan, replace(job, phase="decode"), device=device)
     bw = device.memory_bandwidth * device.efficiency.memory
     moved = float(parts["weights"] + parts["kv_cache"])
     floor = moved / bw
     # Storage dtypes need no compute unit; the ridge uses the nearest one the device has.
-    compute_dtype = plan.dtype if plan.dtype in device.dtypes else device.default_dtype
+    compute_dtype = job.dtype if job.dtype in device.dtypes else device.default_dtype
     _, dt, peak, _ = device.resolve_unit("tensor", compute_dtype)
     ridge = peak * device.efficiency.compute / bw
     # 2 FLOPs per parameter, plus attention over the cache: scores and context, 2 x 2 x
     # heads x head_dim x seq per layer (DOMAIN.md sec. 2), on this device's share.
-    attention = 4.0 * mm.num_layers * mm.heads * mm.head_dim * plan.seq
-    flops_per_token = (2.0 * mm.params + attention) / (plan.tp * plan.pp)
+    attention = (4.0 * shape.num_hidden_layers * shape.num_attention_heads * shape.head_dim
+                 * int(job.seq or 1))
+    flops_per_token = (2.0 * graph.params + attention) / (
+        plan.tensor_parallel * plan.pipeline_parallel)
     weights = float(parts["weights"])
-    kv_per_seq = float(parts["kv_cache"]) / max(np.ceil(plan.batch / plan.dp), 1)
+    per_replica = np.ceil(job.batch / plan.data_parallel)
+    kv_per_seq = float(parts["kv_cache"]) / max(per_replica, 1)
     denom = flops_per_token - ridge * kv_per_seq
     ridge_batch = ridge * weights / denom if denom > 0 else None
-    per_device = np.ceil(plan.batch / plan.dp) / floor if floor > 0 else float("inf")
+    per_device = per_replica / floor if floor > 0 else float("inf")
     return {
         "decode_floor_s": floor, "bytes_per_step": moved,
         "tokens_per_s_ceiling_per_device": per_device,
-        "tokens_per_s_ceiling_system": per_device * plan.dp,
+        "tokens_per_s_ceiling_system": per_device * plan.data_parallel,
         "ridge_flop_per_byte": ridge, "ridge_dtype": dt,
         "compute_bound_batch": ridge_batch,
         "assumption": "every weight and the whole KV cache read once per decode step at "

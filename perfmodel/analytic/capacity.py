@@ -4,25 +4,22 @@ devices that fit, and what to change — each change priced by the footprint mod
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from perfmodel.analytic.bandwidth import decode_limits
-from perfmodel.analytic.memory import (
-    COMPONENTS,
-    MemoryModel,
-    MemoryPlan,
-    check_plan,
-    footprint,
-)
+from perfmodel.analytic.memory import COMPONENTS, check_memory_plan, footprint
 from perfmodel.errors import PerfModelError
+from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.spec import DeviceSpec
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import ParallelPlan
 
-__all__ = ["Verdict", "verdict", "largest_fitting", "fewest_devices", "suggestions"]
+__all__ = ["Verdict", "verdict", "largest_fitting", "fewest_devices", "suggestions",
+           "MemoryReport", "memory_report", "Extras"]
 
 SEARCH_LIMIT = 1 << 24  # largest batch or sequence searched (16 Mi)
 
@@ -45,12 +42,29 @@ class Verdict:
         return dict(self.__dict__)
 
 
-def _total(mm: MemoryModel, plan: MemoryPlan, **arrays: Any) -> np.ndarray:
-    return footprint(mm, plan, **arrays)["total"]
+@dataclass(frozen=True)
+class Extras:
+    """What the footprint adds as given: a library's workspace and the framework overhead
+    (CUDA context, allocator), in bytes; and the device whose sparse support decides how a
+    compressed model's weights are held."""
+
+    workspace_bytes: float = 0.0
+    overhead_bytes: float = 0.0
+    device: DeviceSpec | None = field(default=None, compare=False)
+
+    def total(self, graph: ModelGraph, plan: ParallelPlan, job: Job, **arrays: Any
+              ) -> np.ndarray:
+        return self.footprint(graph, plan, job, **arrays)["total"]
+
+    def footprint(self, graph: ModelGraph, plan: ParallelPlan, job: Job, **arrays: Any
+                  ) -> dict[str, np.ndarray]:
+        return footprint(graph, plan, job, device=self.device,
+                         workspace_bytes=self.workspace_bytes,
+                         overhead_bytes=self.overhead_bytes, **arrays)
 
 
-def largest_fitting(mm: MemoryModel, plan: MemoryPlan, capacity: float,
-                    field: str) -> int | None:
+def largest_fitting(graph: ModelGraph, plan: ParallelPlan, job: Job, capacity: float,
+                    field: str, extras: Extras = Extras()) -> int | None:
     """Largest ``field`` (batch, micro_batch or seq) that fits, or None if 1 does not.
 
     The footprint grows monotonically in each, so an exponential search then a binary
@@ -59,9 +73,11 @@ def largest_fitting(mm: MemoryModel, plan: MemoryPlan, capacity: float,
     """
     def total(v: int) -> float:
         if field == "micro_batch":
-            m = plan.batch // (plan.dp * (plan.micro_batch or plan.batch // plan.dp))
-            return float(_total(mm, plan.with_(micro_batch=v, batch=v * plan.dp * m)))
-        return float(_total(mm, plan.with_(**{field: v})))
+            m = plan.micro_batches(job.batch)
+            return float(extras.total(graph, replace(plan, micro_batch=v),
+                                      replace(job, batch=v * plan.data_parallel * m)))
+        changed = replace(job, batch=v) if field == "batch" else replace(job, seq=v)
+        return float(extras.total(graph, plan, changed))
 
     if total(1) > capacity:
         return None
@@ -76,88 +92,110 @@ def largest_fitting(mm: MemoryModel, plan: MemoryPlan, capacity: float,
     return lo
 
 
-def fewest_devices(mm: MemoryModel, plan: MemoryPlan, capacity: float) -> tuple[int | None, str]:
+def fewest_devices(graph: ModelGraph, plan: ParallelPlan, job: Job, capacity: float,
+                   extras: Extras = Extras()) -> tuple[int | None, str]:
     """The fewest devices (powers of two up to 1024) that hold the model, and along which
     axis: ZeRO-3 data parallelism when training with ZeRO-3 (the global batch grows with
     dp, micro-batches per step fixed), else model parallelism (tp up to the head count,
     then pp) for transformers; other models shard only with ZeRO-3."""
     sizes = 2 ** np.arange(0, 11)
-    if plan.phase == "train" and plan.zero >= 3:
-        mb = plan.micro_batch or plan.batch // plan.dp
-        m = plan.batch // (plan.dp * mb)
-        axis, totals = "dp (ZeRO-3)", _total(mm, plan, dp=sizes, batch=sizes * mb * m)
-    elif mm.is_transformer:
-        tp = np.minimum(sizes, max(mm.heads, 1))
-        pp = np.minimum(np.maximum(sizes // tp, 1), mm.num_layers)
-        axis, totals = "tp x pp", _total(mm, plan, tp=tp, pp=pp)
+    shape = graph.shape
+    if job.train and plan.zero_stage >= 3:
+        mb, m = plan.micro_batch_of(job.batch), plan.micro_batches(job.batch)
+        axis, totals = "dp (ZeRO-3)", extras.total(graph, plan, job, data_parallel=sizes,
+                                                   batch=sizes * mb * m)
+    elif shape is not None:
+        tp = np.minimum(sizes, max(shape.num_attention_heads, 1))
+        pp = np.minimum(np.maximum(sizes // tp, 1), shape.num_hidden_layers)
+        axis, totals = "tp x pp", extras.total(graph, plan, job, tensor_parallel=tp,
+                                               pipeline_parallel=pp)
     else:
-        return (1 if _total(mm, plan) <= capacity else None), "none (no sharding)"
+        fits = extras.total(graph, plan, job) <= capacity
+        return (1 if fits else None), "none (no sharding)"
     ok = np.nonzero(totals <= capacity)[0]
     return (int(sizes[ok[0]]) if len(ok) else None), axis
 
 
-def verdict(mm: MemoryModel, plan: MemoryPlan, device: DeviceSpec) -> Verdict:
+def verdict(graph: ModelGraph, plan: ParallelPlan, job: Job, device: DeviceSpec,
+            extras: Extras | None = None) -> Verdict:
+    """Per-device total against the device's capacity, the largest batch (training: micro-
+    batch) and sequence that fit, and the fewest devices that hold the model."""
+    extras = extras or Extras(device=device)
     cap = device.memory_capacity
-    total = float(_total(mm, plan))
-    batch_field = "micro_batch" if plan.phase == "train" else "batch"
-    min_dev, axis = fewest_devices(mm, plan, cap)
+    total = float(extras.total(graph, plan, job))
+    batch_field = "micro_batch" if job.train else "batch"
+    min_dev, axis = fewest_devices(graph, plan, job, cap, extras)
     return Verdict(
         total_bytes=total, capacity_bytes=cap, fits=total <= cap, headroom_bytes=cap - total,
-        max_batch=largest_fitting(mm, plan, cap, batch_field), max_batch_field=batch_field,
-        max_seq=largest_fitting(mm, plan, cap, "seq") if mm.is_transformer else None,
+        max_batch=largest_fitting(graph, plan, job, cap, batch_field, extras),
+        max_batch_field=batch_field,
+        max_seq=largest_fitting(graph, plan, job, cap, "seq", extras)
+        if graph.shape is not None else None,
         min_devices=min_dev, min_devices_axis=axis)
 
 
-def _changes(mm: MemoryModel, plan: MemoryPlan) -> list[tuple[str, str, Callable[[], Any]]]:
-    """(action, family, plan change) candidates; each is priced by the footprint model."""
-    out: list[tuple[str, str, Callable[[], MemoryPlan]]] = []
+Change = tuple[str, str, Callable[[], tuple[ParallelPlan, Job]]]
+
+
+def _changes(graph: ModelGraph, plan: ParallelPlan, job: Job) -> list[Change]:
+    """(action, family, (plan, job) after the change) candidates; each is priced by the
+    footprint model."""
+    out: list[Change] = []
     mb = plan.micro_batch or 0
-    if plan.phase != "train":
-        out += [("weights to int8", "quantize", lambda: plan.with_(weight_dtype="int8")),
-                ("weights to int4", "quantize", lambda: plan.with_(weight_dtype="int4"))]
-        if mm.is_transformer:
-            out.append(("KV cache to fp8", "quantize", lambda: plan.with_(kv_dtype="fp8")))
-    if mm.is_transformer:
-        out.append((f"tensor parallel x2 (tp {2 * plan.tp})", "shard",
-                    lambda: plan.with_(tp=2 * plan.tp)))
-        out.append((f"pipeline parallel x2 (pp {2 * plan.pp})", "shard",
-                    lambda: plan.with_(pp=2 * plan.pp)))
-    if plan.phase == "train":
-        for z in range(plan.zero + 1, 4 if plan.dp > 1 else 1):
-            out.append((f"ZeRO-{z} over dp {plan.dp}", "shard", partial(plan.with_, zero=z)))
-        if mm.is_transformer:
+    transformer = graph.shape is not None
+    tp, pp, dp = plan.tensor_parallel, plan.pipeline_parallel, plan.data_parallel
+
+    def on_job(**changes: Any) -> Callable[[], tuple[ParallelPlan, Job]]:
+        return lambda: (plan, replace(job, **changes))
+
+    def on_plan(**changes: Any) -> Callable[[], tuple[ParallelPlan, Job]]:
+        return lambda: (replace(plan, **changes), job)
+
+    if not job.train:
+        out += [("weights to int8", "quantize", on_job(weight_dtype="int8")),
+                ("weights to int4", "quantize", on_job(weight_dtype="int4"))]
+        if transformer:
+            out.append(("KV cache to fp8", "quantize", on_job(kv_dtype="fp8")))
+    if transformer:
+        out.append((f"tensor parallel x2 (tp {2 * tp})", "shard", on_plan(tensor_parallel=2 * tp)))
+        out.append((f"pipeline parallel x2 (pp {2 * pp})", "shard",
+                    on_plan(pipeline_parallel=2 * pp)))
+    if job.train:
+        for z in range(plan.zero_stage + 1, 4 if dp > 1 else 1):
+            out.append((f"ZeRO-{z} over dp {dp}", "shard", on_plan(zero_stage=z)))
+        if transformer:
             for mode in ("selective", "full"):
                 if mode != plan.recompute:
-                    out.append((f"{mode} recomputation", "recompute",
-                                partial(plan.with_, recompute=mode)))
-            if not plan.sequence_parallel and plan.tp > 1:
+                    out.append((f"{mode} recomputation", "recompute", on_plan(recompute=mode)))
+            if not plan.sequence_parallel and tp > 1:
                 out.append(("sequence parallelism", "recompute",
-                            lambda: plan.with_(sequence_parallel=True)))
+                            on_plan(sequence_parallel=True)))
         if mb > 1:
-            out.append((f"micro-batch {mb // 2}", "batch",
-                        partial(plan.with_, micro_batch=mb // 2)))
-    elif plan.batch > 1:
-        out.append((f"batch {plan.batch // 2}", "batch", lambda: plan.with_(batch=plan.batch // 2)))
+            out.append((f"micro-batch {mb // 2}", "batch", on_plan(micro_batch=mb // 2)))
+    elif job.batch > 1:
+        out.append((f"batch {job.batch // 2}", "batch", on_job(batch=job.batch // 2)))
     return out
 
 
-def suggestions(mm: MemoryModel, plan: MemoryPlan, device: DeviceSpec) -> pd.DataFrame:
+def suggestions(graph: ModelGraph, plan: ParallelPlan, job: Job, device: DeviceSpec,
+                extras: Extras | None = None) -> pd.DataFrame:
     """What to change, with the per-device total and saving of each change alone.
 
     Offloading is priced as removing the optimizer states and the fp32 master copy from the
     device (ZeRO-Offload keeps them in host memory; Ren et al., USENIX ATC 2021).
     """
-    parts = footprint(mm, plan)
+    extras = extras or Extras(device=device)
+    parts = extras.footprint(graph, plan, job)
     base = float(parts["total"])
     totals: list[tuple[str, str, float]] = []
-    for action, family, change in _changes(mm, plan):
-        new = change()
+    for action, family, change in _changes(graph, plan, job):
         try:
-            check_plan(mm, new)
+            new_plan, new_job = change()
+            check_memory_plan(graph, new_plan, new_job)
         except PerfModelError:  # an impossible variant (tp beyond the heads) is not offered
             continue
-        totals.append((action, family, float(_total(mm, new))))
-    if plan.phase == "train":
+        totals.append((action, family, float(extras.total(graph, new_plan, new_job))))
+    if job.train:
         totals.append(("offload optimizer states to host (ZeRO-Offload)", "offload",
                        base - float(parts["optimizer"])))
     rows = []
@@ -188,22 +226,29 @@ class MemoryReport:
                 "assumptions": self.assumptions}
 
 
-def memory_report(mm: MemoryModel, plan: MemoryPlan, device: DeviceSpec) -> MemoryReport:
+def memory_report(graph: ModelGraph, plan: ParallelPlan, job: Job, device: DeviceSpec, *,
+                  workspace_bytes: float = 0.0, overhead_bytes: float = 0.0) -> MemoryReport:
     """Footprint, verdict, what to change and (for inference) the decode limits."""
-    check_plan(mm, plan)
-    parts = footprint(mm, plan)
+    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    check_memory_plan(graph, plan, job)
+    extras = Extras(workspace_bytes, overhead_bytes, device)
+    parts = extras.footprint(graph, plan, job)
     breakdown = pd.DataFrame({"component": list(COMPONENTS),
                               "bytes": [float(parts[k]) for k in COMPONENTS]})
-    limits = decode_limits(mm, plan, device) if mm.is_transformer and plan.phase in (
-        "decode", "prefill", "inference") else {}
-    return MemoryReport(breakdown, verdict(mm, plan, device), suggestions(mm, plan, device),
-                        limits, _assumptions(mm, plan, device))
+    limits = decode_limits(graph, plan, job, device) if graph.shape is not None \
+        and not job.train else {}
+    return MemoryReport(breakdown, verdict(graph, plan, job, device, extras),
+                        suggestions(graph, plan, job, device, extras), limits,
+                        _assumptions(graph, plan, job, device, extras))
 
 
-def _assumptions(mm: MemoryModel, plan: MemoryPlan, device: DeviceSpec) -> dict[str, Any]:
+def _assumptions(graph: ModelGraph, plan: ParallelPlan, job: Job, device: DeviceSpec,
+                 extras: Extras) -> dict[str, Any]:
     main = next(i for i, m in enumerate(device.memory) if m.role == "main")
+    mm = graph.shape
     return {
-        "plan": {k: v for k, v in plan.__dict__.items()},
+        "plan": plan.to_dict(), "job": job.to_dict(),
+        "workspace_bytes": extras.workspace_bytes, "overhead_bytes": extras.overhead_bytes,
         "capacity_source": device.provenance.get(f"memory[{main}].capacity_GB", ""),
         "capacity": "the vendor's figure, all of it usable (no reserve for the driver or "
                     "allocator fragmentation unless --overhead-gb says so)",
@@ -211,8 +256,11 @@ def _assumptions(mm: MemoryModel, plan: MemoryPlan, device: DeviceSpec) -> dict[
                         "precision Adam; ZeRO-1/2/3 shard states/grads/weights over dp",
         "activations": "Korthikanti et al. 2023 per-layer formula (transformers), generalized "
                        "to GQA and gated MLPs; fp32 logits on the last stage; 1F1B keeps "
-                       "min(pp, m) micro-batches in flight, GPipe m"
-                       if mm.is_transformer else
+                       "min(pp, m) micro-batches in flight, GPipe m; "
+                       + ("flash attention keeps no s x s scores"
+                          if graph.attention_kernels == "flash"
+                          else "unfused attention keeps the 5as/h score tensors")
+                       if mm is not None else
                        "every forward output saved for backward, at the activation dtype",
         "kv_cache": "2 x layers x kv_heads x head_dim x seq x batch x kv bytes",
         "workspace": "largest transient working set + user workspace",

@@ -31,7 +31,7 @@ import pandas as pd
 from perfmodel.errors import UnsupportedOpError
 from perfmodel.hardware.spec import DeviceSpec
 
-__all__ = ["DTYPE_FALLBACKS", "Execution", "resolve_peak", "execution"]
+__all__ = ["DTYPE_FALLBACKS", "Execution", "resolve_peak", "execution", "native_sparse"]
 
 # Wider formats to try, in order, when a device has no unit for a dtype: dequantize up,
 # never silently down (fp32 has no fallback).
@@ -106,10 +106,10 @@ def execution(df: pd.DataFrame, device: DeviceSpec, unit_used: Sequence[str],
     sparse_w = _column(df, "sparse_weight_bytes", np.nan).astype(float)
     sparse_w = np.where(np.isnan(sparse_w), dense_w, sparse_w)
     on_tensor = np.asarray(unit_used, dtype=object) == "tensor"
-    two_four = (pattern == "2:4") & on_tensor & bool(device.sparse_2_4)
-    unstructured = (pattern == "unstructured") & bool(
-        device.extras.get("sparse_unstructured", False))
-    native = two_four | unstructured
+    native = native_sparse(df, bool(device.sparse_2_4),
+                           bool(device.extras.get("sparse_unstructured", False)), on_tensor)
+    two_four = native & (pattern == "2:4")
+    unstructured = native & (pattern == "unstructured")
     speedup = np.ones(n)
     speedup[two_four] = 2.0
     speedup[unstructured] = 1.0 / np.maximum(1.0 - sparsity[unstructured], 1e-9)
@@ -119,6 +119,18 @@ def execution(df: pd.DataFrame, device: DeviceSpec, unit_used: Sequence[str],
     notes = _notes(device, pattern, native, int((lookups > 0).sum()))
     return Execution(speedup, np.where(native, sparse_w, dense_w), lookup_s, native,
                      tuple(notes))
+
+
+def native_sparse(df: pd.DataFrame, sparse_2_4: bool, sparse_unstructured: bool,
+                  on_tensor: np.ndarray | None = None) -> np.ndarray:
+    """Rows whose sparse weight format the device runs natively: 2:4 where the spec
+    declares ``compute.sparse_2_4`` and the op runs on the tensor unit (``on_tensor``;
+    default: the row wants it), unstructured where it declares ``sparse_unstructured``."""
+    pattern = _column(df, "sparse_pattern", "").astype(str)
+    if on_tensor is None:
+        on_tensor = _column(df, "unit", "").astype(str) == "tensor"
+    return (((pattern == "2:4") & on_tensor & sparse_2_4)
+            | ((pattern == "unstructured") & sparse_unstructured))
 
 
 def _lookup_time(lookups: np.ndarray, dtype_used: Sequence[str], device: DeviceSpec,

@@ -1,7 +1,12 @@
 """Memory footprint per device: weights, gradients, optimizer states, activations, KV cache.
 
-Every component is a closed form, vectorized with numpy over the numeric plan fields
-(batch, seq, dp, tp, pp, ...), so a 1,000-configuration sweep is one call.
+The one memory model of perfmodel: ``perfmodel memory``, the training-step model and its plan
+search, and the compression table all read it. It takes a model (a ModelGraph: its
+``shape`` record for transformers, its ops otherwise), a plan (how the run is split:
+:class:`~perfmodel.workload.plan.ParallelPlan`) and a job (what is run:
+:class:`~perfmodel.workload.job.Job`). Every component is a closed form, vectorized with
+numpy over the numeric fields (batch, seq and the parallel sizes), so a 1,000-configuration
+sweep is one call.
 
 Sources of the formulas:
 
@@ -10,11 +15,17 @@ Sources of the formulas:
   parameter (Rajbhandari et al., "ZeRO: Memory optimizations toward training trillion
   parameter models", SC 2020, sec. 3.1). ZeRO-1 shards optimizer states over the data-
   parallel group, ZeRO-2 also gradients, ZeRO-3 (= FSDP full sharding) also weights.
+  Weights are counted as stored: a compressed op (perfmodel.workload.compressed: its own
+  weight dtype, a codebook, a sparse format) holds its stored bytes, except a sparse format
+  the device cannot run natively, which is decompressed at load
+  (perfmodel.analytic.compression.native_sparse).
 * Activations saved for backward, per transformer layer, with tensor parallel size t
   (Korthikanti et al., "Reducing activation recomputation in large transformer models",
-  MLSys 2023, sec. 4 and Table 2): sbh(10 + 24/t + 5as/(ht)) bytes without sequence parallelism,
-  sbh/t (34 + 5as/h) with it; selective recomputation drops the 5as/h attention-score term;
-  full recomputation keeps only each layer's input, 2sbh (/t with sequence parallelism).
+  MLSys 2023, sec. 4 and Table 2): sbh(10 + 24/t + 5as/(ht)) bytes without sequence
+  parallelism, sbh/t (34 + 5as/h) with it; selective recomputation, and fused (flash)
+  attention, which never stores the s x s scores, drop the 5as/h attention-score term; full
+  recomputation keeps only each layer's input, 2sbh (/t with sequence parallelism). Which
+  attention kernels run is read off the graph (``ModelGraph.attention_kernels``).
   torchtitan's modes: ``selective_layer`` fully recomputes every n-th block (n =
   SELECTIVE_LAYER_EVERY), ``selective_op`` saves only every other matrix multiply's and
   SDPA's outputs (torchtitan parallelize_llama.py, _apply_ac_to_transformer_block).
@@ -24,37 +35,41 @@ Sources of the formulas:
   exactly the paper's 24.
 * Pipeline schedules: 1F1B keeps at most p micro-batches of activations in flight on the
   first stage (Narayanan et al., "Efficient large-scale language model training on GPU
-  clusters using Megatron-LM", SC 2021, sec. 2.2.1); GPipe keeps all m (Huang et al. 2019).
+  clusters using Megatron-LM", SC 2021, sec. 2.2.1); GPipe keeps all m (Huang et al. 2019);
+  interleaved 1F1B 1 + (p - 1)/(p v) times the 1F1B figure (Korthikanti et al. 2023,
+  sec. 4.2.3; perfmodel.analytic.pipeline.in_flight).
 * KV cache: 2 x layers x kv_heads x head_dim x seq x batch x bytes per element.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from perfmodel.errors import PlanError, ShapeError, UnknownNameError, did_you_mean
+from perfmodel.analytic.compression import native_sparse
+from perfmodel.analytic.pipeline import in_flight
+from perfmodel.errors import PlanError
 from perfmodel.graph.kinds import OpKind
-from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.model_graph import ModelGraph, StageParams, stage_of
+from perfmodel.graph.op import numel
+from perfmodel.graph.shape import ModelShape
+from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload
+from perfmodel.workload.compressed import COMPRESSION_ATTRS
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY, ParallelPlan, check_plan
 
-__all__ = ["MemoryModel", "MemoryPlan", "memory_model", "footprint", "COMPONENTS",
-           "SELECTIVE_LAYER_EVERY",
-           "OPTIMIZER_STATE_BYTES", "RECOMPUTE", "SCHEDULES", "check_plan"]
+__all__ = ["footprint", "check_memory_plan", "layer_activation_bytes", "COMPONENTS",
+           "OPTIMIZER_STATE_BYTES", "ARRAY_FIELDS"]
 
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "kv_cache", "workspace",
               "overhead")
-RECOMPUTE = ("none", "selective", "full", "selective_op", "selective_layer")
-# torchtitan's "selective layer" AC checkpoints every n-th transformer block; n is its
-# --activation_checkpoint.selective_ac_option, default "2" (torchtitan/config_manager.py,
-# "2 = checkpoint every other layer"; parallelisms/parallelize_llama.py, apply_ac).
-SELECTIVE_LAYER_EVERY = 2
-SCHEDULES = ("1f1b", "gpipe")
-PRECISIONS = ("mixed", "fp32", "half")
+# Fields a sweep may pass as numpy arrays (footprint(..., batch=np.array([...])))
+ARRAY_FIELDS = ("batch", "seq", "data_parallel", "tensor_parallel", "pipeline_parallel")
 
 # fp32 optimizer state bytes per parameter, by optimizer and precision. Mixed precision
 # adds the fp32 master copy (4 B); "half" trains in bf16/fp16 with states in that dtype.
@@ -66,200 +81,159 @@ OPTIMIZER_STATE_BYTES: dict[str, dict[str, float]] = {
 }
 
 
-@dataclass(frozen=True)
-class MemoryModel:
-    """What the footprint needs to know of a model, extracted once from its graph.
-
-    Parameter counts split by where pipeline parallelism puts them: ``first_params``
-    (embeddings, on the first stage), ``layer_params`` (one transformer layer),
-    ``last_params`` (final norm, LM head, pooler, on the last stage). Non-transformer
-    models keep everything in ``first_params`` and activations per sample from their
-    workload (``act_bytes_per_sample``: every forward output, at 1 byte per element, so
-    the caller scales by the dtype width).
-    """
-
-    name: str
-    params: float
-    is_transformer: bool
-    num_layers: int = 0
-    hidden: int = 0
-    heads: int = 0
-    kv_heads: int = 0
-    head_dim: int = 0
-    vocab: int = 0
-    ffn: int = 0
-    gated: bool = False
-    first_params: float = 0.0
-    layer_params: float = 0.0
-    last_params: float = 0.0
-    act_elems_per_sample: float = 0.0
-    peak_elems_per_sample: float = 0.0
-
-
-@dataclass(frozen=True)
-class MemoryPlan:
-    """How the model runs: phase, sizes, dtypes, parallel plan, training options.
-
-    ``batch`` is the global batch (sequences or images); in training it is split into
-    micro-batches of ``micro_batch`` over ``dp`` replicas, m = batch / (dp x micro_batch)
-    per pipeline. Sizes in bytes where they are sizes (workspace, overhead).
-    """
-
-    phase: str = "inference"
-    batch: int = 1
-    seq: int = 1
-    dtype: str = "fp16"
-    kv_dtype: str | None = None
-    weight_dtype: str | None = None
-    micro_batch: int | None = None
-    optimizer: str = "adam"
-    precision: str = "mixed"
-    zero: int = 0
-    dp: int = 1
-    tp: int = 1
-    pp: int = 1
-    sequence_parallel: bool = False
-    recompute: str = "none"
-    schedule: str = "1f1b"
-    workspace_bytes: float = 0.0
-    overhead_bytes: float = 0.0
-
-    def with_(self, **changes: Any) -> MemoryPlan:
-        return replace(self, **changes)
-
-
-def memory_model(graph: ModelGraph) -> MemoryModel:
-    """Extract the MemoryModel of a graph (transformer configs, or a generic workload)."""
-    meta = graph.meta
-    cfg = meta.get("config")
-    if cfg and meta.get("num_layers"):
-        return _transformer_model(graph, cfg)
-    wl = build_workload(graph, batch=1, seq=meta.get("default_seq"), dtype="int8")
-    works = wl["unit"] != "none"
-    return MemoryModel(
-        name=graph.name, params=float(graph.params), is_transformer=False,
-        first_params=float(graph.params),
-        act_elems_per_sample=float(wl.loc[works, "output_bytes"].sum()),
-        peak_elems_per_sample=float((wl["input_bytes"] + wl["output_bytes"]).max()))
-
-
-def _transformer_model(graph: ModelGraph, cfg: Mapping[str, Any]) -> MemoryModel:
-    meta = graph.meta
-    layers = int(meta["num_layers"])
-    first = last = 0.0
-    per_layer = 0.0
-    for op in graph.ops:
-        if op.tied:
-            continue
-        p = float(sum(w.numel for w in op.weights))
-        if op.layer.startswith("layers.0.") or op.layer == "layers.0":
-            per_layer += p
-        elif op.layer.startswith("layers."):
-            continue
-        elif op.kind == OpKind.EMBEDDING or op.layer.startswith("embeddings"):
-            first += p
-        else:
-            last += p
-    return MemoryModel(
-        name=graph.name, params=float(graph.params), is_transformer=True, num_layers=layers,
-        hidden=int(meta["hidden_size"]), heads=int(meta["num_heads"]),
-        kv_heads=int(meta["num_kv_heads"]), head_dim=int(meta["head_dim"]),
-        vocab=int(meta["vocab_size"]), ffn=int(cfg.get("intermediate_size", 0)),
-        gated=cfg.get("mlp") == "gated", first_params=first, layer_params=per_layer,
-        last_params=last)
-
-
-def check_plan(mm: MemoryModel, plan: MemoryPlan) -> None:
-    """Reject impossible plans with one clear error each (PlanError / ShapeError)."""
-    for name in ("batch", "seq", "dp", "tp", "pp"):
-        v = getattr(plan, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0:
-            raise ShapeError(f"{name} must be a positive integer, got {v!r}",
-                             f"pass --{name} 1 or more")
-    if plan.micro_batch is not None and plan.micro_batch <= 0:
-        raise ShapeError(f"micro_batch must be positive, got {plan.micro_batch}",
-                         "pass --micro-batch 1 or more")
-    for name, value, choices in (("optimizer", plan.optimizer, OPTIMIZER_STATE_BYTES),
-                                 ("precision", plan.precision, PRECISIONS),
-                                 ("recompute", plan.recompute, RECOMPUTE),
-                                 ("schedule", plan.schedule, SCHEDULES),
-                                 ("phase", plan.phase, ("inference", "prefill", "decode",
-                                                        "train"))):
-        if value not in choices:
-            raise UnknownNameError(f"unknown {name} {value!r}", did_you_mean(value, choices))
-    if plan.zero not in (0, 1, 2, 3):
-        raise PlanError(f"ZeRO stage must be 0, 1, 2 or 3, got {plan.zero}",
-                        "use --zero 0..3 (3 = FSDP full sharding)")
-    if plan.phase == "train":
-        mb = plan.micro_batch or plan.batch // plan.dp
-        if plan.batch % (plan.dp * mb):
-            raise PlanError(f"global batch {plan.batch} is not a multiple of dp x micro-batch "
-                            f"= {plan.dp} x {mb}", "choose batch = dp x micro-batch x m")
-    if not mm.is_transformer:
-        if plan.tp > 1 or plan.pp > 1:
-            raise PlanError(f"{mm.name}: tensor and pipeline parallelism are modelled for "
+def check_memory_plan(graph: ModelGraph, plan: ParallelPlan, job: Job) -> None:
+    """Reject a plan this model cannot run (one PlanError each): the plan's own rules
+    against the model and the batch (perfmodel.workload.plan.check_plan), and what is
+    modelled for transformers only."""
+    check_plan(plan, batch=job.batch if job.train else None, shape=graph.shape,
+               name=graph.name)
+    if graph.shape is None:
+        if plan.tensor_parallel > 1 or plan.pipeline_parallel > 1:
+            raise PlanError(f"{graph.name}: tensor and pipeline parallelism are modelled for "
                             "transformers only", "use --tp 1 --pp 1 (data parallel works)")
         if plan.recompute != "none":
-            raise PlanError(f"{mm.name}: activation recomputation is modelled for "
+            raise PlanError(f"{graph.name}: activation recomputation is modelled for "
                             "transformers only (Korthikanti et al.)", "use --recompute none")
-        return
-    if mm.heads % plan.tp or mm.kv_heads % min(plan.tp, mm.kv_heads):
-        raise PlanError(f"tensor parallel size {plan.tp} does not divide {mm.name}'s "
-                        f"{mm.heads} attention heads ({mm.kv_heads} KV heads)",
-                        "choose tp dividing the head count")
-    if plan.pp > mm.num_layers:
-        raise PlanError(f"pipeline size {plan.pp} exceeds {mm.name}'s {mm.num_layers} layers",
-                        f"use --pp {mm.num_layers} or less")
+    if plan.context_parallel > 1 or plan.expert_parallel > 1:
+        raise PlanError("the memory model does not split activations over context- or "
+                        "expert-parallel ranks yet", "use --cp 1 --ep 1")
 
 
-def _nbytes(name: str | None, default: str) -> float:
-    return lookup_dtype(name or default).nbytes
+# --- what the footprint reads of a graph ------------------------------------------------
+
+@dataclass(frozen=True)
+class _Stored:
+    """Weight bytes as held (first, one layer, last: StageParams in bytes), the KV-cache
+    width, and for models without a shape record the activation bytes per sample (every
+    forward output), the largest single op's inputs + outputs (both at the job's dtype, or
+    an op's own where a compression set one), and the cached key / value elements per token
+    (their cache views, e.g. of a structurally pruned transformer)."""
+
+    weights: StageParams
+    total_weights: float
+    kv_bytes: float
+    act_bytes_per_sample: float = 0.0
+    peak_bytes_per_sample: float = 0.0
+    kv_elems_per_token: float = 0.0
 
 
-def _model_states(plan: MemoryPlan, stage_params: np.ndarray,
-                  dp: np.ndarray) -> dict[str, np.ndarray]:
-    train = plan.phase == "train"
-    if train:
-        w_b = 4.0 if plan.precision == "fp32" else _nbytes(plan.weight_dtype, plan.dtype)
-    else:
-        w_b = _nbytes(plan.weight_dtype, plan.dtype)
-    weights = stage_params * w_b / (dp if plan.zero >= 3 else 1)
-    if not train:
-        zero = np.zeros_like(weights)
-        return {"weights": weights, "gradients": zero, "optimizer": zero}
-    grads = stage_params * w_b / (dp if plan.zero >= 2 else 1)
-    opt = stage_params * OPTIMIZER_STATE_BYTES[plan.optimizer][plan.precision] \
-        / (dp if plan.zero >= 1 else 1)
+def _compressed(graph: ModelGraph) -> bool:
+    return any(k in op.attrs for op in graph.ops for k in COMPRESSION_ATTRS)
+
+
+def _kv_width(graph: ModelGraph, kv_dtype: str) -> float:
+    """Bytes per cached key / value: the KV dtype the graph's cache ops carry (a KV
+    quantization), else the job's."""
+    for op in graph.ops:
+        if op.attr("kv_dtype") and any(t.role == "kv" for t in op.outputs):
+            return lookup_dtype(op.attr("kv_dtype")).nbytes
+    return lookup_dtype(kv_dtype).nbytes
+
+
+def _stored(graph: ModelGraph, job: Job, sparse: tuple[bool, bool]) -> _Stored:
+    """What the footprint reads of the graph for this job's dtypes (worked out once per
+    graph, dtypes and device sparse support: the capacity searches vary only sizes)."""
+    master = job.train and job.precision == "fp32"
+    return _stored_for(graph, job.dtype, job.weights, job.kv, master, sparse)
+
+
+@lru_cache(maxsize=256)
+def _stored_for(graph: ModelGraph, dtype: str, weights: str, kv_dtype: str, fp32: bool,
+                sparse: tuple[bool, bool]) -> _Stored:
+    width = 4.0 if fp32 else lookup_dtype(weights).nbytes
+    kv = _kv_width(graph, kv_dtype)
+    dense = StageParams(*(p * width for p in graph.stage_params))
+    total = graph.params * width
+    if _compressed(graph):
+        dense, total = _compressed_weights(graph, dtype, weights, sparse)
+    if graph.shape is not None:
+        return _Stored(dense, total, kv)
+    wl = build_workload(graph, batch=1, seq=graph.meta.get("default_seq"), dtype=dtype).table
+    works = wl["unit"] != "none"
+    one = {"B": 1, "S": 1, "T": 1, "L": 1}
+    views = sum(numel(tuple(one.get(d, d) if isinstance(d, str) else d for d in t.shape))
+                for op in graph.ops if op.kind == OpKind.RESHAPE
+                for t in op.outputs if t.role == "kv")
+    return _Stored(dense, total, kv, float(wl.loc[works, "output_bytes"].sum()),
+                   float((wl["input_bytes"] + wl["output_bytes"]).max()), float(views))
+
+
+def _compressed_weights(graph: ModelGraph, dtype: str, weights: str,
+                        sparse: tuple[bool, bool]) -> tuple[StageParams, float]:
+    """Per-op stored bytes of a compressed graph, by pipeline stage: the stored format
+    (perfmodel.workload.compressed ``storage_bytes``), or dense at the op's weight dtype
+    where its sparse format does not run natively on the device."""
+    wl = build_workload(graph, batch=1, seq=graph.meta.get("default_seq"), dtype=dtype,
+                        weight_dtype=weights).table
+    fwd = wl[~wl["phase"].isin(["backward", "optimizer"])]
+    width = fwd["weight_dtype"].map(lambda d: lookup_dtype(d).nbytes).to_numpy(float)
+    native = native_sparse(fwd, *sparse)
+    held = np.where((fwd["sparsity"].to_numpy(float) > 0) & ~native,
+                    fwd["params"].to_numpy(float) * width, fwd["storage_bytes"].to_numpy(float))
+    stage = fwd["layer"].astype(str).map(stage_of).to_numpy(object)
+    return (StageParams(*(float(held[stage == s].sum()) for s in ("first", "block", "last"))),
+            float(held.sum()))
+
+
+def _sparse_flags(device: DeviceSpec | None) -> tuple[bool, bool]:
+    """(2:4, unstructured) sparse formats the device runs natively; none without a device
+    (a sparse format is then counted decompressed, the conservative choice)."""
+    if device is None:
+        return (False, False)
+    return (bool(device.sparse_2_4), bool(device.extras.get("sparse_unstructured", False)))
+
+
+# --- components -------------------------------------------------------------------------
+
+def _on_stage(shape: ModelShape | None, stage: StageParams, total: float, tp: np.ndarray,
+              pp: np.ndarray) -> np.ndarray:
+    """Of a per-stage quantity (params or bytes), what the fullest pipeline stage holds,
+    divided over the tensor-parallel ranks; other models hold all of it."""
+    if shape is None:
+        return np.full(np.broadcast(tp, pp).shape, total)
+    layers = np.ceil(shape.num_hidden_layers / pp)
+    first = np.where(pp == 1, stage.first + stage.last, stage.first)
+    last = np.where(pp == 1, 0.0, stage.last)
+    return (layers * stage.layer + np.maximum(first, last)) / tp
+
+
+def _model_states(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stored,
+                  tp: np.ndarray, pp: np.ndarray, dp: np.ndarray) -> dict[str, np.ndarray]:
+    zero = plan.zero_stage
+    weights = _on_stage(graph.shape, stored.weights, stored.total_weights, tp, pp) \
+        / (dp if zero >= 3 else 1)
+    if not job.train:
+        none = np.zeros_like(weights)
+        return {"weights": weights, "gradients": none, "optimizer": none}
+    params = _on_stage(graph.shape, graph.stage_params, float(graph.params), tp, pp)
+    width = 4.0 if job.precision == "fp32" else lookup_dtype(job.weights).nbytes
+    grads = params * width / (dp if zero >= 2 else 1)
+    opt = params * OPTIMIZER_STATE_BYTES[job.optimizer][job.precision] / (dp if zero >= 1 else 1)
     return {"weights": weights, "gradients": grads, "optimizer": opt}
 
 
-def _stage_params(mm: MemoryModel, tp: np.ndarray, pp: np.ndarray) -> np.ndarray:
-    """Parameters on the fullest pipeline stage, divided over tensor-parallel ranks."""
-    if not mm.is_transformer:
-        return np.full(np.broadcast(tp, pp).shape, mm.params)
-    layers = np.ceil(mm.num_layers / pp)
-    first = np.where(pp == 1, mm.first_params + mm.last_params, mm.first_params)
-    last = np.where(pp == 1, 0.0, mm.last_params)
-    return (layers * mm.layer_params + np.maximum(first, last)) / tp
-
-
-def layer_activation_bytes(mm: MemoryModel, s: Any, b: Any, t: Any, sp: bool,
-                           recompute: str, act_bytes: float = 2.0) -> Any:
-    """Bytes saved for backward by one transformer layer (Korthikanti et al. 2023, sec. 4, Table 2).
+def layer_activation_bytes(shape: ModelShape, s: Any, b: Any, t: Any, sp: bool,
+                           recompute: str, act_bytes: float = 2.0,
+                           attention: str = "unfused") -> Any:
+    """Bytes saved for backward by one transformer layer (Korthikanti et al. 2023, sec. 4,
+    Table 2).
 
     s sequence length, b micro-batch, t tensor-parallel size; ``act_bytes`` is the width
-    the paper assumes (2, fp16/bf16) and scales the sbh terms.
+    the paper assumes (2, fp16/bf16) and scales the sbh terms. ``attention="flash"``: the
+    fused kernel keeps no s x s scores, so the 5as/h term is dropped (as selective
+    recomputation drops it).
     """
-    h, a = mm.hidden, mm.heads
+    h, a = shape.hidden_size, shape.num_attention_heads
     sbh = np.asarray(s, float) * b * h * (act_bytes / 2.0)
     if recompute == "full":
         return 2 * sbh / (t if sp else 1)
     if recompute == "selective_layer":  # every n-th layer full, the others none
         n = SELECTIVE_LAYER_EVERY
-        return ((n - 1) * layer_activation_bytes(mm, s, b, t, sp, "none", act_bytes)
-                + layer_activation_bytes(mm, s, b, t, sp, "full", act_bytes)) / n
-    kv = mm.kv_heads * mm.head_dim / h
-    ffn = (mm.ffn or 4 * h) / h
+        return ((n - 1) * layer_activation_bytes(shape, s, b, t, sp, "none", act_bytes,
+                                                 attention)
+                + layer_activation_bytes(shape, s, b, t, sp, "full", act_bytes)) / n
+    kv = shape.kv_dim / h
+    ffn = shape.intermediate_size / h
     if recompute == "selective_op":
         # torchtitan op-level SAC keeps the block input, the outputs of the 1st, 3rd, ...
         # matrix multiply (Q, V, MLP-up / gate, MLP-down) and of SDPA; all else is rerun.
@@ -267,79 +241,103 @@ def layer_activation_bytes(mm: MemoryModel, s: Any, b: Any, t: Any, sp: bool,
         inner = 2 + 2 * kv + 2 + 2 * ffn  # Q, V, SDPA out, MLP-up: head / column split
         outer = 2 + 2  # block input, MLP-down output (sequence-split only with sp)
         return sbh / t * (outer + inner) if sp else sbh * (outer + inner / t)
-    parallel = (4 + 4 * kv) + (8 * ffn if mm.gated else 4 * ffn)  # 8 + 16 = 24 for GPT
-    score = 0.0 if recompute == "selective" else 5 * a * np.asarray(s, float) / h
+    parallel = (4 + 4 * kv) + (8 * ffn if shape.gated else 4 * ffn)  # 8 + 16 = 24 for GPT
+    keeps_scores = recompute == "none" and attention == "unfused"
+    score = 5 * a * np.asarray(s, float) / h if keeps_scores else 0.0
     if sp:
         return sbh / t * (10 + parallel + score)
     return sbh * (10 + (parallel + score) / t)
 
 
-def _activations(mm: MemoryModel, plan: MemoryPlan, batch: np.ndarray, seq: np.ndarray,
-                 tp: np.ndarray, pp: np.ndarray, dp: np.ndarray) -> np.ndarray:
-    act_b = _nbytes(None, plan.dtype)
-    if plan.phase != "train":
+def _activations(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stored,
+                 batch: np.ndarray, seq: np.ndarray, tp: np.ndarray, pp: np.ndarray,
+                 dp: np.ndarray) -> np.ndarray:
+    act_b = lookup_dtype(job.dtype).nbytes
+    if not job.train:
         return np.zeros(np.broadcast(batch, seq, tp, pp).shape)
-    mb = np.asarray(plan.micro_batch or 0) if plan.micro_batch else batch // dp
+    mb = np.asarray(plan.micro_batch) if plan.micro_batch else np.maximum(batch // dp, 1)
     m = batch // (dp * mb)  # micro-batches per pipeline and step
-    in_flight = np.minimum(pp, m) if plan.schedule == "1f1b" else m
-    if not mm.is_transformer:
-        return mm.act_elems_per_sample * act_b * mb * in_flight
-    layers = np.ceil(mm.num_layers / pp)
-    per_layer = layer_activation_bytes(mm, seq, mb, tp, plan.sequence_parallel,
-                                       plan.recompute, act_b)
+    held = in_flight(pp, m, plan.schedule, plan.virtual_stages)
+    shape = graph.shape
+    if shape is None:
+        return stored.act_bytes_per_sample * mb * held
+    layers = np.ceil(shape.num_hidden_layers / pp)
+    per_layer = layer_activation_bytes(shape, seq, mb, tp, plan.sequence_parallel,
+                                       plan.recompute, act_b, graph.attention_kernels)
     # fp32 logits for the loss on the last stage (4 bytes x s x b x vocab / t).
-    logits = np.where(pp == 1, 4.0 * seq * mb * mm.vocab / tp, 0.0)
-    return per_layer * layers * in_flight + logits
+    logits = np.where(pp == 1, 4.0 * seq * mb * shape.vocab_size / tp, 0.0)
+    return per_layer * layers * held + logits
 
 
-def _kv_cache(mm: MemoryModel, plan: MemoryPlan, batch: np.ndarray, seq: np.ndarray,
-              tp: np.ndarray, pp: np.ndarray) -> np.ndarray:
+def _kv_cache(shape: ModelShape | None, job: Job, stored: _Stored, batch: np.ndarray,
+              seq: np.ndarray, tp: np.ndarray, pp: np.ndarray) -> np.ndarray:
     """2 x layers x kv_heads x head_dim x seq x batch x bytes, sharded by TP (over KV heads,
-    replicated once tp exceeds them) and PP (over layers)."""
-    if plan.phase not in ("decode", "prefill", "inference") or not mm.is_transformer \
-            or not mm.num_layers or mm.heads == 0:
+    replicated once tp exceeds them) and PP (over layers); a model without a shape record
+    holds its cache views' elements per token (no sharding: tp = pp = 1 for it)."""
+    if job.train:
         return np.zeros(np.broadcast(batch, seq, tp, pp).shape)
-    kv_b = _nbytes(plan.kv_dtype, plan.dtype)
-    layers = np.ceil(mm.num_layers / pp)
-    heads = mm.kv_heads / np.minimum(tp, mm.kv_heads)
-    return 2.0 * layers * heads * mm.head_dim * seq * batch * kv_b
+    if shape is None:
+        return stored.kv_elems_per_token * seq * batch * stored.kv_bytes + 0.0 * tp * pp
+    if not shape.is_decoder:
+        return np.zeros(np.broadcast(batch, seq, tp, pp).shape)
+    layers = np.ceil(shape.num_hidden_layers / pp)
+    kv = shape.num_key_value_heads
+    heads = kv / np.minimum(tp, kv)
+    return 2.0 * layers * heads * shape.head_dim * seq * batch * stored.kv_bytes
 
 
-def _workspace(mm: MemoryModel, plan: MemoryPlan, batch: np.ndarray, seq: np.ndarray,
-               tp: np.ndarray) -> np.ndarray:
-    """Transient activations: the largest op's inputs + outputs, plus the user's library
-    workspace. Transformers: the MLP's working set, tokens x (2 hidden + 2 ffn / t)
-    elements, plus the last token's logits (batch x vocab / t) at inference; generic
-    models: their largest op, per sample."""
-    act_b = _nbytes(None, plan.dtype)
-    if mm.is_transformer:
-        tokens = seq * batch if plan.phase != "decode" else batch
-        mlp = tokens * (2 * mm.hidden + 2 * (mm.ffn or 4 * mm.hidden) / tp)
-        logits = 0.0 if plan.phase == "train" else batch * mm.vocab / tp
-        peak = (mlp + logits) * act_b
-    else:
-        peak = mm.peak_elems_per_sample * act_b * batch
-    return peak + plan.workspace_bytes
+def _workspace(shape: ModelShape | None, job: Job, stored: _Stored, batch: np.ndarray,
+               seq: np.ndarray, tp: np.ndarray) -> np.ndarray:
+    """Transient activations: the largest op's inputs + outputs. Transformers: the MLP's
+    working set, tokens x (2 hidden + 2 ffn / t) elements, plus the last token's logits
+    (batch x vocab / t) at inference; other models: their largest op, per sample."""
+    if shape is None:
+        return stored.peak_bytes_per_sample * batch
+    act_b = lookup_dtype(job.dtype).nbytes
+    tokens = seq * batch if job.phase != "decode" else batch
+    mlp = tokens * (2 * shape.hidden_size + 2 * shape.intermediate_size / tp)
+    logits = 0.0 if job.train else batch * shape.vocab_size / tp
+    return (mlp + logits) * act_b
 
 
-def footprint(mm: MemoryModel, plan: MemoryPlan, **arrays: Any) -> dict[str, np.ndarray]:
+def footprint(graph: ModelGraph, plan: ParallelPlan, job: Job, *,
+              device: DeviceSpec | None = None, workspace_bytes: float = 0.0,
+              overhead_bytes: float = 0.0, **arrays: Any) -> dict[str, np.ndarray]:
     """Bytes per device, by component (COMPONENTS) plus ``total``.
 
-    Numeric plan fields can be overridden by numpy arrays (batch, seq, dp, tp, pp) for a
-    vectorized sweep; the result arrays broadcast over them.
+    ``job.batch`` is the run's batch over all devices (training: the global batch, split
+    into micro-batches by the plan; inference: sequences served together, batch / dp per
+    replica). ``workspace_bytes`` (a library's workspace) and ``overhead_bytes`` (CUDA
+    context, allocator) are added as given. ``device`` decides whether a sparse weight
+    format is held compressed (only for compressed graphs). The fields of ARRAY_FIELDS can
+    be numpy arrays for a vectorized sweep; the results broadcast over them.
+
+    >>> from perfmodel.graph import GraphBuilder
+    >>> b = GraphBuilder("mlp")
+    >>> _ = b.linear(b.input("x", (1000,)), 1000)     # 1,001,000 parameters
+    >>> fp = footprint(b.build(), ParallelPlan(), Job(phase="train", dtype="bf16"))
+    >>> float(fp["weights"] + fp["gradients"] + fp["optimizer"]) / 1_001_000   # 2 + 2 + 12
+    16.0
     """
-    get = {k: np.asarray(arrays.get(k, getattr(plan, k))) for k in
-           ("batch", "seq", "dp", "tp", "pp")}
-    batch, seq, dp, tp, pp = (get[k] for k in ("batch", "seq", "dp", "tp", "pp"))
-    per_replica = batch if plan.phase == "train" else np.ceil(batch / dp)
-    states = _model_states(plan, _stage_params(mm, tp, pp), dp)
+    unknown = set(arrays) - set(ARRAY_FIELDS)
+    if unknown:
+        raise PlanError(f"footprint cannot sweep {sorted(unknown)}",
+                        f"sweep one of {', '.join(ARRAY_FIELDS)}")
+    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    values = {"batch": job.batch, "seq": job.seq, "data_parallel": plan.data_parallel,
+              "tensor_parallel": plan.tensor_parallel,
+              "pipeline_parallel": plan.pipeline_parallel}
+    batch, seq, dp, tp, pp = (np.asarray(arrays.get(k, values[k])) for k in ARRAY_FIELDS)
+    stored = _stored(graph, job, _sparse_flags(device))
+    per_replica = batch if job.train else np.ceil(batch / dp)
     out = {
-        **states,
-        "activations": _activations(mm, plan, batch, seq, tp, pp, dp),
-        "kv_cache": _kv_cache(mm, plan, per_replica, seq, tp, pp),
-        "workspace": _workspace(mm, plan, per_replica if plan.phase != "train"
-                                else np.asarray(plan.micro_batch or batch // dp), seq, tp),
-        "overhead": np.asarray(float(plan.overhead_bytes)),
+        **_model_states(graph, plan, job, stored, tp, pp, dp),
+        "activations": _activations(graph, plan, job, stored, batch, seq, tp, pp, dp),
+        "kv_cache": _kv_cache(graph.shape, job, stored, per_replica, seq, tp, pp),
+        "workspace": _workspace(graph.shape, job, stored, per_replica if not job.train
+                                else np.asarray(plan.micro_batch_of(job.batch)), seq, tp)
+        + workspace_bytes,
+        "overhead": np.asarray(float(overhead_bytes)),
     }
     shape = np.broadcast(*out.values()).shape
     out = {k: np.broadcast_to(np.asarray(v, float), shape) for k, v in out.items()}

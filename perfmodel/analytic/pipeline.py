@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
+from perfmodel.workload.plan import SCHEDULES
 
 __all__ = ["SCHEDULES", "bubble_fraction", "step_time", "in_flight", "layer_assignment",
            "check_pipeline"]
 
-SCHEDULES = ("gpipe", "1f1b", "interleaved")
 
 
 def check_pipeline(stages: int, micro_batches: int, schedule: str, virtual: int = 1) -> None:

@@ -29,6 +29,8 @@ import pandas as pd
 from perfmodel.analytic.compression import execution, resolve_peak
 from perfmodel.errors import UnknownNameError, did_you_mean
 from perfmodel.hardware.spec import DeviceSpec
+from perfmodel.workload.job import Job
+from perfmodel.workload.schema import Workload
 
 __all__ = ["Prediction", "roofline", "predict", "PREDICTION_COLUMNS", "FUSION_MODES"]
 
@@ -41,11 +43,13 @@ PREDICTION_COLUMNS = ("peak_flops_per_s", "compute_s", "memory_s", "overhead_s",
 
 @dataclass(frozen=True)
 class Prediction:
-    """Per-op table (the workload plus PREDICTION_COLUMNS), summary and assumptions."""
+    """Per-op table (the workload table plus PREDICTION_COLUMNS), summary, assumptions, and
+    the Workload it prices."""
 
     ops: pd.DataFrame = field(repr=False)
     summary: Mapping[str, Any]
     assumptions: Mapping[str, Any]
+    workload: Workload = field(repr=False, compare=False)
 
     def to_dict(self, top: int | None = None) -> dict[str, Any]:
         ops = self.ops.sort_values("time_s", ascending=False) if top else self.ops
@@ -162,9 +166,10 @@ def _group_time(roof: np.ndarray, compute: np.ndarray, memory: np.ndarray,
         return np.where(g_sum > 0, g_roof * roof / np.where(g_sum > 0, g_sum, 1.0), 0.0)
 
 
-def roofline(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = False,
+def roofline(table: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = False,
              dtype_fallback: bool = False, fusion: str = "none") -> pd.DataFrame:
-    """The workload table with per-op roofline columns added (a new DataFrame).
+    """A workload table (``Workload.table``) with per-op roofline columns added (a new
+    DataFrame).
 
     Compressed rows (sparsity, codebooks, per-op dtypes) run as
     perfmodel.analytic.compression says; ``dtype_fallback=True`` lets a dtype the device
@@ -172,7 +177,13 @@ def roofline(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool =
     ``epilogue`` (see ``_fuse``); columns fused, fused_input_bytes and fused_output_bytes
     record it.
     """
-    df = workload.copy()
+    return _roofline(table, device, hierarchical, dtype_fallback, fusion)[0]
+
+
+def _roofline(table: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
+              dtype_fallback: bool, fusion: str) -> tuple[pd.DataFrame, list[str]]:
+    """``roofline``, and the notes on the dtype fallbacks and sparse formats it took."""
+    df = table.copy()
     fused, saved_in, saved_out = _fuse(df, fusion)
     df["fused"] = fused
     df["fused_input_bytes"] = saved_in
@@ -206,22 +217,22 @@ def roofline(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool =
     df["unit_used"] = unit_used
     df["dtype_used"] = dtype_used
     df["macs_executed"] = df["macs"].to_numpy(float) / ex.speedup
-    df.attrs = {**workload.attrs, "fallback_notes": notes}
-    return df
+    return df, notes
 
 
-def _throughput(attrs: Mapping[str, Any], latency: float) -> tuple[float, str]:
-    batch, seq, phase = attrs.get("batch", 1), attrs.get("seq", 1), attrs.get("phase")
+def _throughput(wl: Workload, latency: float) -> tuple[float, str]:
+    job = wl.job
+    batch, seq, phase = job.batch, job.seq or 1, job.phase
     if latency <= 0:
         return 0.0, "items/s"
     if phase == "decode":
         return batch / latency, "tokens/s"
-    if phase == "prefill" or (phase == "train" and attrs.get("is_llm")):
+    if phase == "prefill" or (phase == "train" and wl.is_llm):
         return batch * seq / latency, "tokens/s"
     return batch / latency, "samples/s"
 
 
-def predict(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = False,
+def predict(workload: Workload, device: DeviceSpec, *, hierarchical: bool = False,
             dtype_fallback: bool = False, fusion: str = "none") -> Prediction:
     """Roofline prediction of a Workload on a device: per-op table, summary, assumptions.
 
@@ -231,20 +242,19 @@ def predict(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = 
     one the device supports. ``fusion="epilogue"`` runs ``fusible`` ops inside the kernel
     before them (no launch overhead, no round trip of the intermediate tensor; ``_fuse``).
     """
-    attrs = workload.attrs
-    device.check_dtype(attrs.get("dtype", "fp16"))
-    ops = roofline(workload, device, hierarchical=hierarchical, dtype_fallback=dtype_fallback,
-                   fusion=fusion)
+    job = workload.job
+    device.check_dtype(job.dtype)
+    ops, notes = _roofline(workload.table, device, hierarchical, dtype_fallback, fusion)
     latency = float(ops["time_s"].sum())
     flops = float(ops["flops"].sum())
-    _, _, peak, _ = device.resolve_unit("tensor", attrs.get("dtype", "fp16"))
+    _, _, peak, _ = device.resolve_unit("tensor", job.dtype)
     achieved = flops / latency if latency > 0 else 0.0
-    throughput, unit = _throughput(attrs, latency)
+    throughput, unit = _throughput(workload, latency)
     by_bound = ops.groupby("bound")["time_s"].sum().drop("none", errors="ignore")
     summary = {
-        "model": attrs.get("model"), "device": device.name, "phase": attrs.get("phase"),
-        "batch": attrs.get("batch"), "seq": attrs.get("seq"), "dtype": attrs.get("dtype"),
-        "params": float(attrs.get("total_params", ops["params"].sum())),
+        "model": workload.model, "device": device.name, "phase": job.phase,
+        "batch": job.batch, "seq": job.seq, "dtype": job.dtype,
+        "params": float(workload.total_params),
         "macs": float(ops["macs"].sum()), "flops": flops, "bytes": float(ops["bytes"].sum()),
         "weight_bytes": float(ops["weight_bytes"].sum()),
         "macs_executed": float(ops["macs_executed"].sum()),
@@ -262,12 +272,12 @@ def predict(workload: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = 
         "overhead_bound_s": float(by_bound.get("overhead", 0.0)),
         "overhead_s": float(ops["overhead_s"].sum()),
         "energy_j": (device.tdp_w or 0.0) * latency if device.tdp_w else None,
-        "unsupported_ops": list(attrs.get("unsupported", [])),
+        "unsupported_ops": list(workload.unsupported),
     }
-    assumptions = _assumptions(device, attrs, ops.attrs["fallback_notes"])
+    assumptions = _assumptions(device, job, notes)
     assumptions["memory_model"] = "hierarchical" if hierarchical else "flat"
     assumptions["fusion"] = FUSION_NOTES[fusion]
-    return Prediction(ops, summary, assumptions)
+    return Prediction(ops, summary, assumptions, workload)
 
 
 FUSION_NOTES = {
@@ -280,7 +290,7 @@ FUSION_NOTES = {
 }
 
 
-def _assumptions(device: DeviceSpec, attrs: Mapping[str, Any], notes: list[str]) -> dict:
+def _assumptions(device: DeviceSpec, job: Job, notes: list[str]) -> dict:
     prov = device.provenance
     eff = device.efficiency
     main = next(i for i, m in enumerate(device.memory) if m.role == "main")
@@ -288,9 +298,9 @@ def _assumptions(device: DeviceSpec, attrs: Mapping[str, Any], notes: list[str])
         "method": "roofline: per op max(compute, memory) time + launch overhead; ops run "
                   "serially, no cache reuse across ops (fusion: see 'fusion')",
         "device": device.display_name, "device_spec": device.path,
-        "dtype": attrs.get("dtype"), "weight_dtype": attrs.get("weight_dtype"),
-        "kv_dtype": attrs.get("kv_dtype"), "phase": attrs.get("phase"),
-        "batch": attrs.get("batch"), "seq": attrs.get("seq"),
+        "dtype": job.dtype, "weight_dtype": job.weight_dtype,
+        "kv_dtype": job.kv_dtype, "phase": job.phase,
+        "batch": job.batch, "seq": job.seq,
         "peak_flops_per_s": {f"{u}/{d}": v for (u, d), v in device.peak_flops.items()},
         "memory_bandwidth_Bps": device.memory_bandwidth,
         "memory_bandwidth_source": prov.get(f"memory[{main}].bandwidth_GBps", ""),

@@ -17,8 +17,6 @@ from perfmodel.hardware.write import write_spec
 from perfmodel.units import format_si
 from perfmodel.zoo.registry import canonical_name, load_model
 
-HELP = "run the microbenchmarks (CUDA GPU or --backend cpu) and write a measurement CSV"
-
 SHOWN_TORCH = ["benchmark", "model", "phase", "batch", "seq", "dtype", "time_s", "time_p10_s",
                "time_p90_s", "repeats"]
 SHOWN = ["benchmark", "family", "dtype", "m", "n", "k", "bytes", "time_s", "achieved_TFLOPS",
@@ -89,7 +87,7 @@ def _run_torch(args: argparse.Namespace) -> pd.DataFrame:
         raise PerfModelError("--backend torch needs --models NAME[,NAME...]",
                              "e.g. --models resnet50,bert-base,llama-2-7b")
     keys = [n if n.endswith((".yaml", ".yml", ".json")) else canonical_name(n) for n in names]
-    models = [(k, load_model(k).meta) for k in keys]
+    models = [(k, load_model(k)) for k in keys]
     return run_torch(models, batch=args.batch, seq=args.seq, dtype=args.dtype,
                      device=args.torch_device, repeats=args.repeats, quick=args.quick)
 

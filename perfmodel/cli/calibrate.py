@@ -12,8 +12,7 @@ from perfmodel.errors import PerfModelError
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.write import write_spec
 from perfmodel.validate.calibrate import calibrate, calibrated_spec
-
-HELP = "fit size-dependent efficiency curves and launch overhead; write a calibrated spec"
+from perfmodel.zoo.registry import load_model
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,7 +43,7 @@ def handle(args: argparse.Namespace) -> str:
                              "cross-validation fits on some folds and reports on the rest")
     df = load_rows(args)
     base = load_device(args.hw) if args.hw else load_device(df["hw"].iloc[0])
-    cal = calibrate(df, folds=args.folds, seed=args.seed, group=args.group)
+    cal = calibrate(df, folds=args.folds, seed=args.seed, group=args.group, models=load_model)
     table = _table(cal.summary, cal.uncalibrated)
     written = None
     if args.output:

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from perfmodel.sim.collective_sweep import CollectiveSweep
     from perfmodel.validate.collectives import CollectiveCheck
 
-HELP = "collective time, algbw and busbw per message size (nccl-tests columns), or compare"
 
 NCCL_COLUMNS = ["size_bytes", "count", "type", "time_us", "algbw_GBps", "busbw_GBps",
                 "algorithm"]
@@ -291,4 +290,4 @@ def handle(args: argparse.Namespace) -> str:
     return _sweep(args, system)
 
 
-__all__ = ["HELP", "add_arguments", "handle"]
+__all__ = ["add_arguments", "handle"]

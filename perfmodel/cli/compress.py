@@ -10,10 +10,8 @@ from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import PlanError
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
-from perfmodel.workload.schema import PHASES
+from perfmodel.workload.job import PHASES, Job
 from perfmodel.zoo.registry import load_model
-
-HELP = "compare compression strategies: size, bytes, MACs, latency, memory, energy"
 
 SHOWN = ["strategy", "params", "size_on_disk_bytes", "weight_bytes_moved", "macs_executed",
          "latency_s", "speedup", "peak_memory_bytes", "energy_j"]
@@ -45,40 +43,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
 
-def compression_table(args: argparse.Namespace) -> pd.DataFrame:
+def compression_table(args: argparse.Namespace) -> tuple[pd.DataFrame, str, str, Job]:
+    """The trade-off table, the model's and the device's names and the job it prices."""
     # imported here so that other commands do not pay for the compress package
     from perfmodel.compress.registry import parse_strategy
-    from perfmodel.report.compress import Request, compare_strategies
+    from perfmodel.compress.tradeoff import Exchange, compare_strategies
 
     if not args.strategy:
         raise PlanError("no --strategy given", "e.g. --strategy int8 --strategy prune:2:4")
     device = load_device(args.hw)
     graph = load_model(args.model)
     strategies = [parse_strategy(s, resolve_model=load_model) for s in args.strategy]
-    req = Request(batch=args.batch, seq=args.seq, phase=args.phase,
-                  dtype=args.dtype or device.default_dtype, workers=args.workers,
-                  link_latency_s=args.link_latency_us * 1e-6,
-                  hierarchical=args.memory_model == "hierarchical")
-    return compare_strategies(graph, device, strategies, req)
+    job = Job(phase=args.phase, batch=args.batch or int(graph.meta.get("default_batch", 1)),
+              seq=args.seq, dtype=args.dtype or device.default_dtype)
+    exchange = Exchange(workers=args.workers, link_latency_s=args.link_latency_us * 1e-6)
+    df = compare_strategies(graph, device, strategies, job, exchange=exchange,
+                            hierarchical=args.memory_model == "hierarchical")
+    return df, graph.name, device.name, job
 
 
 def handle(args: argparse.Namespace) -> str:
-    df = compression_table(args)
+    df, model, device, job = compression_table(args)
     if args.plot:
         from perfmodel.report.compress import plot_tradeoff
-        r = df.attrs["request"]
         plot_tradeoff(df, args.plot, overwrite=args.force,
-                      title=f"{df.attrs['model']} on {df.attrs['device']}: {r.phase}, "
-                            f"baseline {r.dtype}")
+                      title=f"{model} on {device}: {job.phase}, baseline {job.dtype}")
     if args.format == "json":
         return to_json(df.to_dict(orient="records"))
     if args.format == "csv":
         return emit_frame(df.assign(notes=df["notes"].map("; ".join)), "csv")
-    return _table(df)
+    return _table(df, args.workers, model, device, job)
 
 
-def _table(df: pd.DataFrame) -> str:
-    r = df.attrs["request"]
+def _table(df: pd.DataFrame, workers: int, model: str, device: str, job: Job) -> str:
     cols = SHOWN + [c for c in ("grad_exchange_bytes", "comm_s") if c in df]
     fmt = {"params": format_si, "macs_executed": format_si,
            "size_on_disk_bytes": lambda v: format_si(v, "B"),
@@ -88,8 +85,8 @@ def _table(df: pd.DataFrame) -> str:
            "latency_s": lambda v: format_si(v, "s"), "comm_s": lambda v: format_si(v, "s"),
            "speedup": lambda v: f"{v:.2f}x", "energy_j": lambda v: format_si(v, "J")}
     shown = df[cols].rename(columns=HEADERS)
-    lines = [f"{df.attrs['model']} on {df.attrs['device']}: {r.phase}, baseline {r.dtype}"
-             + (f", {r.workers} data-parallel workers" if r.phase == "train" else ""), "",
+    lines = [f"{model} on {device}: {job.phase}, baseline {job.dtype}"
+             + (f", {workers} data-parallel workers" if job.train else ""), "",
              emit_frame(shown, "table", {HEADERS.get(k, k): f for k, f in fmt.items()}), "",
              "Notes (what this device does with each format; baseline first):"]
     for strategy, notes in zip(df["strategy"], df["notes"], strict=True):
@@ -98,8 +95,10 @@ def _table(df: pd.DataFrame) -> str:
     lines += ["", "Energy: per-op model (Horowitz ISSCC 2014, 45 nm; hw_specs/_energy.yaml)"
               + (f"; TDP x latency for the baseline: {format_si(tdp, 'J')} (upper bound)"
                  if tdp is not None and tdp == tdp else ""),
-              "Peak memory: resident weights + KV cache + largest op working set (estimate)."]
-    if r.phase == "train":
+              "Peak memory: the memory model's per-device total, as `perfmodel memory` gives it "
+              "(weights as held, KV cache, workspace; training adds gradients, optimizer "
+              "states and saved activations)."]
+    if job.train:
         lines.append("Training latency = step compute + gradient exchange (not overlapped): "
                      "ring all-reduce (dense) or all-gather (sparse).")
     return "\n".join(lines)

@@ -3,64 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 
+from perfmodel.catalog import device_figures, device_table
 from perfmodel.cli.output import emit_frame, to_json
-from perfmodel.hardware.load import list_devices, load_device
-from perfmodel.hardware.spec import DeviceSpec
-
-HELP = "list devices with key figures, or `hw show NAME` for one in full with sources"
+from perfmodel.hardware.load import load_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     p.add_argument("name", nargs="?", help="device name, alias or spec file (for show)")
-
-
-def _tflops(d: DeviceSpec, unit: str, dtype: str) -> float | None:
-    v = d.peak(unit, dtype)
-    return v / 1e12 if v else None
-
-
-def device_table() -> pd.DataFrame:
-    """One row per shipped device: peaks (TFLOP/s, dense), memory, ridge point, TDP."""
-    rows = []
-    for name in list_devices():
-        d = load_device(name)
-        dt = d.default_dtype
-        rows.append({
-            "device": d.name, "aliases": ",".join(d.aliases), "category": d.category,
-            "year": d.year, "fp16_tensor_TFLOPS": _tflops(d, "tensor", "fp16"),
-            "bf16_tensor_TFLOPS": _tflops(d, "tensor", "bf16"),
-            "fp8_tensor_TFLOPS": _tflops(d, "tensor", "fp8"),
-            "int8_tensor_TOPS": _tflops(d, "tensor", "int8"),
-            "fp32_vector_TFLOPS": _tflops(d, "vector", "fp32"),
-            "memory_GB": d.memory_capacity / 1e9, "bandwidth_GBps": d.memory_bandwidth / 1e9,
-            "ridge_FLOP_per_B": d.ridge_point(dt), "ridge_dtype": dt, "tdp_W": d.tdp_w,
-        })
-    return pd.DataFrame(rows)
-
-
-def _leaves(d: Any, path: str = "") -> list[tuple[str, Any, str]]:
-    out: list[tuple[str, Any, str]] = []
-    items = enumerate(d) if isinstance(d, list) else d.items()
-    for k, v in items:
-        p = f"{path}[{k}]" if isinstance(d, list) else (f"{path}.{k}" if path else str(k))
-        if isinstance(v, Mapping) and "value" in v:
-            out.append((p, v["value"], str(v.get("source", ""))))
-        elif isinstance(v, Mapping | list) and k != "sources":
-            out.extend(_leaves(v, p))
-    return out
-
-
-def show_table(d: DeviceSpec) -> pd.DataFrame:
-    """Every figure of a device spec with its full source citation."""
-    rows = [{"figure": p, "value": v, "source_key": src, "source": d.provenance.get(p, src)}
-            for p, v, src in _leaves(d.raw)]
-    return pd.DataFrame(rows, dtype=object)
 
 
 def handle(args: argparse.Namespace) -> str:
@@ -69,7 +22,7 @@ def handle(args: argparse.Namespace) -> str:
             from perfmodel.errors import PerfModelError
             raise PerfModelError("hw show needs a device name", "e.g. perfmodel hw show a100")
         d = load_device(args.name)
-        table = show_table(d)
+        table = device_figures(d)
         if args.format == "json":
             return to_json({"name": d.name, "display_name": d.display_name,
                             "aliases": list(d.aliases), "figures": table.to_dict("records"),

@@ -5,22 +5,15 @@ from __future__ import annotations
 import argparse
 
 from perfmodel.analytic.capacity import MemoryReport, memory_report
-from perfmodel.analytic.memory import (
-    OPTIMIZER_STATE_BYTES,
-    PRECISIONS,
-    RECOMPUTE,
-    SCHEDULES,
-    MemoryPlan,
-    memory_model,
-)
+from perfmodel.analytic.memory import OPTIMIZER_STATE_BYTES
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import ShapeError
+from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
 from perfmodel.units import GB, format_si
-from perfmodel.workload.schema import PHASES
+from perfmodel.workload.job import PHASES, PRECISIONS, Job
+from perfmodel.workload.plan import RECOMPUTE, SCHEDULES, ParallelPlan
 from perfmodel.zoo.registry import load_model
-
-HELP = "memory footprint per device, capacity verdict, what to change, decode limits"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sequence-parallel", action="store_true")
     p.add_argument("--recompute", default="none", choices=RECOMPUTE)
     p.add_argument("--schedule", default="1f1b", choices=SCHEDULES)
+    p.add_argument("--virtual", type=int, default=1, help="chunks per device (interleaved)")
+    p.add_argument("--attention", default="flash", choices=ATTENTION_KERNELS,
+                   help="flash keeps no s x s attention scores for backward (default); "
+                        "unfused (Megatron-LM 2022) keeps them")
     p.add_argument("--workspace-gb", type=float, default=0.0, help="library workspace, GB")
     p.add_argument("--overhead-gb", type=float, default=0.0,
                    help="framework overhead (CUDA context, allocator), GB; default 0")
@@ -51,21 +48,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
 
+def model_options(attention: str) -> dict[str, bool]:
+    """Builder options for --attention: unfused kernels are a transformer built without
+    fused attention (zoo builders of other models take no such option)."""
+    return {"fused_attention": False} if attention == "unfused" else {}
+
+
 def build_report(args: argparse.Namespace) -> MemoryReport:
     device = load_device(args.hw)
-    graph = load_model(args.model)
+    graph = load_model(args.model, **model_options(args.attention))
     for name in ("workspace_gb", "overhead_gb"):
         if getattr(args, name) < 0:
             raise ShapeError(f"--{name.replace('_', '-')} must be >= 0", "pass 0 or more")
-    plan = MemoryPlan(
-        phase=args.phase, batch=args.batch, seq=args.seq or int(graph.meta.get("default_seq", 1)),
-        dtype=args.dtype or device.default_dtype, kv_dtype=args.kv_dtype,
-        weight_dtype=args.weight_dtype, micro_batch=args.micro_batch, optimizer=args.optimizer,
-        precision=args.precision, zero=3 if args.fsdp else args.zero, dp=args.dp, tp=args.tp,
-        pp=args.pp, sequence_parallel=args.sequence_parallel, recompute=args.recompute,
-        schedule=args.schedule, workspace_bytes=args.workspace_gb * GB,
-        overhead_bytes=args.overhead_gb * GB)
-    return memory_report(memory_model(graph), plan, device)
+    job = Job(phase=args.phase, batch=args.batch, seq=args.seq,
+              dtype=args.dtype or device.default_dtype, kv_dtype=args.kv_dtype,
+              weight_dtype=args.weight_dtype, optimizer=args.optimizer,
+              precision=args.precision)
+    plan = ParallelPlan(
+        data_parallel=args.dp, tensor_parallel=args.tp, pipeline_parallel=args.pp,
+        micro_batch=args.micro_batch, zero_stage=3 if args.fsdp else args.zero,
+        sequence_parallel=args.sequence_parallel, recompute=args.recompute,
+        schedule=args.schedule, virtual_stages=args.virtual)
+    return memory_report(graph, plan, job, device, workspace_bytes=args.workspace_gb * GB,
+                         overhead_bytes=args.overhead_gb * GB)
 
 
 def handle(args: argparse.Namespace) -> str:

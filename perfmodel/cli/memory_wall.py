@@ -8,8 +8,6 @@ from perfmodel.analytic.bandwidth import growth_rates, memory_wall_table
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.hardware.load import list_devices, load_device
 
-HELP = "memory-wall statistics of the device library, by year (--plot for the trend chart)"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", default=None, metavar="FILE", help="trend chart by year")

@@ -8,19 +8,17 @@ from typing import Any
 
 import pandas as pd
 
-from perfmodel.analytic.memory import RECOMPUTE
-from perfmodel.analytic.pipeline import SCHEDULES
+from perfmodel.cli.memory import model_options
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import PerfModelError, PlanError
+from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.system import load_system
-from perfmodel.parallel.partition import ATTENTION_KERNELS
-from perfmodel.parallel.plan import ParallelPlan
 from perfmodel.parallel.search import search_plans
 from perfmodel.parallel.step import BREAKDOWN, StepPrediction, predict_step
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import RECOMPUTE, SCHEDULES, ParallelPlan, plan_for_devices
 from perfmodel.zoo.registry import load_model
-
-HELP = "3D-parallel training step (DP x TP x PP): time, tokens/s, MFU, bubble, memory; --search"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,24 +56,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
 
-def build_plan(args: argparse.Namespace) -> ParallelPlan:
-    for name in ("gpus", "tp", "pp", "micro_batch", "seq"):
-        v = getattr(args, name)
-        if v <= 0:
-            raise PlanError(f"--{name.replace('_', '-')} must be positive, got {v}",
-                            "pass 1 or more")
-    dp = args.dp if args.dp is not None else args.gpus // (args.tp * args.pp)
-    if dp <= 0 or dp * args.tp * args.pp != args.gpus:
-        raise PlanError(f"dp x tp x pp = {dp} x {args.tp} x {args.pp} is not --gpus "
-                        f"{args.gpus}", "choose sizes whose product is the device count")
-    return ParallelPlan(
-        data_parallel=dp, tensor_parallel=args.tp, pipeline_parallel=args.pp,
-        micro_batch=args.micro_batch,
-        global_batch=args.global_batch or dp * args.micro_batch, seq=args.seq,
-        schedule=args.schedule, virtual=args.virtual, zero=3 if args.fsdp else args.zero,
+def build_plan(args: argparse.Namespace) -> tuple[ParallelPlan, Job]:
+    """The plan (--tp --pp --dp ...; dp defaults to what --gpus leaves) and the job
+    (--global-batch, default dp x micro-batch; --seq; --dtype)."""
+    plan = plan_for_devices(
+        args.gpus, data_parallel=args.dp, tensor_parallel=args.tp,
+        pipeline_parallel=args.pp, micro_batch=args.micro_batch, schedule=args.schedule,
+        virtual_stages=args.virtual, zero_stage=3 if args.fsdp else args.zero,
         recompute=args.recompute, sequence_parallel=args.sequence_parallel,
-        dtype=args.dtype, overlap_grad_reduce=not args.no_overlap, attention=args.attention,
-        attention_dropout=args.attention_dropout)
+        overlap_grad_reduce=not args.no_overlap, attention_dropout=args.attention_dropout)
+    job = Job(phase="train", batch=args.global_batch or plan.data_parallel * args.micro_batch,
+              seq=args.seq, dtype=args.dtype)
+    return plan, job
 
 
 def _gb(x: float) -> str:
@@ -83,15 +75,17 @@ def _gb(x: float) -> str:
 
 
 def _text(pred: StepPrediction) -> str:
-    p = pred.plan
+    p, job = pred.plan, pred.job
+    attention = pred.assumptions["attention"].split(" ")[0]
     head = (f"# {pred.model} on {pred.system}: {p.devices} devices = dp {p.data_parallel} x "
             f"tp {p.tensor_parallel} x pp {p.pipeline_parallel}, {p.schedule}"
-            + (f" v = {p.virtual}" if p.virtual > 1 else "")
-            + f", micro-batch {p.micro_batch} x m = {p.micro_batches}, global batch "
-            f"{p.global_batch} x {p.seq} tokens, ZeRO {p.zero}, recompute {p.recompute}"
+            + (f" v = {p.virtual_stages}" if p.virtual_stages > 1 else "")
+            + f", micro-batch {p.micro_batch_of(job.batch)} x m = "
+            f"{p.micro_batches(job.batch)}, global batch "
+            f"{job.batch} x {job.seq} tokens, ZeRO {p.zero_stage}, recompute {p.recompute}"
             + (", sequence parallel" if p.sequence_parallel else "")
-            + (f", {p.attention} attention" + (" + dropout" if p.attention_dropout else "")
-               if p.attention != "flash" else "")
+            + (f", {attention} attention" + (" + dropout" if p.attention_dropout else "")
+               if attention != "flash" else "")
             + (" (simulated pipeline)" if pred.method == "sim" else " (analytic)"))
     rows = [("step", f"{pred.step_s:.4g} s"), ("tokens/s", f"{pred.tokens_per_s:,.0f}"),
             ("TFLOP/s per device", f"{pred.tflops_per_device:.1f}"),
@@ -119,13 +113,15 @@ def _text(pred: StepPrediction) -> str:
 def _search(args: argparse.Namespace, graph: Any, system: Any, device: Any) -> str:
     if args.top <= 0:
         raise PlanError("--top must be positive", "e.g. --top 10")
-    dp = args.gpus
-    gb = args.global_batch or dp
-    df = search_plans(graph, system, args.gpus, gb, args.seq, device=device,
-                      dtype=args.dtype, top=args.top)
+    gb = args.global_batch or args.gpus
+    job = Job(phase="train", batch=gb, seq=args.seq, dtype=args.dtype)
+    found = search_plans(graph, job, system, args.gpus, device=device, top=args.top)
+    df = found.table
     if args.format == "json":
         return to_json({"model": graph.name, "system": system.name, "gpus": args.gpus,
-                        "global_batch": gb, **df.attrs, "plans": df.to_dict("records")})
+                        "global_batch": gb, "candidates": found.candidates,
+                        "fitting": found.fitting, "capacity_GB": found.capacity_bytes / 1e9,
+                        "plans": df.to_dict("records")})
     if args.format == "csv":
         return emit_frame(df, "csv")
     fmt = {"step_s": lambda x: f"{x:.4g}", "tokens_per_s": lambda x: f"{x:,.0f}",
@@ -133,28 +129,33 @@ def _search(args: argparse.Namespace, graph: Any, system: Any, device: Any) -> s
            "bubble": lambda x: f"{x:.3f}", "memory_GB": lambda x: f"{x:.1f}"}
     return "\n".join([f"# best plans for {graph.name} on {args.gpus} x {device.name} "
                       f"({system.name}), global batch {gb} x {args.seq}: "
-                      f"{df.attrs['fitting']} of {df.attrs['candidates']} plans fit in "
-                      f"{df.attrs['capacity_GB']:.0f} GB", emit_frame(df, "table", fmt),
+                      f"{found.fitting} of {found.candidates} plans fit in "
+                      f"{found.capacity_bytes / 1e9:.0f} GB", emit_frame(df, "table", fmt),
                       "# analytic ranking; confirm a winner with --sim and its sizes"])
 
 
 def handle(args: argparse.Namespace) -> str:
     system = load_system(args.system)
     device = load_device(args.hw) if args.hw else system.device_spec()
-    graph = load_model(args.model)
+    for name in ("gpus", "tp", "pp", "micro_batch", "seq"):
+        if getattr(args, name) <= 0:
+            raise PlanError(f"--{name.replace('_', '-')} must be positive, got "
+                            f"{getattr(args, name)}", "pass 1 or more")
+    graph = load_model(args.model, **model_options(args.attention))
     if args.search:
         if args.sim or args.plot:
             raise PerfModelError("--search ranks analytically", "drop --sim / --plot, then "
                                  "check the winner with --sim")
         return _search(args, graph, system, device)
-    plan = build_plan(args)
+    plan, job = build_plan(args)
     method = "sim" if (args.sim or args.plot) else "analytic"
-    pred = predict_step(graph, plan, system, device, method=method)
+    pred = predict_step(graph, job, plan, system, device, method=method)
     if args.plot:
         from perfmodel.report.pipeline import plot_pipeline_gantt
         plot_pipeline_gantt(pred.pipeline_run.compute(), args.plot,
                             f"{graph.name}: pp {plan.pipeline_parallel}, {plan.schedule}",
-                            overwrite=args.force, annotate=plan.micro_batches <= 32)
+                            overwrite=args.force,
+                            annotate=plan.micro_batches(job.batch) <= 32)
     if args.format == "json":
         return to_json(pred.to_dict())
     if args.format == "csv":

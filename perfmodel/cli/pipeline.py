@@ -7,12 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from perfmodel.analytic.pipeline import SCHEDULES, in_flight, layer_assignment, step_time
+from perfmodel.analytic.pipeline import SCHEDULES, layer_assignment
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import ShapeError
 from perfmodel.sim.schedules import PipelineRun, simulate_pipeline
-
-HELP = "pipeline schedule (GPipe, 1F1B, interleaved): simulated timeline vs closed forms"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,20 +56,9 @@ def run(args: argparse.Namespace) -> PipelineRun:
         link_latency_s=args.link_latency_us * 1e-6)
 
 
-def summary(r: PipelineRun) -> dict[str, Any]:
-    p, m, v = r.stages, r.micro_batches, r.virtual
-    per_device = r.ideal_s / m  # busiest device's forward + backward per micro-batch
-    closed = float(step_time(p, m, per_device, 0.0, r.schedule, v))
-    return {"schedule": r.schedule, "stages": p, "micro_batches": m, "virtual": v,
-            "step_s": r.step_s, "closed_form_step_s": closed, "ideal_s": r.ideal_s,
-            "bubble": r.bubble, "closed_form_bubble": r.closed_form_bubble,
-            "in_flight_closed_form": float(in_flight(p, m, r.schedule, v)),
-            "events": r.result.events, "sim_wall_s": r.result.wall_s}
-
-
 def handle(args: argparse.Namespace) -> str:
     r = run(args)
-    s = summary(r)
+    s = r.summary()
     layers = layer_assignment(args.layers, args.stages, args.virtual) if args.layers else None
     if args.plot:
         from perfmodel.report.pipeline import plot_pipeline_gantt

@@ -12,8 +12,6 @@ from perfmodel.workload.build import build_workload
 from perfmodel.workload.schema import PHASES
 from perfmodel.zoo.registry import load_model
 
-HELP = "roofline prediction of one model on one device"
-
 OP_COLUMNS = ["name", "kind", "unit_used", "dtype_used", "macs", "flops", "bytes", "intensity",
               "bound", "time_s", "share"]
 

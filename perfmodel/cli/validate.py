@@ -6,15 +6,13 @@ import argparse
 
 import pandas as pd
 
-from perfmodel.bench.measurement import read_measurements
-from perfmodel.bench.reference import REFERENCE_DEVICES, load_reference
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import PerfModelError
 from perfmodel.hardware.load import load_device
 from perfmodel.validate.compare import compare
 from perfmodel.validate.metrics import error_summary
-
-HELP = "compare perfmodel's predictions with a measurement file (or the shipped references)"
+from perfmodel.validate.reference import REFERENCE_DEVICES, measurement_rows
+from perfmodel.zoo.registry import load_model
 
 ROW_COLUMNS = ["benchmark", "family", "hw_used", "dtype", "m", "n", "k", "model", "batch",
                "seq", "bytes", "time_s", "predicted_s", "error", "predict_note"]
@@ -31,23 +29,8 @@ def add_measurement_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_rows(args: argparse.Namespace) -> pd.DataFrame:
     """The measurement rows a validate/calibrate command works on, with hw filled in."""
-    if bool(args.measurements) == bool(args.reference):
-        raise PerfModelError("give one measurement file or --reference NAME",
-                             "e.g. perfmodel validate host.csv --hw host.yaml, or "
-                             "perfmodel validate --reference a100")
-    df = load_reference(args.reference) if args.reference else \
-        read_measurements(args.measurements)
-    if args.family:
-        df = df[df["family"].isin([f.strip() for f in args.family.split(",")])]
-    if (df["hw"] == "").any():
-        if not args.hw:
-            raise PerfModelError("the measurement rows name no device",
-                                 "pass --hw NAME_OR_SPEC.yaml (e.g. the --spec-out of bench)")
-        load_device(args.hw)  # a bad --hw fails here, with its own message
-        df = df.assign(hw=df["hw"].replace("", args.hw))
-    if df.empty:
-        raise PerfModelError("no measurement rows to work on", "check --family")
-    return df.reset_index(drop=True)
+    families = [f.strip() for f in args.family.split(",")] if args.family else []
+    return measurement_rows(args.measurements, args.reference, families=families, hw=args.hw)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,7 +56,7 @@ def handle(args: argparse.Namespace) -> str:
     if args.by not in df.columns:
         raise PerfModelError(f"cannot group by {args.by!r}: not a measurement column",
                              "e.g. --by family, framework, model, dtype, benchmark")
-    compared = compare(df, efficiency_from=eff)
+    compared = compare(df, efficiency_from=eff, models=load_model)
     summary = error_summary(compared, by=args.by)
     if args.plot:
         from perfmodel.report.validation import plot_validation

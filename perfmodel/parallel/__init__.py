@@ -1,7 +1,10 @@
-"""3D-parallel training (data x tensor x pipeline): plans, partitioning, step time, search."""
+"""3D-parallel training (data x tensor x pipeline): partitioning, step time, plan search.
 
-from perfmodel.parallel.plan import ParallelPlan
-from perfmodel.parallel.search import search_plans
+The plan itself is the one :class:`~perfmodel.workload.plan.ParallelPlan`; the job (global
+batch, sequence, dtype, optimizer) a :class:`~perfmodel.workload.job.Job`.
+"""
+
+from perfmodel.parallel.search import PlanSearch, search_plans
 from perfmodel.parallel.step import StepPrediction, predict_step
 
-__all__ = ["ParallelPlan", "StepPrediction", "predict_step", "search_plans"]
+__all__ = ["PlanSearch", "StepPrediction", "predict_step", "search_plans"]

@@ -14,8 +14,9 @@ Shoeybi et al. 2019, sec. 3; Narayanan et al. SC 2021, sec. 2-3; Korthikanti et 
   activations per layer forward and 2 backward; with sequence parallelism each all-reduce
   becomes a reduce-scatter plus an all-gather of the same s b h buffer (same ring volume).
   The LM head is vocabulary-parallel (1/t).
-* Attention kernels (``attention``): ``flash``, one fused causal-aware kernel (Dao et al.
-  2022; PyTorch SDPA), scores never leave the chip; ``unfused``, Megatron-LM's 2022
+* Attention kernels (the graph's, ``ModelGraph.attention_kernels``): ``flash``, one fused
+  causal-aware kernel (Dao et al. 2022; PyTorch SDPA), scores never leave the chip;
+  ``unfused`` (a graph built with ``fused_attention=False``), Megatron-LM's 2022
   ``CoreAttention``: ``torch.baddbmm`` Q K^T over all s^2 query-key pairs (the causal mask
   is applied afterwards, in the fused scale-mask-softmax kernel), the softmax, the
   attention dropout on the a s^2 b probabilities (``attention_dropout``: its own kernel,
@@ -43,37 +44,38 @@ Shoeybi et al. 2019, sec. 3; Narayanan et al. SC 2021, sec. 2-3; Korthikanti et 
   training dtype width, all-reduced (ZeRO 0-1) or reduce-scattered (ZeRO 2; ZeRO 3 / FSDP
   also all-gathers weights before forward and backward).
 
-Costs are the workload's rows at batch 1 (``build_workload(phase="train")``), scaled by the
-micro-batch (FLOP and activation bytes are linear in the batch at fixed sequence length;
-weight bytes are not) and priced by the roofline on the device, with its efficiency.
+Costs are the workload's rows at batch 1 (``build_workload(phase="train")``) of the model's
+first block and its first- and last-stage extras (``one_block``), scaled by the micro-batch
+(FLOP and activation bytes are linear in the batch at fixed sequence length; weight bytes are
+not) and priced by the roofline on the device, with its efficiency. The dimensions come from
+the graph's shape record (``ModelGraph.shape``), the parameters by stage from
+``ModelGraph.stage_params``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from perfmodel.analytic.memory import SELECTIVE_LAYER_EVERY
 from perfmodel.analytic.roofline import roofline
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
-from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.model_graph import ModelGraph, StageParams, stage_of
+from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload
-from perfmodel.zoo.transformer import TransformerConfig, build_transformer
+from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY
 
-__all__ = ["TransformerDims", "LayerCosts", "StageTimes", "layer_costs", "stage_times",
-           "dims_of", "model_flops", "tp_comm_bytes", "p2p_bytes", "grad_bytes",
-           "ATTENTION_KERNELS", "RECOMPUTED"]
+__all__ = ["LayerCosts", "StageTimes", "layer_costs", "stage_times", "one_block",
+           "shape_of", "model_flops", "tp_comm_bytes", "p2p_bytes", "grad_bytes",
+           "RECOMPUTED"]
 
 ATTENTION_CORE = ("attention", "attn_score", "softmax", "attn_context", "dropout")
 SAVED_KERNELS = ("attention",)  # torchtitan op-SAC save list: SDPA (fused attention)
 MATMUL_KINDS = ("linear",)  # the block ops that dispatch to aten.mm
-ATTENTION_KERNELS = ("flash", "unfused")
 # Bytes per parameter that Megatron-LM's mixed-precision optimizer moves besides the Adam
 # update itself (megatron/optimizer/optimizer.py, MixedPrecisionOptimizer.step, and
 # megatron/model/distributed.py): the global-norm gradient clipping reads the fp32 main
@@ -90,73 +92,44 @@ COLUMN_LINEARS = (("attention", ("self_attn.q_proj", "self_attn.k_proj", "self_a
 
 
 @dataclass(frozen=True)
-class TransformerDims:
-    """What the step model needs of a transformer: layers l, hidden h, heads a, vocabulary V,
-    parameters of one layer, of the first stage extras (embeddings) and last (head, norm)."""
-
-    name: str
-    layers: int
-    hidden: int
-    heads: int
-    vocab: int
-    layer_params: float
-    first_params: float
-    last_params: float
-    gpt_like: bool = True  # plain 4h MLP and multi-head attention: eq. 3 of Narayanan applies
-
-    @property
-    def params(self) -> float:
-        return self.layers * self.layer_params + self.first_params + self.last_params
-
-
-@dataclass(frozen=True)
 class LayerCosts:
     """Workload rows at batch 1 of one layer (``layer``), the first-stage extras (``first``)
-    and the last-stage extras (``last``); phases forward / backward / optimizer."""
+    and the last-stage extras (``last``); phases forward / backward / optimizer; with the
+    model's name, shape record and parameters by stage."""
 
-    dims: TransformerDims
+    name: str
+    shape: ModelShape
+    stage: StageParams
     seq: int
     dtype: str
     rows: pd.DataFrame  # with a "group" column: first | layer | last
 
 
-def dims_of(graph: ModelGraph) -> TransformerDims:
-    """The dims of a zoo / config transformer graph (PlanError for other models)."""
-    meta = graph.meta
-    if not meta.get("config") or not meta.get("num_layers"):
+def shape_of(graph: ModelGraph) -> ModelShape:
+    """The shape record of a transformer graph (PlanError for other models)."""
+    if graph.shape is None:
         raise PlanError(f"{graph.name}: 3D parallelism is modelled for transformers only",
                         "pick a transformer (perfmodel models) or a config.json")
-    first = last = layer = 0.0
-    for op in graph.ops:
-        if op.tied:
-            continue
-        p = float(sum(w.numel for w in op.weights))
-        if op.layer == "layers.0" or op.layer.startswith("layers.0."):
-            layer += p
-        elif op.layer.startswith("layers."):
-            continue
-        elif op.layer.startswith("embeddings"):
-            first += p
-        else:
-            last += p
-    cfg = meta["config"]
-    return TransformerDims(graph.name, int(meta["num_layers"]), int(meta["hidden_size"]),
-                           int(meta["num_heads"]), int(cfg.get("vocab_size", 0)), layer,
-                           first, last,
-                           gpt_like=cfg.get("mlp") != "gated" and int(
-                               meta.get("num_kv_heads") or meta["num_heads"]) == int(
-                               meta["num_heads"]) and not cfg.get("num_local_experts"))
+    return graph.shape
+
+
+def one_block(graph: ModelGraph) -> ModelGraph:
+    """The graph cut to its first block (``layers.0``) and the ops outside the blocks
+    (embeddings, final norm, heads): every block of a transformer costs the same, so one
+    prices them all."""
+    ops = tuple(op for op in graph.ops if stage_of(op.layer) != "other")
+    names = {op.name for op in ops}
+    edges = tuple(e for e in graph.edges if e[0] in names and e[1] in names)
+    return ModelGraph(graph.name, ops, edges, graph.inputs, graph.meta, graph.shape)
 
 
 @lru_cache(maxsize=32)
-def _cached_rows(config_key: tuple[tuple[str, Any], ...], seq: int, dtype: str,
-                 optimizer: str, attention: str = "flash",
+def _cached_rows(block: ModelGraph, seq: int, dtype: str, optimizer: str,
                  attention_dropout: bool = False) -> pd.DataFrame:
-    cfg = TransformerConfig.from_dict({**dict(config_key), "num_hidden_layers": 1})
-    wl = build_workload(build_transformer(cfg, fused_attention=attention == "flash"),
-                        batch=1, seq=seq, dtype=dtype, phase="train", optimizer=optimizer)
-    if attention == "unfused":
-        wl = _unfused_attention(wl, seq, cfg.architecture == "decoder", attention_dropout,
+    wl = build_workload(block, batch=1, seq=seq, dtype=dtype, phase="train",
+                        optimizer=optimizer).table
+    if block.attention_kernels == "unfused":
+        wl = _unfused_attention(wl, seq, shape_of(block).is_decoder, attention_dropout,
                                 lookup_dtype(dtype).nbytes)
     if lookup_dtype(dtype).nbytes == 2:  # mixed precision: fp32 master weights and grads
         wl = wl.copy()
@@ -167,12 +140,8 @@ def _cached_rows(config_key: tuple[tuple[str, Any], ...], seq: int, dtype: str,
                          0.0)
         for col in ("weight_bytes", "sparse_weight_bytes", "bytes"):
             wl[col] = wl[col].to_numpy(float) + extra
-    layer = wl["layer"].astype(str)
-    group = np.where(layer.str.startswith("layers."), "layer",
-                     np.where(layer.str.startswith("embeddings"), "first", "last"))
-    out = wl.assign(group=group)
-    out.attrs = dict(wl.attrs)
-    return out
+    group = wl["layer"].astype(str).map(stage_of).replace({"block": "layer"})
+    return wl.assign(group=group.to_numpy(object))
 
 
 def _unfused_attention(wl: pd.DataFrame, seq: int, causal: bool, dropout: bool,
@@ -209,26 +178,18 @@ def _unfused_attention(wl: pd.DataFrame, seq: int, causal: bool, dropout: bool,
     drop["sparse_weight_bytes"] = 0.0
     drop["bytes"] = drop["input_bytes"] + drop["output_bytes"]
     drop["intensity"] = drop["flops"] / drop["bytes"]
-    out = pd.concat([df, drop], ignore_index=True)
-    out.attrs = dict(wl.attrs)
-    return out
+    return pd.concat([df, drop], ignore_index=True)
 
 
 def layer_costs(graph: ModelGraph, seq: int, dtype: str = "bf16",
-                optimizer: str = "adam", attention: str = "flash",
-                attention_dropout: bool = False) -> LayerCosts:
+                optimizer: str = "adam", attention_dropout: bool = False) -> LayerCosts:
     """The batch-1 training rows of one layer and of the first / last extras (cached per
-    config, sequence, dtype, optimizer and attention kernels: ``attention`` in
-    ATTENTION_KERNELS, ``attention_dropout`` only priced with the unfused kernels, as
-    FlashAttention applies it in-kernel)."""
-    if attention not in ATTENTION_KERNELS:
-        raise UnknownNameError(f"unknown attention kernels {attention!r}",
-                               did_you_mean(attention, ATTENTION_KERNELS))
-    dims = dims_of(graph)
-    cfg = graph.meta["config"]
-    key = tuple(sorted((k, v) for k, v in cfg.items() if not isinstance(v, list | dict)))
-    return LayerCosts(dims, seq, dtype, _cached_rows(key, seq, dtype, optimizer, attention,
-                                                      attention_dropout))
+    block graph, sequence, dtype, optimizer and dropout kernel). The attention kernels are
+    the graph's; ``attention_dropout`` is priced only with unfused kernels, as
+    FlashAttention applies dropout in-kernel."""
+    shape = shape_of(graph)
+    rows = _cached_rows(one_block(graph), seq, dtype, optimizer, attention_dropout)
+    return LayerCosts(graph.name, shape, graph.stage_params, seq, dtype, rows)
 
 
 @dataclass(frozen=True)
@@ -343,32 +304,32 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
         column_b=column_b)
 
 
-def model_flops(dims: TransformerDims, global_batch: int, seq: int) -> float:
+def model_flops(shape: ModelShape, global_batch: int, seq: int) -> float:
     """Model FLOP per iteration, Narayanan et al. SC 2021, sec. 5.1 (eq. 3 without
     recomputation): 72 B s l h^2 (1 + s / (6 h) + V / (12 h l))."""
-    b, s, n_l, h, v = global_batch, seq, dims.layers, dims.hidden, dims.vocab
+    b, s, n_l, h, v = (global_batch, seq, shape.num_hidden_layers, shape.hidden_size,
+                       shape.vocab_size)
     return 72.0 * b * s * n_l * h * h * (1 + s / (6 * h) + v / (12 * h * n_l))
 
 
-def tp_comm_bytes(dims: TransformerDims, seq: int, micro_batch: int, dtype: str) -> float:
+def tp_comm_bytes(shape: ModelShape, seq: int, micro_batch: int, dtype: str) -> float:
     """Bytes of one tensor-parallel all-reduce (or reduce-scatter / all-gather buffer):
     s b h activations at the dtype width."""
-    return float(seq * micro_batch * dims.hidden * lookup_dtype(dtype).nbytes)
+    return float(seq * micro_batch * shape.hidden_size * lookup_dtype(dtype).nbytes)
 
 
-def p2p_bytes(dims: TransformerDims, seq: int, micro_batch: int, dtype: str,
+def p2p_bytes(shape: ModelShape, seq: int, micro_batch: int, dtype: str,
               tensor_parallel: int, sequence_parallel: bool) -> float:
     """Bytes one pipeline stage sends per micro-batch and boundary: s b h / t. Without
     sequence parallelism the t ranks hold the same s b h tensor and each sends 1/t of it
     (Megatron-LM's scatter-gather optimisation, on by default; Narayanan et al. 2021,
     sec. 4.1); with it each rank holds its own 1/t sequence shard."""
     del sequence_parallel  # the same bytes either way
-    return tp_comm_bytes(dims, seq, micro_batch, dtype) / tensor_parallel
+    return tp_comm_bytes(shape, seq, micro_batch, dtype) / tensor_parallel
 
 
-def grad_bytes(dims: TransformerDims, layers_on_device: float, tensor_parallel: int,
+def grad_bytes(stage: StageParams, layers_on_device: float, tensor_parallel: int,
                dtype: str, extras: bool = True) -> float:
     """Gradient bytes of one device: its stage's parameters / t at the dtype width."""
-    params = layers_on_device * dims.layer_params + (
-        max(dims.first_params, dims.last_params) if extras else 0.0)
+    params = layers_on_device * stage.layer + (max(stage.first, stage.last) if extras else 0.0)
     return params / tensor_parallel * lookup_dtype(dtype).nbytes

@@ -39,22 +39,16 @@ from typing import Any
 
 import numpy as np
 
-from perfmodel.analytic.memory import (
-    SELECTIVE_LAYER_EVERY,
-    MemoryPlan,
-    footprint,
-    memory_model,
-)
+from perfmodel.analytic.memory import check_memory_plan, footprint
 from perfmodel.analytic.network import predict_collective
-from perfmodel.analytic.pipeline import bubble_fraction, in_flight
+from perfmodel.analytic.pipeline import bubble_fraction
 from perfmodel.errors import PlanError, UnknownNameError
-from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.model_graph import ModelGraph, StageParams
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec
 from perfmodel.parallel.partition import (
     LayerCosts,
     StageTimes,
-    TransformerDims,
     grad_bytes,
     layer_costs,
     model_flops,
@@ -62,8 +56,9 @@ from perfmodel.parallel.partition import (
     stage_times,
     tp_comm_bytes,
 )
-from perfmodel.parallel.plan import ParallelPlan
 from perfmodel.units import dtype as lookup_dtype
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY, ParallelPlan, check_plan
 
 __all__ = ["StepPrediction", "predict_step", "step_from_costs", "BREAKDOWN",
            "DP_BUCKET_PARAMS"]
@@ -79,6 +74,7 @@ class StepPrediction:
     model: str
     system: str
     plan: ParallelPlan
+    job: Job
     step_s: float
     tokens_per_s: float
     tflops_per_device: float
@@ -99,7 +95,7 @@ class StepPrediction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "system": self.system, "plan": self.plan.to_dict(),
-                "step_s": self.step_s, "tokens_per_s": self.tokens_per_s,
+                "job": self.job.to_dict(), "step_s": self.step_s, "tokens_per_s": self.tokens_per_s,
                 "tflops_per_device": self.tflops_per_device, "mfu": self.mfu,
                 "hfu": self.hfu, "bubble_fraction": self.bubble_fraction,
                 "breakdown_s": dict(self.breakdown),
@@ -170,7 +166,7 @@ def _rerun_tp_comm(plan: ParallelPlan, system: SystemSpec, buf: float, nodes: in
     return 0.0
 
 
-def _fsdp_edges(dims: TransformerDims, p: int, t: int, dtype: str, m: int,
+def _fsdp_edges(stage: StageParams, p: int, t: int, dtype: str, m: int,
                 gather: Callable[[float], float], scatter: Callable[[float], float]) -> float:
     """Seconds of ZeRO-3 / FSDP communication with no compute to hide under, per step.
 
@@ -183,43 +179,37 @@ def _fsdp_edges(dims: TransformerDims, p: int, t: int, dtype: str, m: int,
     (torchtitan). What stays exposed: the gathers of the root and of the first block
     before each micro-batch's forward, and after the last backward the reduce-scatters
     of the first block and of the root (the optimizer waits for them)."""
-    root = dims.first_params + dims.last_params if p == 1 else max(dims.first_params,
-                                                                    dims.last_params)
+    root = stage.first + stage.last if p == 1 else max(stage.first, stage.last)
     width = lookup_dtype(dtype).nbytes
-    root_b, block_b = root / t * width, dims.layer_params / t * width
+    root_b, block_b = root / t * width, stage.layer / t * width
     return m * (gather(root_b) + gather(block_b)) + scatter(block_b) + scatter(root_b)
 
 
-def _check_fits_system(plan: ParallelPlan, costs: LayerCosts, system: SystemSpec) -> None:
-    dims = costs.dims
-    t, p, v = plan.tensor_parallel, plan.pipeline_parallel, plan.virtual
-    if dims.heads % t:
-        raise PlanError(f"tensor parallel size {t} does not divide {dims.name}'s "
-                        f"{dims.heads} heads", "choose --tp dividing the head count")
-    if p * v > dims.layers:
-        raise PlanError(f"{p} stages x {v} chunks exceed {dims.name}'s {dims.layers} layers",
-                        "lower --pp or --virtual")
-    if v > 1 and dims.layers % (p * v):
-        raise PlanError(f"{dims.layers} layers do not split into {p} stages x {v} chunks",
-                        "choose pp x virtual dividing the layer count")
-    k = system.devices_per_node
-    if t > k and t % k:
-        raise PlanError(f"tensor parallel size {t} spans nodes of {k} devices unevenly",
-                        f"use --tp dividing {k} or a multiple of it")
+def _check_step_plan(plan: ParallelPlan, job: Job, costs: LayerCosts,
+                     system: SystemSpec) -> None:
+    """The plan's rules against the model, batch and system, and what the step model does
+    not price yet (one PlanError each)."""
+    check_plan(plan, batch=job.batch, shape=costs.shape, name=costs.name,
+               devices_per_node=system.devices_per_node)
+    if plan.expert_parallel > 1 or plan.context_parallel > 1:
+        raise PlanError("the training-step model does not price expert or context "
+                        "parallelism yet", "use --ep 1 --cp 1")
 
 
-def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
+def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, job: Job,
                     system: SystemSpec, device: DeviceSpec) -> dict[str, Any]:
-    """The step of ``plan`` from precomputed per-device times (no memory): the numbers of
-    StepPrediction as a dict (used by the search to avoid repeated roofline calls)."""
-    dims = costs.dims
-    t, p, d, v = plan.tensor_parallel, plan.pipeline_parallel, plan.data_parallel, plan.virtual
-    m, b, s = plan.micro_batches, plan.micro_batch, plan.seq
+    """The step of ``plan`` for ``job`` from precomputed per-device times (no memory): the
+    numbers of StepPrediction as a dict (used by the search to avoid repeated roofline
+    calls)."""
+    shape = costs.shape
+    t, p, d = plan.tensor_parallel, plan.pipeline_parallel, plan.data_parallel
+    v, dtype = plan.virtual_stages, job.dtype
+    m, b, s = plan.micro_batches(job.batch), plan.micro_batch_of(job.batch), costs.seq
     k = system.devices_per_node
-    layers = math.ceil(dims.layers / p)
+    layers = math.ceil(shape.num_hidden_layers / p)
     # tensor parallel (per layer and micro-batch): exposed forward and backward seconds
     tp_nodes, tp_per = (1, t) if t <= k else (t // k, k)
-    buf = tp_comm_bytes(dims, s, b, plan.dtype)
+    buf = tp_comm_bytes(shape, s, b, dtype)
     t_fwd, t_bwd, t_tp = _tp_comm(system, buf, tp_nodes, tp_per, plan.sequence_parallel,
                                   times.column_b)
     # the rerun forward's collectives: nothing to hide under
@@ -227,7 +217,7 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
     # pipeline p2p: neighbours t x d ranks apart
     t_p2p = 0.0
     if p > 1:
-        nbytes = p2p_bytes(dims, s, b, plan.dtype, t, plan.sequence_parallel)
+        nbytes = p2p_bytes(shape, s, b, dtype, t, plan.sequence_parallel)
         t_p2p = _coll(system, "send_recv", nbytes, 2, 1) if t * d >= k else _coll(
             system, "send_recv", nbytes, 1, 2)
     comp_layer = times.layer_f + times.layer_b
@@ -241,13 +231,12 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
     pipe = m * t_max + (p - 1) / v * t_mean
     # data parallel
     dp_nodes, dp_per, sharing = _group(system, d, t)
-    grads = grad_bytes(dims, layers, t, plan.dtype)
+    grads = grad_bytes(costs.stage, layers, t, dtype)
     # gradient reductions at the reduce width (fp32 in torchtitan / Megatron-LM bf16 runs)
-    widen = lookup_dtype(plan.reduce_dtype or plan.dtype).nbytes / lookup_dtype(
-        plan.dtype).nbytes
+    widen = lookup_dtype(plan.reduce_dtype or dtype).nbytes / lookup_dtype(dtype).nbytes
     dp_exposed = 0.0
     if d > 1:
-        if plan.zero >= 3:
+        if plan.zero_stage >= 3:
             def gather(nbytes: float) -> float:
                 return _coll(system, "all_gather", nbytes * sharing, dp_nodes, dp_per)
 
@@ -258,16 +247,16 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
             per_mb = 2 * gather(grads) + scatter(grads)
             window = layers * comp_layer
             dp_exposed = m * max(0.0, per_mb - window)
-            dp_exposed += _fsdp_edges(dims, p, t, plan.dtype, m, gather, scatter)
+            dp_exposed += _fsdp_edges(costs.stage, p, t, dtype, m, gather, scatter)
         else:
-            if plan.zero >= 1:
+            if plan.zero_stage >= 1:
                 t_dp = _coll(system, "reduce_scatter", grads * widen * sharing, dp_nodes,
                              dp_per) \
                     + _coll(system, "all_gather", grads * sharing, dp_nodes, dp_per)
             else:
                 t_dp = _coll(system, "all_reduce", grads * widen * sharing, dp_nodes, dp_per)
             if plan.overlap_grad_reduce:
-                params = grads / lookup_dtype(plan.dtype).nbytes
+                params = grads / lookup_dtype(dtype).nbytes
                 last_bucket = t_dp * min(1.0, DP_BUCKET_PARAMS / max(params, 1.0))
                 window = layers * times.layer_b
                 dp_exposed = max(t_dp - window, last_bucket)
@@ -280,16 +269,17 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
                  "pp_p2p": m * 2 * v * t_p2p if p > 1 else 0.0,
                  "bubble": pipe - m * t_max, "dp_comm": dp_exposed, "optimizer": opt}
     devices = plan.devices
-    peak = device.peak("tensor", plan.dtype) or 0.0
-    if dims.gpt_like:
-        mflops = model_flops(dims, plan.global_batch, s)
+    peak = device.peak("tensor", dtype) or 0.0
+    n_layers = shape.num_hidden_layers
+    if shape.gpt_like:
+        mflops = model_flops(shape, job.batch, s)
     else:  # the workload's forward + backward FLOP (GQA, gated MLP, MoE)
-        mflops = plan.global_batch / b * (dims.layers * times.layer_model_flops * t
-                                          + times.extras_model_flops * t)
-    ratio = (dims.layers * times.layer_hw_flops + times.extras_model_flops) / max(
-        dims.layers * times.layer_model_flops + times.extras_model_flops, 1.0)
+        mflops = job.batch / b * (n_layers * times.layer_model_flops * t
+                                  + times.extras_model_flops * t)
+    ratio = (n_layers * times.layer_hw_flops + times.extras_model_flops) / max(
+        n_layers * times.layer_model_flops + times.extras_model_flops, 1.0)
     mfu = mflops / (step * devices * peak) if peak else float("nan")
-    return {"step_s": step, "tokens_per_s": plan.global_batch * s / step,
+    return {"step_s": step, "tokens_per_s": job.batch * s / step,
             "tflops_per_device": mflops / (step * devices) / 1e12, "mfu": mfu,
             "hfu": mfu * ratio,
             "bubble_fraction": float(bubble_fraction(p, m, plan.schedule, v)),
@@ -301,60 +291,33 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan,
                       "layer_b": times.layer_b + t_bwd,
                       "first_f": times.first_f, "first_b": times.first_b,
                       "last_f": times.last_f, "last_b": times.last_b,
-                      "p2p_bytes": p2p_bytes(dims, s, b, plan.dtype, t,
+                      "p2p_bytes": p2p_bytes(shape, s, b, dtype, t,
                                              plan.sequence_parallel) if p > 1 else 0.0,
                       "tail_s": dp_exposed + opt},
-            "gpt_like": dims.gpt_like}
+            "gpt_like": shape.gpt_like}
 
 
-def _flash_activation_modes(recompute: str) -> tuple[tuple[str, float], ...]:
-    """The memory model's recompute modes, with weights, whose mix gives the activations
-    of ``recompute`` under fused (flash) attention: no 5as/h score tensors are saved, which
-    is the memory model's ``selective`` (Korthikanti et al. 2023, Table 2) for the layers
-    that are not recomputed."""
-    if recompute == "none":
-        return (("selective", 1.0),)
-    if recompute == "selective_layer":
-        n = SELECTIVE_LAYER_EVERY
-        return (("selective", (n - 1) / n), ("full", 1 / n))
-    return ((recompute, 1.0),)
+def _memory(graph: ModelGraph, plan: ParallelPlan, job: Job,
+            device: DeviceSpec) -> dict[str, float]:
+    """Bytes per device by component: the one memory model (perfmodel.analytic.memory)."""
+    return {k: float(np.asarray(v)) for k, v in footprint(graph, plan, job,
+                                                           device=device).items()}
 
 
-def _memory(graph: ModelGraph, plan: ParallelPlan) -> dict[str, float]:
-    mm = memory_model(graph)
-    mplan = MemoryPlan(phase="train", batch=plan.global_batch, seq=plan.seq, dtype=plan.dtype,
-                       micro_batch=plan.micro_batch, optimizer=plan.optimizer,
-                       precision="mixed", zero=plan.zero, dp=plan.data_parallel,
-                       tp=plan.tensor_parallel, pp=plan.pipeline_parallel,
-                       sequence_parallel=plan.sequence_parallel, recompute=plan.recompute,
-                       schedule="gpipe" if plan.schedule == "gpipe" else "1f1b")
-    fp = {k: float(np.asarray(v)) for k, v in footprint(mm, mplan).items()}
-    if plan.attention == "flash":
-        fp["activations"] = sum(
-            w * float(np.asarray(footprint(mm, mplan.with_(recompute=mode))["activations"]))
-            for mode, w in _flash_activation_modes(plan.recompute))
-        fp["total"] = sum(fp[c] for c in fp if c != "total")
-    if plan.schedule == "interleaved":  # 1 + (p-1)/(p v) more in flight (Korthikanti 4.2.3)
-        p, m = plan.pipeline_parallel, plan.micro_batches
-        base = float(np.minimum(p, m))
-        fp["activations"] *= float(in_flight(p, m, "interleaved", plan.virtual)) / base
-        fp["total"] = sum(fp[c] for c in fp if c != "total")
-    return fp
-
-
-def _simulate(plan: ParallelPlan, system: SystemSpec, r: dict[str, Any]) -> dict[str, Any]:
+def _simulate(plan: ParallelPlan, job: Job, system: SystemSpec,
+              r: dict[str, Any]) -> dict[str, Any]:
     """Replace the pipeline part of the analytic result with the simulated one."""
     from perfmodel.sim.step import simulate_step
 
-    st, p, v = r["stage"], plan.pipeline_parallel, plan.virtual
+    st, p, v = r["stage"], plan.pipeline_parallel, plan.virtual_stages
     n = p * v
     per_chunk = st["layers"] / v
     tf = [per_chunk * st["layer_f"] + (st["first_f"] if i == 0 else 0.0)
           + (st["last_f"] if i == n - 1 else 0.0) for i in range(n)]
     tb = [per_chunk * st["layer_b"] + (st["first_b"] if i == 0 else 0.0)
           + (st["last_b"] if i == n - 1 else 0.0) for i in range(n)]
-    sim = simulate_step(system, p, plan.micro_batches, tf, tb, schedule=plan.schedule,
-                        virtual=v, activation_bytes=st["p2p_bytes"],
+    sim = simulate_step(system, p, plan.micro_batches(job.batch), tf, tb,
+                        schedule=plan.schedule, virtual=v, activation_bytes=st["p2p_bytes"],
                         stride=plan.tensor_parallel * plan.data_parallel, tail_s=st["tail_s"])
     out = dict(r)
     scale = r["step_s"] / sim.step_s
@@ -374,49 +337,58 @@ def _simulate(plan: ParallelPlan, system: SystemSpec, r: dict[str, Any]) -> dict
     return out
 
 
-def predict_step(graph: ModelGraph, plan: ParallelPlan, system: SystemSpec,
+def predict_step(graph: ModelGraph, job: Job, plan: ParallelPlan, system: SystemSpec,
                  device: DeviceSpec | None = None, method: str = "analytic") -> StepPrediction:
-    """Step time, throughput, MFU / HFU, bubble and memory of ``plan``: ``method="analytic"``
-    (closed forms) or ``"sim"`` (the pipeline as a discrete-event simulation).
+    """Step time, throughput, MFU / HFU, bubble and memory of a training ``job`` (its
+    global batch, sequence, dtype, optimizer) split by ``plan`` on ``system``:
+    ``method="analytic"`` (closed forms) or ``"sim"`` (the pipeline as a discrete-event
+    simulation). The attention kernels are the graph's (``ModelGraph.attention_kernels``).
 
     >>> from perfmodel.zoo.registry import load_model
     >>> from perfmodel.hardware.system import load_system
-    >>> plan = ParallelPlan(data_parallel=1, tensor_parallel=8, pipeline_parallel=8,
-    ...                     global_batch=64, micro_batch=1, schedule="interleaved", virtual=3,
-    ...                     recompute="selective", sequence_parallel=True)
-    >>> pred = predict_step(load_model("gpt3-175b"), plan, load_system("dgx-a100"))
+    >>> plan = ParallelPlan(tensor_parallel=8, pipeline_parallel=8, micro_batch=1,
+    ...                     schedule="interleaved", virtual_stages=3, recompute="selective",
+    ...                     sequence_parallel=True)
+    >>> job = Job(phase="train", batch=64, seq=2048, dtype="bf16")
+    >>> pred = predict_step(load_model("gpt3-175b"), job, plan, load_system("dgx-a100"))
     >>> 5 < pred.step_s < 30
     True
     """
     device = device or system.device_spec()
-    costs = layer_costs(graph, plan.seq, plan.dtype, plan.optimizer, plan.attention,
+    if not job.train:
+        raise PlanError(f"a training step needs a job of phase 'train', got {job.phase!r}",
+                        "pass Job(phase='train', ...)")
+    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    costs = layer_costs(graph, int(job.seq or 1), job.dtype, job.optimizer,
                         plan.attention_dropout)
-    _check_fits_system(plan, costs, system)
-    times = stage_times(costs, device, plan.tensor_parallel, plan.micro_batch,
-                        plan.sequence_parallel, plan.recompute, plan.zero,
+    _check_step_plan(plan, job, costs, system)
+    check_memory_plan(graph, plan, job)
+    times = stage_times(costs, device, plan.tensor_parallel, plan.micro_batch_of(job.batch),
+                        plan.sequence_parallel, plan.recompute, plan.zero_stage,
                         plan.data_parallel)
-    r = step_from_costs(costs, times, plan, system, device)
+    r = step_from_costs(costs, times, plan, job, system, device)
     if method == "sim":
-        r = _simulate(plan, system, r)
+        r = _simulate(plan, job, system, r)
     elif method != "analytic":
         raise UnknownNameError(f"unknown method {method!r}", "use analytic or sim")
-    mem = _memory(graph, plan)
     return StepPrediction(
-        model=graph.name, system=system.name, plan=plan, step_s=r["step_s"],
+        model=graph.name, system=system.name, plan=plan, job=job, step_s=r["step_s"],
         tokens_per_s=r["tokens_per_s"], tflops_per_device=r["tflops_per_device"],
         mfu=r["mfu"], hfu=r["hfu"], bubble_fraction=r["bubble_fraction"],
-        breakdown=r["breakdown"], memory=mem, capacity_bytes=device.memory_capacity,
-        assumptions=_assumptions(plan, system, device, r), method=method,
+        breakdown=r["breakdown"], memory=_memory(graph, plan, job, device),
+        capacity_bytes=device.memory_capacity,
+        assumptions=_assumptions(graph, plan, job, system, device, r), method=method,
         simulation=r.get("simulation", {}), pipeline_run=r.get("pipeline_run"))
 
 
-def _assumptions(plan: ParallelPlan, system: SystemSpec, device: DeviceSpec,
-                 r: dict[str, Any]) -> dict[str, Any]:
+def _assumptions(graph: ModelGraph, plan: ParallelPlan, job: Job, system: SystemSpec,
+                 device: DeviceSpec, r: dict[str, Any]) -> dict[str, Any]:
     eff = device.efficiency
+    attention = graph.attention_kernels
     return {
         "method": "analytic: roofline of the per-device workload + alpha-beta collectives "
                   "+ pipeline closed form (perfmodel.parallel.step docstring)",
-        "device": device.name, "dtype": plan.dtype,
+        "device": device.name, "dtype": job.dtype,
         "compute_efficiency": eff.compute, "memory_efficiency": eff.memory,
         "efficiency_source": "the device spec (hw_specs; A100 defaults from A100 GEMM / "
                              "STREAM reference measurements)",
@@ -426,9 +398,9 @@ def _assumptions(plan: ParallelPlan, system: SystemSpec, device: DeviceSpec,
         "tp_comm_overlap": "forward collectives exposed; backward ones under the column-"
                            "parallel linears' gradient GEMMs (Megatron-LM 2022, Korthikanti "
                            "et al. 2023 sec. 6.2)",
-        "attention": plan.attention + (" + attention dropout kernel"
-                                       if plan.attention_dropout and
-                                       plan.attention == "unfused" else ""),
+        "attention": attention + (" + attention dropout kernel"
+                                  if plan.attention_dropout and attention == "unfused"
+                                  else ""),
         "dp_overlap": ("bucketed, under the last micro-batch's backward, last bucket "
                        f"({DP_BUCKET_PARAMS / 1e6:g} M params) exposed"
                        if plan.overlap_grad_reduce else "none"),

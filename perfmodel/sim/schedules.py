@@ -34,7 +34,13 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from perfmodel.analytic.pipeline import SCHEDULES, bubble_fraction, check_pipeline
+from perfmodel.analytic.pipeline import (
+    SCHEDULES,
+    bubble_fraction,
+    check_pipeline,
+    in_flight,
+    step_time,
+)
 from perfmodel.errors import ShapeError, UnknownNameError, did_you_mean
 from perfmodel.sim.engine import Arrival, ClusterSim, SimResult
 
@@ -208,6 +214,18 @@ class PipelineRun:
         """(device, start, end, label) of every compute op, ordered by device then start."""
         c = self.compute().sort_values(["resource", "start"], kind="stable")
         return [(r.resource, float(r.start), float(r.end), r.label) for r in c.itertuples()]
+
+    def summary(self) -> dict[str, Any]:
+        """The simulated step and bubble beside the closed forms for uniform stages (step
+        m t (1 + bubble), perfmodel.analytic.pipeline) and the micro-batches in flight."""
+        p, m, v = self.stages, self.micro_batches, self.virtual
+        per_device = self.ideal_s / m  # busiest device's forward + backward per micro-batch
+        closed = float(step_time(p, m, per_device, 0.0, self.schedule, v))
+        return {"schedule": self.schedule, "stages": p, "micro_batches": m, "virtual": v,
+                "step_s": self.step_s, "closed_form_step_s": closed, "ideal_s": self.ideal_s,
+                "bubble": self.bubble, "closed_form_bubble": self.closed_form_bubble,
+                "in_flight_closed_form": float(in_flight(p, m, self.schedule, v)),
+                "events": self.result.events, "sim_wall_s": self.result.wall_s}
 
 
 def _per_stage(name: str, t: Any, n: int) -> tuple[float, ...]:

@@ -33,7 +33,7 @@ import pandas as pd
 from perfmodel.errors import MeasurementError
 from perfmodel.hardware.efficiency import EfficiencyCurve
 from perfmodel.hardware.spec import DeviceSpec, Efficiency
-from perfmodel.validate.compare import compare, gemm_workload, with_efficiency
+from perfmodel.validate.compare import ModelResolver, compare, gemm_workload, with_efficiency
 from perfmodel.validate.metrics import error_summary
 
 __all__ = ["Calibration", "calibrate", "fit_efficiency", "calibrated_spec", "fit_overhead"]
@@ -188,16 +188,18 @@ def _inference_cv(inf: pd.DataFrame, folds: np.ndarray, group: tuple[str, ...]
 
 def calibrate(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
               folds: int = 5, seed: int = 0, points: int = 8,
-              group: str | tuple[str, ...] | None = None) -> Calibration:
+              group: str | tuple[str, ...] | None = None,
+              models: ModelResolver | None = None) -> Calibration:
     """Fit on all rows; report every row's error from a fit that did not see it.
 
     ``group`` (a column, e.g. ``"framework"``, or several, comma-separated or a tuple) fits
     the inference launch overhead per value of those columns in the cross-validation
-    (software stacks differ in per-kernel cost)."""
+    (software stacks differ in per-kernel cost). ``models`` builds the models inference
+    rows name (``perfmodel.load_model``; see validate.compare)."""
     df = measurements.reset_index(drop=True)
     devices = _devices(df, device)
     base = next(iter(devices.values())).efficiency
-    uncal = compare(df, device)
+    uncal = compare(df, device, models=models)
     fold = _folds(len(df), folds, seed)
     micro = ~df["family"].isin(["inference"])
     cv = uncal.copy()
@@ -211,7 +213,7 @@ def calibrate(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
     inf = df["family"] == "inference"
     groups: dict[str, float] = {}
     if inf.any():
-        inf_cmp = _compare_with(df[inf], device, devices, eff_all)
+        inf_cmp = _compare_with(df[inf], device, devices, eff_all, models)
         cols = tuple(c.strip() for c in group.split(",")) if isinstance(group, str) else \
             tuple(group or ())
         missing = [c for c in cols if c not in inf_cmp.columns]
@@ -235,11 +237,12 @@ def calibrate(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
 
 
 def _compare_with(rows: pd.DataFrame, device: DeviceSpec | None,
-                  devices: Mapping[str, DeviceSpec], eff: Efficiency) -> pd.DataFrame:
+                  devices: Mapping[str, DeviceSpec], eff: Efficiency,
+                  models: ModelResolver | None = None) -> pd.DataFrame:
     if device is not None:
-        return compare(rows, with_efficiency(device, eff))
+        return compare(rows, with_efficiency(device, eff), models=models)
     return compare(rows, None, efficiency_from=with_efficiency(
-        next(iter(devices.values())), eff))
+        next(iter(devices.values())), eff), models=models)
 
 
 def _points(curve: EfficiencyCurve) -> list[list[float]]:

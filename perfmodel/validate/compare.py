@@ -10,7 +10,7 @@ Per family (a registry, PRICERS):
   dtype; the others take the row's flops and bytes. l2 rows (``_price_l2``) are read at the
   cache's bandwidth when their working set fits the cache, else at main memory's.
 - launch: the spec's launch overhead.
-- inference: ``predict(build_workload(load_model(model), ...))``; LLM rows of phase
+- inference: ``predict(build_workload(models(model), ...))``; LLM rows of phase
   ``generate`` are the forward passes of their stack (GENERATE_PASSES): for a serving engine
   one prefill of ``seq`` tokens plus ``out_seq - 1`` decode steps, each priced at the mean
   KV length ``seq + out_seq / 2`` (decode time is linear in KV length per op); for
@@ -20,6 +20,10 @@ Per family (a registry, PRICERS):
   fusion mode of its ``framework`` (FRAMEWORK_FUSION; ``compare(..., fusion=...)`` forces one).
 - latency, collective, and rows on several devices: not predicted (predicted_s empty, the
   reason in ``predict_note``); a single-device roofline has no figure for them.
+
+Model names in the rows become graphs through the ``models`` resolver the caller passes
+(``perfmodel.load_model``, or a dict's ``__getitem__`` for models of one's own): names are
+resolved at the API edge, not here.
 """
 
 from __future__ import annotations
@@ -39,11 +43,13 @@ from perfmodel.hardware.spec import DeviceSpec, Efficiency
 from perfmodel.units import dtype_bytes
 from perfmodel.workload.build import build_workload
 from perfmodel.workload.schema import COLUMNS as WORKLOAD_COLUMNS
-from perfmodel.zoo.registry import load_model
 
 __all__ = ["compare", "one_op_workload", "gemm_workload", "PRICERS", "COMPARE_COLUMNS",
            "with_efficiency", "FRAMEWORK_FUSION", "fusion_of", "GENERATE_PASSES",
-           "generate_passes"]
+           "generate_passes", "ModelResolver"]
+
+# Builds the model a measurement row names (perfmodel.load_model is one)
+ModelResolver = Callable[[str], ModelGraph]
 
 COMPARE_COLUMNS = ("hw_used", "predicted_s", "overhead_s", "priced_ops", "error",
                    "abs_error", "predict_note")
@@ -66,7 +72,6 @@ def one_op_workload(flops: np.ndarray, input_bytes: np.ndarray, weight_bytes: np
         "macs": flops / 2, "flops": flops, "params": 0.0, "weight_bytes": weight_bytes,
         "input_bytes": input_bytes, "output_bytes": output_bytes, "bytes": total,
         "intensity": intensity, "costed": True}, columns=list(WORKLOAD_COLUMNS))
-    df.attrs = {"model": "measured", "phase": "inference", "batch": 1, "seq": 1}
     return df
 
 
@@ -155,23 +160,25 @@ def _price_launch(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced
 
 
 @functools.lru_cache(maxsize=64)
-def _graph(model: str) -> ModelGraph:
-    return load_model(model)
+def _resolve(models: ModelResolver, name: str) -> ModelGraph:
+    """The resolver's graph, built once per resolver and name (calibration's folds price
+    the same models many times)."""
+    return models(name)
 
 
-def _latency(model: str, device: DeviceSpec, batch: int, seq: int, dtype: str,
+def _latency(graph: ModelGraph, device: DeviceSpec, batch: int, seq: int, dtype: str,
              phase: str, fusion: str, memo: dict[tuple, tuple[float, float, int]]
              ) -> tuple[float, float, int]:
     """(latency, launch overhead in it, kernels launched) of one forward pass (memoized)."""
-    key = (model, batch, seq, dtype, phase, fusion)
+    key = (graph, batch, seq, dtype, phase, fusion)  # the graph, not its name: two
+    # models of one name (shapes built unnamed) must not share a price
     if key not in memo:
-        memo[key] = _forward(model, device, batch, seq, dtype, phase, fusion)
+        memo[key] = _forward(graph, device, batch, seq, dtype, phase, fusion)
     return memo[key]
 
 
-def _forward(model: str, device: DeviceSpec, batch: int, seq: int, dtype: str,
+def _forward(graph: ModelGraph, device: DeviceSpec, batch: int, seq: int, dtype: str,
              phase: str, fusion: str) -> tuple[float, float, int]:
-    graph = _graph(model)
     wl = build_workload(graph, batch=batch, seq=seq if graph.meta.get("default_seq") else None,
                         dtype=dtype, phase=phase)
     s = predict(wl, device, fusion=fusion).summary
@@ -220,26 +227,34 @@ def generate_passes(framework: str, batch: int, seq: int, out: int) -> list[Pass
 
 
 def _price_inference(rows: pd.DataFrame, device: DeviceSpec, family: str,
-                     fusion: str = "auto") -> Priced:
+                     fusion: str = "auto", models: ModelResolver | None = None) -> Priced:
     n = len(rows)
     time, over, ops = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     notes = [""] * n
     memo: dict[tuple, tuple[float, float, int]] = {}
+    graphs: dict[str, ModelGraph] = {}
     for i, r in enumerate(rows.itertuples(index=False)):
         if pd.notna(r.num_devices) and r.num_devices > 1:
             notes[i] = f"not predicted: {r.num_devices} devices (single-device roofline)"
             continue
+        if models is None:
+            raise MeasurementError("inference rows name models, and no resolver was given",
+                                   "pass models=perfmodel.load_model (or a dict's "
+                                   "__getitem__ for models of your own)")
+        if r.model not in graphs:
+            graphs[r.model] = _resolve(models, r.model)
+        graph = graphs[r.model]
         dt = r.dtype or device.default_dtype
         fu = fusion_of(r.framework) if fusion == "auto" else fusion
         seq = int(r.seq) if pd.notna(r.seq) else 1
         if r.phase == "generate":
             out = int(r.out_seq) if pd.notna(r.out_seq) else 1
-            passes = [(times, _latency(r.model, device, b, s, dt, ph, fu, memo)) for
+            passes = [(times, _latency(graph, device, b, s, dt, ph, fu, memo)) for
                       times, ph, b, s in generate_passes(r.framework, int(r.batch), seq, out)]
             parts = [sum(times * lat[j] for times, lat in passes) for j in range(3)]
         else:  # prefill / decode (torch rows; decode: seq is the KV length) or inference
             phase = r.phase if r.phase in ("prefill", "decode") else "inference"
-            parts = list(_latency(r.model, device, int(r.batch), seq, dt, phase, fu, memo))
+            parts = list(_latency(graph, device, int(r.batch), seq, dt, phase, fu, memo))
         time[i], over[i], ops[i] = parts
     return time, over, ops, notes
 
@@ -285,14 +300,16 @@ def _devices(df: pd.DataFrame, device: DeviceSpec | None,
 
 
 def compare(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
-            efficiency_from: DeviceSpec | None = None, fusion: str = "auto") -> pd.DataFrame:
+            efficiency_from: DeviceSpec | None = None, fusion: str = "auto",
+            models: ModelResolver | None = None) -> pd.DataFrame:
     """The measurement table plus COMPARE_COLUMNS: predicted_s, error = (predicted -
     measured) / measured, abs_error; rows not predicted keep them empty.
 
     ``device`` prices every row; without it each row's ``hw`` spec does, with the
     efficiency block of ``efficiency_from`` if given (a calibrated spec). ``fusion``:
     ``auto`` prices each inference row with its framework's fusion mode (fusion_of);
-    ``none`` or ``epilogue`` forces one for every row.
+    ``none`` or ``epilogue`` forces one for every row. ``models`` builds the model an
+    inference row names (``perfmodel.load_model``); rows of other families need none.
     """
     df = measurements.reset_index(drop=True).copy()
     devices = _devices(df, device, efficiency_from)
@@ -301,7 +318,7 @@ def compare(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
     for (hw, family), idx in df.groupby(["hw", "family"], sort=False).indices.items():
         pricer = PRICERS.get(family, _not_predicted(f"no pricer for family {family!r}"))
         if pricer is _price_inference:
-            pricer = functools.partial(_price_inference, fusion=fusion)
+            pricer = functools.partial(_price_inference, fusion=fusion, models=models)
         t, o, n, note = pricer(df.iloc[idx], devices[hw], family)
         pred[idx], over[idx], ops[idx], notes[idx] = t, o, n, note
     df["hw_used"] = [devices[h].name for h in df["hw"]]

@@ -12,18 +12,19 @@ repository's ``measurements/reference/``); ``load_reference("a100")`` reads them
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from perfmodel.bench.measurement import check_measurements, measurement_frame
-from perfmodel.errors import MeasurementError, UnknownNameError, did_you_mean
+from perfmodel.bench.measurement import check_measurements, measurement_frame, read_measurements
+from perfmodel.errors import MeasurementError, PerfModelError, UnknownNameError, did_you_mean
 from perfmodel.files import data_dir
+from perfmodel.hardware.load import load_device
 
 __all__ = ["convert_reference", "load_reference", "reference_dir", "REFERENCE_DEVICES",
-           "spec_for_device", "write_reference"]
+           "spec_for_device", "write_reference", "measurement_rows"]
 
 CITATION = ["source", "locator", "quote_or_note", "confidence", "row_id"]
 
@@ -312,6 +313,30 @@ def load_reference(device: str = "a100", directory: Path | None = None) -> pd.Da
         frames.append(check_measurements(raw, str(path)))
     df = pd.concat(frames, ignore_index=True)
     return df[df["hw"].isin(REFERENCE_DEVICES[key])].reset_index(drop=True)
+
+
+def measurement_rows(path: str | Path | None = None, reference: str | None = None, *,
+                     families: Sequence[str] = (), hw: str | None = None) -> pd.DataFrame:
+    """The measurement rows to compare or calibrate: a measurement file (``path``) or the
+    shipped published set of one device family (``reference``), one of the two; only
+    ``families`` if given; rows that name no device (files from ``perfmodel bench``) priced
+    on ``hw``."""
+    if (path is None) == (reference is None):
+        raise PerfModelError("give one measurement file or --reference NAME",
+                             "e.g. perfmodel validate host.csv --hw host.yaml, or "
+                             "perfmodel validate --reference a100")
+    df = load_reference(reference) if reference else read_measurements(str(path))
+    if families:
+        df = df[df["family"].isin(list(families))]
+    if (df["hw"] == "").any():
+        if not hw:
+            raise PerfModelError("the measurement rows name no device",
+                                 "pass --hw NAME_OR_SPEC.yaml (e.g. the --spec-out of bench)")
+        load_device(hw)  # a bad device fails here, with its own message
+        df = df.assign(hw=df["hw"].replace("", hw))
+    if df.empty:
+        raise PerfModelError("no measurement rows to work on", "check --family")
+    return df.reset_index(drop=True)
 
 
 if __name__ == "__main__":  # python -m perfmodel.validate.reference SRC_DIR OUT_DIR

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfmodel.analytic.roofline import predict
+from perfmodel.analytic.roofline import predict, roofline
 from perfmodel.graph.builder import GraphBuilder
 from perfmodel.hardware.load import device_from_dict
 from perfmodel.workload.build import build_workload
@@ -136,3 +136,32 @@ def test_llm_training_throughput_in_tokens(tiny_device):
                 tiny_device).summary
     assert s["throughput_unit"] == "tokens/s"
     assert s["throughput_per_s"] == pytest.approx(2 * 8 / s["latency_s"])
+
+
+def test_roofline_prices_a_table_and_predict_keeps_its_workload(tiny_device):
+    # roofline takes the bare table (wl.table) and returns the priced table; predict takes
+    # the Workload, whose job fills the summary and assumptions. Times as in
+    # test_memory_bound_linear_by_hand: linear 24 s, relu 4 s.
+    wl = build_workload(_linear_graph(), batch=1, dtype="fp16", weight_dtype="int8")
+    table = roofline(wl.table, tiny_device)
+    assert not table.attrs and len(table) == len(wl.table)
+    assert "time_s" in table and "time_s" not in wl.table  # a new frame, input untouched
+    pred = predict(wl, tiny_device)
+    assert pred.workload is wl
+    assert (pred.ops["time_s"].to_numpy() == table["time_s"].to_numpy()).all()
+    # int8 weights: linear moves 100 * 1 + 20 + 20 = 140 B -> 14 s; relu 4 s.
+    assert pred.summary["latency_s"] == pytest.approx(18.0)
+    s = pred.summary
+    assert (s["model"], s["phase"], s["batch"], s["seq"], s["dtype"]) == (
+        "fc", "inference", 1, 1, "fp16")
+    assert s["params"] == 100.0
+    a = pred.assumptions
+    assert (a["weight_dtype"], a["kv_dtype"], a["phase"]) == ("int8", "fp16", "inference")
+
+
+def test_summary_params_count_tied_weights_once(tiny_device):
+    # GPT-2's lm_head shares wte: the summary's params is the model's 124,439,808
+    # (HF total), not the sum of rows plus a second 50257 * 768.
+    from perfmodel.zoo.transformer import MODELS
+    s = predict(build_workload(MODELS["gpt2"](), batch=1, seq=8), tiny_device).summary
+    assert s["params"] == 124_439_808

@@ -99,3 +99,24 @@ def test_spec_out_needs_gemm_and_membw(tmp_path, capsys):
     code, _, err = run(capsys, "bench", "--backend", "cpu", "--suite", "launch", "--out",
                        str(tmp_path / "l.csv"), "--spec-out", str(tmp_path / "h.yaml"))
     assert code == 2 and "the gemm and membw suites" in err
+
+
+def test_validate_prices_inference_rows_by_model_name(tmp_path, capsys):
+    # The CLI resolves the model names of inference rows with perfmodel.load_model (the
+    # library takes a resolver): a ResNet-50 row is priced as predict(build_workload(...)).
+    from perfmodel.analytic.roofline import predict
+    from perfmodel.bench.measurement import measurement_frame, write_measurements
+    from perfmodel.workload.build import build_workload
+    from perfmodel.zoo.registry import load_model
+
+    csv = tmp_path / "e2e.csv"
+    write_measurements(measurement_frame([{
+        "benchmark": "e2e", "family": "inference", "backend": "torch", "device": "a100",
+        "model": "resnet50", "batch": 8, "dtype": "fp16", "phase": "inference",
+        "repeats": 1, "time_s": 2e-3}]), csv)
+    code, out, err = run(capsys, "validate", str(csv), "--hw", "a100", "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["rows"]
+    want = predict(build_workload(load_model("resnet50"), batch=8, dtype="fp16"),
+                   load_device("a100")).summary["latency_s"]
+    assert row["predicted_s"] == pytest.approx(want)

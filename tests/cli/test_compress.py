@@ -74,3 +74,24 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+def test_peak_memory_is_the_memory_models_total(capsys):
+    # Llama-2-7B decode, batch 1, 1024 tokens, fp16 on an H100 (see
+    # tests/report/test_tradeoff.py): weights 6,738,415,616 x 2 B + KV cache
+    # 2 x 32 x 4096 x 1024 x 2 B = 536,870,912 + workspace (4096 x 2 + 11008 x 2 + 32000
+    # logits) x 2 B = 124,416 -> 14,013,826,560 B. int8 keeps the 65 RMSNorm weights of 4096
+    # at 2 B: (6,738,415,616 - 266,240) x 1 + 266,240 x 2 + the same KV cache and workspace
+    # = 7,275,677,184 B.
+    code, out, err = run(capsys, "compress", "llama-2-7b", "--hw", "h100", "--phase",
+                         "decode", "--batch", "1", "--seq", "1024", "--dtype", "fp16",
+                         "--format", "json", *_args("int8"))
+    assert code == 0, err
+    peak = {r["strategy"]: r["peak_memory_bytes"] for r in json.loads(out)}
+    assert peak == {"baseline": 6_738_415_616 * 2 + 536_870_912 + 124_416,
+                    "int8": (6_738_415_616 - 266_240) + 266_240 * 2 + 536_870_912 + 124_416}
+    assert peak["baseline"] == 14_013_826_560 and peak["int8"] == 7_275_677_184
+    code, out, err = run(capsys, "compress", "llama-2-7b", "--hw", "h100", "--phase",
+                         "decode", *_args("int8"))
+    assert code == 0, err
+    assert "Peak memory: the memory model's per-device total" in out

@@ -46,7 +46,7 @@ def test_memory_resnet_on_orin_csv(capsys):
 
 @pytest.mark.parametrize("argv, needle", [
     (["--tp", "3"], "does not divide"),
-    (["--pp", "100"], "exceeds"),
+    (["--pp", "100"], "exceed llama-2-7b's 32 layers"),
     (["--batch", "0"], "batch must be a positive"),
     (["--zero", "5"], "ZeRO stage"),
     (["--overhead-gb", "-1"], "must be >= 0"),

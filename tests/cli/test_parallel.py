@@ -31,15 +31,22 @@ def test_parallel_table(capsys):
 
 def test_attention_kernels_flag(capsys):
     # unfused attention (Megatron-LM 2022) adds memory-bound passes over the s^2 scores and
-    # a dropout kernel, so the same plan's step is longer; the plan records the choice
+    # a dropout kernel, so the same plan's step is longer; the kernels are the model's
+    # (built unfused), the dropout kernel the plan's, and the assumptions say both
     _, out, _ = run(capsys, *GPT3, "--format", "json")
     flash = json.loads(out)
     code, out, _ = run(capsys, *GPT3, "--attention", "unfused", "--attention-dropout",
                        "--format", "json")
     unfused = json.loads(out)
-    assert code == 0 and unfused["plan"]["attention"] == "unfused"
+    assert code == 0 and unfused["assumptions"]["attention"] == \
+        "unfused + attention dropout kernel"
+    assert flash["assumptions"]["attention"] == "flash"
     assert unfused["plan"]["attention_dropout"] is True
     assert unfused["step_s"] > flash["step_s"]
+    # the job is its own record beside the plan
+    assert unfused["job"] == {"phase": "train", "batch": 512, "seq": 2048, "dtype": "bf16",
+                              "weight_dtype": None, "kv_dtype": None, "optimizer": "adam",
+                              "precision": "mixed"}
 
 
 def test_parallel_json_csv_and_sim(capsys):

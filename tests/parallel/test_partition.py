@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from perfmodel.errors import PlanError, UnknownNameError
+from perfmodel.errors import PlanError
 from perfmodel.parallel.partition import (
-    TransformerDims,
-    dims_of,
     layer_costs,
     model_flops,
+    one_block,
     p2p_bytes,
+    shape_of,
     stage_times,
     tp_comm_bytes,
 )
+from perfmodel.validate.training import megatron_gpt
 from perfmodel.zoo.registry import load_model
 
 
@@ -22,17 +23,34 @@ def gpt3():
     return load_model("gpt3-175b")
 
 
+@pytest.fixture(scope="module")
+def gpt3_unfused():
+    # Megatron-LM 2022's kernels: the model built without fused attention
+    return load_model("gpt3-175b", fused_attention=False)
+
+
 def test_model_flops_hand_worked():
     # l = 1, h = 6, s = 6, V = 12, B = 1: 72 x 6 x 36 x (1 + 6/36 + 12/72) = 20736
-    d = TransformerDims("t", 1, 6, 1, 12, 0.0, 0.0, 0.0)
-    assert model_flops(d, 1, 6) == pytest.approx(20736.0)
+    shape = megatron_gpt(hidden=6, layers=1, heads=1, seq=6)
+    from dataclasses import replace
+    assert model_flops(replace(shape, vocab_size=12), 1, 6) == pytest.approx(20736.0)
 
 
-def test_gpt3_dims(gpt3):
-    d = dims_of(gpt3)
-    assert (d.layers, d.hidden, d.heads) == (96, 12288, 96)  # Brown et al. 2020, Table 2.1
+def test_gpt3_shape_and_block_params(gpt3):
+    s = shape_of(gpt3)
+    # Brown et al. 2020, Table 2.1
+    assert (s.num_hidden_layers, s.hidden_size, s.num_attention_heads) == (96, 12288, 96)
     # 12 h^2 + 13 h per layer (Narayanan et al. 2021, eq. 2 without the embedding)
-    assert d.layer_params == pytest.approx(12 * 12288**2 + 13 * 12288)
+    assert gpt3.stage_params.layer == pytest.approx(12 * 12288**2 + 13 * 12288)
+
+
+def test_one_block_keeps_the_first_block_and_the_extras(gpt3):
+    block = one_block(gpt3)
+    layers = {op.layer.split(".")[1] for op in block.ops if op.layer.startswith("layers.")}
+    assert layers == {"0"}
+    # embeddings (token + position), first block, final norm and LM head: the same
+    # parameters as the whole model with 95 blocks fewer
+    assert block.params == gpt3.params - 95 * gpt3.stage_params.layer
 
 
 def test_sequence_parallel_splits_every_row_by_tp(gpt3, tiny_device=None):
@@ -61,14 +79,16 @@ def test_full_recompute_adds_one_forward(gpt3):
 
 
 def test_comm_sizes(gpt3):
-    d = dims_of(gpt3)
-    assert tp_comm_bytes(d, 2048, 1, "bf16") == 2048 * 12288 * 2  # s b h x 2 B
-    assert p2p_bytes(d, 2048, 1, "bf16", 8, True) == 2048 * 12288 * 2 / 8
+    s = shape_of(gpt3)
+    assert tp_comm_bytes(s, 2048, 1, "bf16") == 2048 * 12288 * 2  # s b h x 2 B
+    assert p2p_bytes(s, 2048, 1, "bf16", 8, True) == 2048 * 12288 * 2 / 8
 
 
 def test_non_transformer_rejected():
     with pytest.raises(PlanError):
-        dims_of(load_model("resnet18"))
+        shape_of(load_model("resnet18"))
+    with pytest.raises(PlanError):
+        layer_costs(load_model("resnet18"), 224)
 
 
 def _row(costs, name, phase):
@@ -94,10 +114,10 @@ def test_tp_region_ops_split_without_sequence_parallelism(gpt3):
         float(one.loc[norm, "flops"].iloc[0]))
 
 
-def test_unfused_attention_rows_hand_worked(gpt3):
+def test_unfused_attention_rows_hand_worked(gpt3, gpt3_unfused):
     # Megatron-LM 2022 core attention, GPT-3 (a = 96, d = 128), s = 2048, b = 1, bf16:
     # baddbmm Q K^T over all s^2 pairs: a s^2 d MACs (not the causal s (s + 1) / 2)
-    c = layer_costs(gpt3, 2048, attention="unfused", attention_dropout=True)
+    c = layer_costs(gpt3_unfused, 2048, attention_dropout=True)
     a, s, d = 96, 2048, 128
     assert _row(c, "layers.0.self_attn.scores", "forward")["macs"] == pytest.approx(a * s * s * d)
     assert _row(c, "layers.0.self_attn.context", "forward")["macs"] == pytest.approx(a * s * s * d)
@@ -106,18 +126,18 @@ def test_unfused_attention_rows_hand_worked(gpt3):
     assert drop["bytes"] == pytest.approx(5 * a * s * s)
     back = _row(c, "layers.0.self_attn.attention_dropout", "backward")
     assert back["bytes"] == pytest.approx(5 * a * s * s)  # dP' and mask in, dP out
-    flash = layer_costs(gpt3, 2048)
+    flash = layer_costs(gpt3, 2048, attention_dropout=True)  # in-kernel with flash: no row
     assert not (flash.rows["name"] == "layers.0.self_attn.attention_dropout").any()
     # FlashAttention: one causal-aware kernel over s (s + 1) / 2 pairs per head
     assert _row(flash, "layers.0.self_attn.attention", "forward")["macs"] == pytest.approx(
         2 * a * d * s * (s + 1) / 2)
 
 
-def test_selective_recompute_reruns_the_unfused_core(gpt3):
+def test_selective_recompute_reruns_the_unfused_core(gpt3_unfused):
     # recompute of Q K^T and P V: 4 b s^2 h / t FLOP (Korthikanti et al. 2023, app. A),
     # plus the softmax (5 / score) and dropout (1 / score) elementwise FLOP
     from perfmodel.hardware.load import load_device
-    c = layer_costs(gpt3, 2048, attention="unfused", attention_dropout=True)
+    c = layer_costs(gpt3_unfused, 2048, attention_dropout=True)
     sel = stage_times(c, load_device("a100-sxm4-80gb"), 8, 1, True, "selective")
     s, h, a, t = 2048, 12288, 96, 8
     expected = (4 * s * s * h + 6 * a * s * s) / t
@@ -142,9 +162,11 @@ def test_column_linear_backward_windows(gpt3):
     assert t.column_b[1] / t.column_b[0] == pytest.approx(4 / 3, rel=0.02)
 
 
-def test_unknown_attention_kernels(gpt3):
-    with pytest.raises(UnknownNameError):
-        layer_costs(gpt3, 2048, attention="xformers")
+def test_attention_kernels_are_the_graphs(gpt3, gpt3_unfused):
+    assert gpt3.attention_kernels == "flash"
+    assert gpt3_unfused.attention_kernels == "unfused"
+    kinds = set(layer_costs(gpt3_unfused, 2048).rows["kind"])
+    assert {"attn_score", "softmax", "attn_context"} <= kinds and "attention" not in kinds
 
 
 def test_torchtitan_op_sac_reruns_every_second_mm_and_unsaved_ops():

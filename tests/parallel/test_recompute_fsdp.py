@@ -7,19 +7,21 @@ from dataclasses import replace
 
 import pytest
 
-from perfmodel.analytic.memory import MemoryModel, layer_activation_bytes
+from perfmodel.analytic.memory import layer_activation_bytes
 from perfmodel.errors import UnknownNameError
+from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.system import load_system
-from perfmodel.parallel.partition import dims_of
-from perfmodel.parallel.plan import ParallelPlan
 from perfmodel.parallel.step import _fsdp_edges, predict_step
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import ParallelPlan
 from perfmodel.zoo.registry import load_model
 
 # a GPT layer: h 64, 4 heads, MLP 4h, plain (Korthikanti's 34 sbh without recompute)
-GPT = MemoryModel(name="toy", params=1000.0, is_transformer=True, num_layers=1, hidden=64,
-                  heads=4, kv_heads=4, head_dim=16, vocab=10, ffn=256, gated=False,
-                  first_params=0.0, layer_params=1000.0, last_params=0.0)
+GPT = ModelShape(architecture="decoder", vocab_size=10, hidden_size=64, intermediate_size=256,
+                 num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                 head_dim=16, max_position_embeddings=64, position_embedding="learned",
+                 norm="layernorm", norm_position="pre", activation="gelu", mlp="plain")
 
 
 def test_selective_op_keeps_input_q_v_sdpa_up_and_down_outputs():
@@ -46,9 +48,9 @@ def test_fsdp_edges_hand_worked():
     # gathers cost 1 s per byte, reduce-scatters 10 s per byte: 2 micro-batches each gather
     # the root (embedding + head, pp 1) and the first block; the last backward leaves the
     # first block's and the root's reduce-scatters
-    d = dims_of(load_model("gpt2"))
-    edges = _fsdp_edges(d, 1, 1, "bf16", 2, lambda n: n, lambda n: 10 * n)
-    root, block = 2 * (d.first_params + d.last_params), 2 * d.layer_params
+    st = load_model("gpt2").stage_params
+    edges = _fsdp_edges(st, 1, 1, "bf16", 2, lambda n: n, lambda n: 10 * n)
+    root, block = 2 * (st.first + st.last), 2 * st.layer
     assert edges == pytest.approx(2 * (root + block) + 10 * (block + root))
 
 
@@ -57,9 +59,10 @@ def test_fp32_gradient_reduction_costs_more_exposed_time():
     # reduce-scatter bytes of bf16; here the exposed edge grows, compute does not change
     g, sy, dv = load_model("llama-3-8b"), load_system("dgx-a100"), load_device(
         "a100-sxm4-80gb")
-    plan = ParallelPlan(data_parallel=64, micro_batch=1, global_batch=64, seq=8192, zero=3,
+    plan = ParallelPlan(data_parallel=64, micro_batch=1, zero_stage=3,
                         recompute="selective_op")
-    bf16, fp32 = (predict_step(g, replace(plan, reduce_dtype=r), sy, dv)
+    job = Job(phase="train", batch=64, seq=8192, dtype="bf16")
+    bf16, fp32 = (predict_step(g, job, replace(plan, reduce_dtype=r), sy, dv)
                   for r in (None, "fp32"))
     assert fp32.breakdown["dp_comm"] > bf16.breakdown["dp_comm"] > 0
     assert fp32.breakdown["compute"] == bf16.breakdown["compute"]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perfmodel.analytic.memory import MemoryPlan, footprint, memory_model
+from perfmodel.analytic.memory import footprint
 from perfmodel.analytic.network import predict_collective
 from perfmodel.errors import PlanError
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.system import load_system
-from perfmodel.parallel.plan import ParallelPlan
 from perfmodel.parallel.step import BREAKDOWN, predict_step
+from perfmodel.workload.job import Job
+from perfmodel.workload.plan import ParallelPlan
 from perfmodel.zoo.registry import load_model
 
 
@@ -22,13 +23,18 @@ def env():
 
 
 PLAN = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16, micro_batch=1,
-                    global_batch=512, schedule="interleaved", virtual=2, zero=1,
+                    schedule="interleaved", virtual_stages=2, zero_stage=1,
                     recompute="selective", sequence_parallel=True)
+
+
+def job(batch: int) -> Job:
+    """A GPT-3 training step of ``batch`` sequences of 2,048 tokens in bf16."""
+    return Job(phase="train", batch=batch, seq=2048, dtype="bf16")
 
 
 def test_breakdown_adds_up_and_metrics_consistent(env):
     g, s, d = env
-    pred = predict_step(g, PLAN, s, d)
+    pred = predict_step(g, job(512), PLAN, s, d)
     assert sum(pred.breakdown[k] for k in BREAKDOWN) == pytest.approx(pred.step_s)
     assert pred.tokens_per_s == pytest.approx(512 * 2048 / pred.step_s)
     # MFU = 72 B s l h^2 (1 + s/6h + V/12hl) / (T N peak), Narayanan et al. 2021 eq. 3
@@ -46,15 +52,15 @@ def test_tp_comm_forward_exposed_backward_hidden_under_wgrad(env):
     # 0.72 x 312 TFLOP/s, ~1.0 ms) outlasts one 48 MiB all-reduce, so only 2 per layer show;
     # full recomputation reruns the forward and its 2 all-reduces (4 per layer).
     g, s, d = env
-    plan = ParallelPlan(data_parallel=1, tensor_parallel=8, pipeline_parallel=1,
-                        micro_batch=1, global_batch=2)
-    pred = predict_step(g, plan, s, d)
+    plan = ParallelPlan(tensor_parallel=8, micro_batch=1)
+    pred = predict_step(g, job(2), plan, s, d)
     ar = predict_collective(s, "all_reduce", [2048 * 12288 * 2], 1, 8).table
     t_ar = float(ar["time_us"].iloc[0]) * 1e-6
     wgrad_qkv = 2 * 2048 * 12288 * 3 * 12288 / 8 / (0.72 * 312e12)
     assert t_ar < wgrad_qkv
     assert pred.breakdown["tp_comm"] == pytest.approx(2 * 96 * 2 * t_ar)  # m x l x 2
-    full = predict_step(g, ParallelPlan(1, 8, 1, 1, 2, recompute="full"), s, d)
+    full = predict_step(g, job(2), ParallelPlan(tensor_parallel=8, micro_batch=1,
+                                                recompute="full"), s, d)
     assert full.breakdown["tp_comm"] == pytest.approx(2 * 96 * 4 * t_ar)
     assert pred.breakdown["bubble"] == 0.0 and pred.breakdown["pp_p2p"] == 0.0
 
@@ -64,9 +70,8 @@ def test_sequence_parallel_backward_exposes_the_gradient_all_gathers(env):
     # gradient all-gathers are synchronous (2 exposed), the column-parallel re-gather and
     # reduce-scatter hide under the input- and weight-gradient GEMMs
     g, s, d = env
-    plan = ParallelPlan(data_parallel=1, tensor_parallel=8, pipeline_parallel=1,
-                        micro_batch=1, global_batch=2, sequence_parallel=True)
-    pred = predict_step(g, plan, s, d)
+    plan = ParallelPlan(tensor_parallel=8, micro_batch=1, sequence_parallel=True)
+    pred = predict_step(g, job(2), plan, s, d)
     size = [2048 * 12288 * 2]
     rs = float(predict_collective(s, "reduce_scatter", size, 1, 8).table["time_us"].iloc[0])
     ag = float(predict_collective(s, "all_gather", size, 1, 8).table["time_us"].iloc[0])
@@ -77,9 +82,10 @@ def test_sequence_parallel_backward_exposes_the_gradient_all_gathers(env):
 def test_interleaving_shrinks_the_bubble(env):
     g, s, d = env
     base = dict(data_parallel=8, tensor_parallel=8, pipeline_parallel=16, micro_batch=1,
-                global_batch=512, recompute="selective", sequence_parallel=True)
-    one = predict_step(g, ParallelPlan(**base), s, d)
-    two = predict_step(g, ParallelPlan(**base, schedule="interleaved", virtual=2), s, d)
+                recompute="selective", sequence_parallel=True)
+    one = predict_step(g, job(512), ParallelPlan(**base), s, d)
+    two = predict_step(g, job(512), ParallelPlan(**base, schedule="interleaved",
+                                                 virtual_stages=2), s, d)
     assert two.breakdown["bubble"] == pytest.approx(one.breakdown["bubble"] / 2, rel=0.05)
     assert two.breakdown["pp_p2p"] == pytest.approx(2 * one.breakdown["pp_p2p"])
 
@@ -87,30 +93,30 @@ def test_interleaving_shrinks_the_bubble(env):
 def test_overlap_hides_dp_comm(env):
     g, s, d = env
     plan = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16,
-                        micro_batch=1, global_batch=512)
-    on = predict_step(g, plan, s, d)
-    off = predict_step(g, ParallelPlan(**{**plan.to_dict(), "overlap_grad_reduce": False}),
-                       s, d)
+                        micro_batch=1)
+    on = predict_step(g, job(512), plan, s, d)
+    off = predict_step(g, job(512), ParallelPlan(**{**plan.to_dict(),
+                                                    "overlap_grad_reduce": False}), s, d)
     assert off.breakdown["dp_comm"] > on.breakdown["dp_comm"] > 0
 
 
 def test_memory_is_the_memory_model(env):
     g, s, d = env
     plan = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16,
-                        micro_batch=1, global_batch=512, zero=1, recompute="selective",
+                        micro_batch=1, zero_stage=1, recompute="selective",
                         sequence_parallel=True)
-    pred = predict_step(g, plan, s, d)
-    mp = MemoryPlan(phase="train", batch=512, seq=2048, dtype="bf16", micro_batch=1, zero=1,
-                    dp=8, tp=8, pp=16, sequence_parallel=True, recompute="selective")
-    assert pred.memory["total"] == pytest.approx(float(np.asarray(
-        footprint(memory_model(g), mp)["total"])))
+    pred = predict_step(g, job(512), plan, s, d)
+    # the one memory model, with the same three records: nothing translated by hand
+    assert pred.memory["total"] == float(np.asarray(
+        footprint(g, plan, job(512), device=d)["total"]))
     assert pred.fits
+    assert pred.job == job(512) and pred.to_dict()["job"]["batch"] == 512
 
 
 def test_sim_agrees_with_analytic(env):
     g, s, d = env
-    a = predict_step(g, PLAN, s, d)
-    sim = predict_step(g, PLAN, s, d, method="sim")
+    a = predict_step(g, job(512), PLAN, s, d)
+    sim = predict_step(g, job(512), PLAN, s, d, method="sim")
     assert sim.step_s == pytest.approx(a.step_s, rel=0.03)
     assert sim.simulation["events"] > 0
 
@@ -118,7 +124,17 @@ def test_sim_agrees_with_analytic(env):
 def test_impossible_plans_for_the_model(env):
     g, s, d = env
     with pytest.raises(PlanError):  # 96 heads / 7
-        predict_step(g, ParallelPlan(tensor_parallel=7, global_batch=1), s, d)
+        predict_step(g, job(1), ParallelPlan(tensor_parallel=7), s, d)
     with pytest.raises(PlanError):  # 96 layers / (16 x 4) chunks
-        predict_step(g, ParallelPlan(pipeline_parallel=16, global_batch=16,
-                                     schedule="interleaved", virtual=4), s, d)
+        predict_step(g, job(16), ParallelPlan(pipeline_parallel=16, micro_batch=1,
+                                              schedule="interleaved", virtual_stages=4), s, d)
+    with pytest.raises(PlanError, match="unevenly"):  # tp 12 over nodes of 8
+        predict_step(g, job(1), ParallelPlan(tensor_parallel=12), s, d)
+
+
+def test_what_the_step_model_does_not_price_is_refused(env):
+    g, s, d = env
+    with pytest.raises(PlanError, match="expert or context"):
+        predict_step(g, job(2), ParallelPlan(context_parallel=2, micro_batch=1), s, d)
+    with pytest.raises(PlanError, match="phase 'train'"):
+        predict_step(g, Job(phase="inference", batch=1, seq=2048), ParallelPlan(), s, d)

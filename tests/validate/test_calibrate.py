@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from perfmodel.bench.measurement import measurement_frame
+from perfmodel.errors import MeasurementError
+from perfmodel.graph.builder import GraphBuilder
 from perfmodel.hardware.efficiency import EfficiencyCurve
 from perfmodel.hardware.load import device_from_dict
 from perfmodel.validate.calibrate import calibrate, calibrated_spec, fit_overhead
@@ -101,3 +103,41 @@ def test_overhead_is_fitted_per_group_of_columns():
     pred, groups, _ = _inference_cv(inf, np.arange(8) % 2, ("framework", "dtype"))
     assert groups == pytest.approx({"a | fp16": 1e-6, "b | fp16": 5e-6})
     assert pred == pytest.approx(inf["time_s"].to_numpy())
+
+
+def _my_net_rows(overhead_per_op: float) -> pd.DataFrame:
+    """Inference rows of a user's own graph "my-net" (linear 10 -> 10 + relu) on tiny.
+
+    Roofline by hand at batch b, fp16: linear max(200b / 100, (200 + 40b) / 10) = 20 + 4b s
+    (memory-bound); relu 40b B / 10 B/s = 4b s. Base 20 + 8b s; measured = base + 2 ops x
+    the per-op overhead."""
+    rows = [{"backend": "cpu", "device": "tiny", "repeats": 1, "benchmark": "e2e",
+             "family": "inference", "model": "my-net", "batch": b, "dtype": "fp16",
+             "phase": "inference", "time_s": 20 + 8 * b + 2 * overhead_per_op}
+            for b in (1, 2, 4, 8)]
+    return measurement_frame(rows)
+
+
+def _my_net():
+    b = GraphBuilder("my-net", default_batch=1)
+    b.relu(b.linear(b.input("x", (10,)), 10, bias=False))
+    return b.build()
+
+
+def test_inference_rows_need_a_model_resolver():
+    with pytest.raises(MeasurementError, match="no resolver") as err:
+        calibrate(_my_net_rows(0.5), device_from_dict(tiny_device_dict(), "t.yaml"), folds=2)
+    assert "models=perfmodel.load_model" in err.value.hint
+
+
+def test_inference_overhead_fitted_on_a_users_own_graph():
+    # Every row needs exactly 0.5 s per op over the roofline (20 + 8b s, see _my_net_rows):
+    # the fitted overhead is 0.5 s and every held-out row is predicted exactly.
+    cal = calibrate(_my_net_rows(0.5), device_from_dict(tiny_device_dict(), "t.yaml"),
+                    folds=2, models={"my-net": _my_net()}.__getitem__)
+    assert cal.group_overheads_s == pytest.approx({"all": 0.5})
+    assert cal.efficiency.launch_overhead_s == pytest.approx(0.5)  # no launch rows: pooled
+    assert cal.cross_validated["predicted_s"].tolist() == pytest.approx([29.0, 37.0, 53.0,
+                                                                         85.0])
+    assert cal.uncalibrated.set_index("family").loc["inference", "rows"] == 4
+    assert cal.rows_used["inference"] == 4

@@ -7,10 +7,12 @@ import pytest
 from perfmodel.analytic.roofline import predict
 from perfmodel.bench.measurement import measurement_frame
 from perfmodel.errors import MeasurementError
+from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.load import device_from_dict, load_device
 from perfmodel.validate.compare import compare, generate_passes
 from perfmodel.workload.build import build_workload
 from perfmodel.zoo.registry import load_model
+from perfmodel.zoo.transformer import build_transformer
 from tests.conftest import tiny_device_dict
 
 
@@ -51,7 +53,7 @@ def test_inference_row_is_predict_of_build_workload():
     a100 = load_device("a100")
     row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "resnet50",
            "batch": 8, "dtype": "fp16", "phase": "inference", "time_s": 2e-3}
-    out = compare(frame(row))
+    out = compare(frame(row), models=load_model)
     want = predict(build_workload(load_model("resnet50"), batch=8, dtype="fp16"), a100)
     assert out["predicted_s"][0] == pytest.approx(want.summary["latency_s"])
 
@@ -65,7 +67,7 @@ def test_generate_is_prefill_plus_decode_steps():
     row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "llama-2-7b",
            "batch": 1, "seq": 8, "out_seq": 4, "dtype": "fp16", "phase": "generate",
            "time_s": 0.1}
-    out = compare(frame(row))
+    out = compare(frame(row), models=load_model)
     assert out["predicted_s"][0] == pytest.approx(pre["latency_s"] + 3 * dec["latency_s"])
     assert out["priced_ops"][0] == pre["num_ops"] + 3 * dec["num_ops"]
 
@@ -73,7 +75,65 @@ def test_generate_is_prefill_plus_decode_steps():
 def test_multi_device_rows_are_not_predicted():
     row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "resnet50",
            "batch": 1, "num_devices": 4, "time_s": 1.0}
+    # not priced, so no model is built and no resolver is needed
     assert "4 devices" in compare(frame(row))["predict_note"][0]
+    assert "4 devices" in compare(frame(row), models=load_model)["predict_note"][0]
+
+
+def test_inference_rows_without_a_resolver_are_refused_with_a_hint():
+    # compare no longer loads models by name itself: the caller says how names become graphs
+    row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "resnet50",
+           "batch": 1, "dtype": "fp16", "phase": "inference", "time_s": 1e-3}
+    with pytest.raises(MeasurementError, match="no resolver") as err:
+        compare(frame(row))
+    assert "models=perfmodel.load_model" in err.value.hint
+    assert "__getitem__" in err.value.hint
+
+
+def _tiny_lm(layers: int = 2):
+    """A small decoder of one's own (the workloads/README.md example), by layer count."""
+    return ModelShape.from_dict({
+        "architecture": "decoder", "vocab_size": 1000, "hidden_size": 64,
+        "intermediate_size": 256, "num_hidden_layers": layers, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "max_position_embeddings": 512,
+        "position_embedding": "rope", "norm": "rmsnorm", "norm_position": "pre",
+        "activation": "silu", "mlp": "gated"})
+
+
+def test_dict_resolver_prices_a_users_own_graph(tiny_device):
+    # A row named after a graph the user built: the dict's __getitem__ resolves it, and the
+    # price is predict(build_workload(graph, ...)) of that graph on the row's device.
+    mine = build_transformer(_tiny_lm(), "my-lm")
+    row = {"benchmark": "e2e", "family": "inference", "model": "my-lm", "batch": 2,
+           "seq": 8, "dtype": "fp16", "phase": "prefill", "time_s": 1.0}
+    out = compare(frame(row), tiny_device, models={"my-lm": mine}.__getitem__)
+    want = predict(build_workload(mine, batch=2, seq=8, dtype="fp16", phase="prefill"),
+                   tiny_device).summary
+    assert out["predicted_s"][0] == pytest.approx(want["latency_s"]) and want["latency_s"] > 0
+    assert out["priced_ops"][0] == want["num_ops"]
+    assert out["error"][0] == pytest.approx((want["latency_s"] - 1.0) / 1.0)
+    # a name the resolver does not know is the resolver's error, unchanged
+    with pytest.raises(KeyError):
+        compare(frame(row | {"model": "other-lm"}), tiny_device,
+                models={"my-lm": mine}.__getitem__)
+
+
+def test_rows_price_their_own_graph_even_when_graph_names_collide(tiny_device):
+    # Two different graphs under one graph name (build_transformer's default
+    # "transformer"), resolved from two row names: each row is priced with its own graph.
+    # The 4-layer model does strictly more work than the 2-layer one, so the same job
+    # cannot take the same time.
+    two, four = build_transformer(_tiny_lm(2)), build_transformer(_tiny_lm(4))
+    assert two.name == four.name == "transformer" and two != four
+    base = {"benchmark": "e2e", "family": "inference", "batch": 1, "seq": 8,
+            "dtype": "fp16", "phase": "prefill", "time_s": 1.0}
+    resolver = {"two": two, "four": four}.__getitem__
+    out = compare(frame(base | {"model": "two"}, base | {"model": "four"}), tiny_device,
+                  models=resolver)
+    alone = [compare(frame(base | {"model": m}), tiny_device, models=resolver)
+             ["predicted_s"][0] for m in ("two", "four")]
+    assert alone[1] > alone[0]
+    assert out["predicted_s"].tolist() == pytest.approx(alone)
 
 
 def test_llama_bench_rows_are_one_sequence_with_a_micro_batched_prompt():
@@ -100,7 +160,7 @@ def test_llama_cpp_generate_row_prices_its_passes():
     row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "llama-2-7b",
            "batch": 4, "seq": 8, "out_seq": 4, "dtype": "fp16", "phase": "generate",
            "framework": "llama.cpp", "time_s": 0.1}
-    out = compare(frame(row))
+    out = compare(frame(row), models=load_model)
     assert out["predicted_s"][0] == pytest.approx(2 * pre["latency_s"] + 4 * dec["latency_s"])
 
 

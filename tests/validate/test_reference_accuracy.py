@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from perfmodel.bench.reference import load_reference
 from perfmodel.validate.calibrate import calibrate
+from perfmodel.validate.reference import load_reference
+from perfmodel.zoo.registry import load_model
 
 
 def test_llama_bench_rows_held_out_error():
@@ -14,6 +15,6 @@ def test_llama_bench_rows_held_out_error():
     df = load_reference("a100")
     rows = df[(df["framework"] == "llama.cpp") & (df["num_devices"].astype(float) == 1)]
     assert len(rows) == 40
-    cal = calibrate(rows, folds=5, group="framework")
+    cal = calibrate(rows, folds=5, group="framework", models=load_model)
     s = cal.summary.set_index("family")
     assert s.loc["inference", "mape"] < 0.05

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from perfmodel.parallel.validation import load_cases, validate_layer_times, validate_training
+from perfmodel.validate.training import load_cases, validate_layer_times, validate_training
+from perfmodel.zoo.registry import load_model
 
 
 @pytest.fixture(scope="module")
 def table():
-    return validate_training()
+    return validate_training(load_model)
 
 
 def test_all_published_rows_are_priced(table):
@@ -37,7 +38,7 @@ def test_korthikanti_table5_error_does_not_regress(table):
 def test_korthikanti_table4_layer_times():
     # one 22B layer (tp 8, b 4, s 2048), Korthikanti et al. 2022 Table 4: forward +
     # backward ms for 5 settings; measured errors -6.1 % .. -2.4 %
-    t = validate_layer_times()
+    t = validate_layer_times(load_model)
     assert len(t) == 5
     assert t["error_pct"].abs().max() < 7.0
     # the ratios the paper draws from it: full recompute costs ~39 % over the baseline,
@@ -80,8 +81,36 @@ def test_torchtitan_70b_selective_op_batch_2_does_not_fit():
     from perfmodel.parallel.step import predict_step
     system, device = load_system("dgx-a100"), load_device("a100-sxm4-80gb")
     case = next(c for c in load_cases() if c.row_id == "training-00223")
-    g = case.graph()
-    assert predict_step(g, case.plan, system, device).fits
-    two = replace(case.plan, micro_batch=2, global_batch=128)
-    assert not predict_step(g, two, system, device).fits
-    assert predict_step(g, replace(two, recompute="full"), system, device).fits
+    g = case.graph(load_model)
+    assert predict_step(g, case.job, case.plan, system, device).fits
+    two, job = replace(case.plan, micro_batch=2), replace(case.job, batch=128)
+    assert not predict_step(g, job, two, system, device).fits
+    assert predict_step(g, job, replace(two, recompute="full"), system, device).fits
+
+
+def test_korthikanti_models_are_megatron_gpts_built_unfused():
+    # The paper's 22B: hidden 6144, 48 layers, 64 heads, seq 2048 (Korthikanti et al. 2022,
+    # Table 3), GPT-2 layer structure with the 51,200-token vocabulary, Megatron-LM 2022's
+    # unfused attention kernels
+    case = next(c for c in load_cases() if c.row_id == "training-00520")
+    g = case.graph(load_model)
+    s = g.shape
+    assert (s.hidden_size, s.num_hidden_layers, s.num_attention_heads) == (6144, 48, 64)
+    assert s.vocab_size == 51200 and s.intermediate_size == 4 * 6144
+    assert g.attention_kernels == "unfused" and case.plan.attention_dropout
+    # 12 h^2 + 13 h per block (Narayanan et al. 2021, eq. 2)
+    assert g.stage_params.layer == 12 * 6144**2 + 13 * 6144
+
+
+def test_cases_name_models_and_the_resolver_builds_them():
+    # validation resolves no names itself: the resolver it is given does
+    built = []
+
+    def resolver(model, **options):
+        built.append(model)
+        return load_model(model, **options)
+
+    case = next(c for c in load_cases() if c.metric == "tokens_per_s_per_gpu")
+    assert isinstance(case.model, str)
+    case.graph(resolver)
+    assert built == [case.model]
