@@ -9,7 +9,10 @@ within 1.2x of ``python -c "import numpy, pandas"``; ``perfmodel --help`` and
 
 Each command runs alternately with the baseline, after one warm-up of each, so both see the
 same machine; the medians and the median of the per-pair ratios are printed. The machines
-are noisy: quote medians and ratios, not single times.
+are noisy: quote medians and ratios, not single times. The children run with Python's
+bytecode cache on (PYTHONDONTWRITEBYTECODE removed from their environment): an installed
+numpy or pandas has its .pyc files from pip, and perfmodel's own modules must not be timed
+compiling from source on every start where the caller's shell happens to forbid the cache.
 """
 
 from __future__ import annotations
@@ -34,15 +37,20 @@ COMMANDS = {
 HEAVY = ("simpy", "networkx", "matplotlib", "pandas")
 
 
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def wall(cmd: list[str]) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=ENV)
     return time.perf_counter() - t
 
 
 def loaded(cmd: list[str]) -> list[str]:
     """The heavy packages a command imports (python -X importtime, top-level names)."""
-    out = subprocess.run([PY, "-X", "importtime", *cmd[1:]], capture_output=True, text=True)
+    out = subprocess.run([PY, "-X", "importtime", *cmd[1:]], capture_output=True, text=True,
+                         env=ENV)
     names = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()
              if line.startswith("import time:")}
     return sorted(n for n in HEAVY if n in names)

@@ -5,15 +5,25 @@
     >>> pred = pm.predict(wl, pm.load_device("a100"))
     >>> round(pred.summary["params"])
     25557032
+
+A run is three inputs: what (a model and a :class:`Job`), how (a :class:`ParallelPlan`) and
+where (a device or a system):
+
+    >>> graph = pm.load_model("llama-2-7b")
+    >>> job = pm.Job(phase="decode", batch=8, seq=4096, dtype="fp16")
+    >>> fp = pm.footprint(graph, pm.ParallelPlan(tensor_parallel=2), job)
+    >>> round(float(fp["kv_cache"]) / 2**30, 3)      # 8 x 2 GiB of KV cache over 2 devices
+    8.0
+
+Every public name is imported on first use (PEP 562 ``__getattr__``), so ``import
+perfmodel`` loads neither pandas nor networkx, simpy or matplotlib.
 """
 
-import importlib
-from typing import Any
+from __future__ import annotations
 
-from perfmodel.analytic.collectives import collective_time
-from perfmodel.analytic.network import predict_collective
-from perfmodel.analytic.roofline import Prediction, predict, roofline
-from perfmodel.bench.nccl_tests import read_nccl_tests
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from perfmodel.errors import (
     MeasurementError,
     PerfModelError,
@@ -23,30 +33,74 @@ from perfmodel.errors import (
     UnknownNameError,
     UnsupportedOpError,
 )
-from perfmodel.graph import GraphBuilder, ModelGraph, Op, OpCost, OpKind, TensorSpec
-from perfmodel.hardware import DeviceSpec, list_devices, load_device
-from perfmodel.hardware.system import SystemSpec, list_systems, load_system
-from perfmodel.validate.collectives import check_collectives, compare_collectives, fit_collectives
-from perfmodel.workload import build_workload
-from perfmodel.zoo.registry import load_model, models
+
+if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers and editors
+    from perfmodel.analytic.capacity import memory_report
+    from perfmodel.analytic.collectives import collective_time
+    from perfmodel.analytic.memory import footprint
+    from perfmodel.analytic.network import predict_collective
+    from perfmodel.analytic.roofline import Prediction, predict, roofline
+    from perfmodel.bench.nccl_tests import read_nccl_tests
+    from perfmodel.catalog import device_table, model_table
+    from perfmodel.graph import GraphBuilder, ModelGraph, ModelShape, Op, OpCost, OpKind, TensorSpec
+    from perfmodel.hardware import DeviceSpec, list_devices, load_device
+    from perfmodel.hardware.system import SystemSpec, list_systems, load_system
+    from perfmodel.parallel.search import search_plans
+    from perfmodel.parallel.step import predict_step
+    from perfmodel.sim.collective_sweep import collective_sweep, compare_algorithms
+    from perfmodel.validate.collectives import (
+        check_collectives,
+        compare_collectives,
+        fit_collectives,
+    )
+    from perfmodel.workload import Job, ParallelPlan, Workload, build_workload
+    from perfmodel.zoo.registry import load_model, models
 
 __version__ = "0.1.0"
 
+# public name -> the module that defines it, imported on first use
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("GraphBuilder", "ModelGraph", "ModelShape", "Op", "OpCost", "OpKind",
+                     "TensorSpec"), "perfmodel.graph"),
+    **dict.fromkeys(("DeviceSpec", "list_devices", "load_device"), "perfmodel.hardware"),
+    **dict.fromkeys(("SystemSpec", "list_systems", "load_system"), "perfmodel.hardware.system"),
+    **dict.fromkeys(("load_model", "models"), "perfmodel.zoo.registry"),
+    **dict.fromkeys(("Job", "ParallelPlan", "Workload", "build_workload"), "perfmodel.workload"),
+    **dict.fromkeys(("Prediction", "predict", "roofline"), "perfmodel.analytic.roofline"),
+    "footprint": "perfmodel.analytic.memory",
+    **dict.fromkeys(("device_table", "model_table"), "perfmodel.catalog"),
+    "memory_report": "perfmodel.analytic.capacity",
+    "collective_time": "perfmodel.analytic.collectives",
+    "predict_collective": "perfmodel.analytic.network",
+    **dict.fromkeys(("collective_sweep", "compare_algorithms"), "perfmodel.sim.collective_sweep"),
+    "predict_step": "perfmodel.parallel.step",
+    "search_plans": "perfmodel.parallel.search",
+    "read_nccl_tests": "perfmodel.bench.nccl_tests",
+    **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
+                    "perfmodel.validate.collectives"),
+}
+
 __all__ = [
-    "DeviceSpec", "GraphBuilder", "MeasurementError", "ModelGraph", "Op", "OpCost", "OpKind",
-    "PerfModelError", "PlanError", "Prediction", "ShapeError", "SpecError", "TensorSpec",
-    "UnknownNameError", "UnsupportedOpError", "__version__", "build_workload", "list_devices",
-    "load_device", "load_model", "models", "predict", "roofline",
+    "DeviceSpec", "GraphBuilder", "Job", "MeasurementError", "ModelGraph", "ModelShape", "Op",
+    "OpCost", "OpKind", "ParallelPlan", "PerfModelError", "PlanError", "Prediction",
+    "ShapeError", "SpecError", "SystemSpec", "TensorSpec", "UnknownNameError",
+    "UnsupportedOpError", "Workload", "__version__", "build_workload", "check_collectives",
+    "collective_sweep", "collective_time", "compare_algorithms", "compare_collectives",
+    "device_table", "fit_collectives", "footprint", "list_devices", "list_systems", "load_device",
+    "load_model", "load_system", "memory_report", "model_table", "models", "predict",
+    "predict_collective",
+    "predict_step", "read_nccl_tests", "roofline", "search_plans",
 ]
-__all__ += ["SystemSpec", "collective_time", "list_systems", "load_system",
-            "predict_collective", "read_nccl_tests", "compare_collectives",
-            "fit_collectives"]  # collectives (issue 5)
-__all__ += ["collective_sweep", "compare_algorithms", "check_collectives"]  # thin CLI
 
 
 def __getattr__(name: str) -> Any:
-    """The simulator's functions, imported on first use: perfmodel.sim loads simpy, and
-    ``import perfmodel`` stays without it (PEP 562)."""
-    if name in ("collective_sweep", "compare_algorithms"):
-        return getattr(importlib.import_module("perfmodel.sim.collective_sweep"), name)
+    """A public name, imported from its module on first use (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
     raise AttributeError(f"module 'perfmodel' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -13,22 +13,33 @@ from perfmodel.errors import PerfModelError
 
 __all__ = ["main", "run", "build_parser", "COMMANDS"]
 
-# Command -> the module that implements it (HELP, add_arguments, handle). Modules are
-# imported only for the command being run, so `perfmodel roofline` does not pay for the
-# simulator, the benchmark suite or the compression library at start-up.
-COMMANDS: dict[str, str] = {
-    "roofline": "perfmodel.cli.roofline",
-    "models": "perfmodel.cli.models",
-    "hw": "perfmodel.cli.hw",
-    "memory": "perfmodel.cli.memory",
-    "memory-wall": "perfmodel.cli.memory_wall",
-    "compress": "perfmodel.cli.compress",
-    "collective": "perfmodel.cli.collective",
-    "pipeline": "perfmodel.cli.pipeline",
-    "parallel": "perfmodel.cli.parallel",
-    "bench": "perfmodel.cli.bench",
-    "validate": "perfmodel.cli.validate",
-    "calibrate": "perfmodel.cli.calibrate",
+# Command -> (the module that implements it: add_arguments, handle; its one-line help).
+# A module is imported only for the command being run, and `perfmodel --help` imports none,
+# so no command pays for the simulator, the benchmark suite or the compression library it
+# does not use.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "roofline": ("perfmodel.cli.roofline", "roofline prediction of one model on one device"),
+    "models": ("perfmodel.cli.models", "list the model zoo with parameters and MACs"),
+    "hw": ("perfmodel.cli.hw",
+           "list devices with key figures, or `hw show NAME` for one in full with sources"),
+    "memory": ("perfmodel.cli.memory",
+               "memory footprint per device, capacity verdict, what to change, decode limits"),
+    "memory-wall": ("perfmodel.cli.memory_wall", "memory-wall statistics of the device "
+                    "library, by year (--plot for the trend chart)"),
+    "compress": ("perfmodel.cli.compress", "compare compression strategies: size, bytes, "
+                 "MACs, latency, memory, energy"),
+    "collective": ("perfmodel.cli.collective", "collective time, algbw and busbw per message "
+                   "size (nccl-tests columns), or compare"),
+    "pipeline": ("perfmodel.cli.pipeline", "pipeline schedule (GPipe, 1F1B, interleaved): "
+                 "simulated timeline vs closed forms"),
+    "parallel": ("perfmodel.cli.parallel", "3D-parallel training step (DP x TP x PP): time, "
+                 "tokens/s, MFU, bubble, memory; --search"),
+    "bench": ("perfmodel.cli.bench", "run the microbenchmarks (CUDA GPU or --backend cpu) and "
+              "write a measurement CSV"),
+    "validate": ("perfmodel.cli.validate", "compare perfmodel's predictions with a "
+                 "measurement file (or the shipped references)"),
+    "calibrate": ("perfmodel.cli.calibrate", "fit size-dependent efficiency curves and launch "
+                  "overhead; write a calibrated spec"),
 }
 
 
@@ -40,17 +51,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The full parser, or (``command`` given) one whose only complete sub-parser is that
-    command's; the others are listed by name so usage errors still name every command."""
+    """The parser: every command listed with its help; only ``command``'s sub-parser (if
+    given) is complete, its module imported to add its arguments."""
     parser = _Parser(prog="perfmodel", description="Predict how AI models run on hardware.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, path in COMMANDS.items():
-        if command is not None and name != command:
-            sub.add_parser(name)
+    for name, (path, text) in COMMANDS.items():
+        if name != command:
+            sub.add_parser(name, help=text, description=text)
             continue
         module = importlib.import_module(path)
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--format", choices=FORMATS, default="table",
                        help="output format (json is stable for scripts)")
         module.add_arguments(p)

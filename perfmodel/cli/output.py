@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["FORMATS", "to_json", "frame_text", "emit_frame"]
 
@@ -15,6 +15,8 @@ FORMATS = ("table", "json", "csv")
 
 
 def _clean(v: Any) -> Any:
+    import numpy as np  # here, not at import: `perfmodel --help` needs no numpy
+
     if isinstance(v, dict):
         return {str(k): _clean(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
@@ -41,6 +43,8 @@ def frame_text(df: pd.DataFrame, formats: dict[str, Any] | None = None) -> str:
 
 
 def emit_frame(df: pd.DataFrame, fmt: str, formats: dict[str, Any] | None = None) -> str:
+    import numpy as np
+
     if fmt == "json":
         return to_json(df.replace([np.inf, -np.inf], np.nan).astype(object)
                        .where(df.notna(), None).to_dict(orient="records"))

@@ -8,6 +8,7 @@ The format is documented in docs/hw_spec_format.md.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,23 @@ def _defaults(directory: str) -> Mapping[str, Any]:
     return read_yaml(path) if path.is_file() else {}
 
 
+_NAME = re.compile(r"^name:[ \t]*([^\s#]+)[ \t]*(?:#.*)?$", re.MULTILINE)
+_ALIASES = re.compile(r"^aliases:[ \t]*\[([^\]\n]*)\][ \t]*(?:#.*)?$", re.MULTILINE)
+
+
+def _names(path: Path) -> list[str]:
+    """A spec file's name and aliases. The header lines are read as text when they have the
+    one-line form every shipped spec uses (``name: x``, ``aliases: [a, b]``), so listing the
+    library does not parse 30 YAML files; any other form is parsed as YAML."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    name, aliases = _NAME.search(text), _ALIASES.search(text)
+    if name and (aliases or not re.search(r"^aliases:", text, re.MULTILINE)):
+        found = [a.strip().strip("'\"") for a in aliases.group(1).split(",")] if aliases else []
+        return [name.group(1).strip("'\""), *(a for a in found if a)]
+    d = read_yaml(path)
+    return [d.get("name", path.stem), *(d.get("aliases") or [])]
+
+
 @functools.lru_cache(maxsize=8)
 def _index(directory: str) -> dict[str, Path]:
     """name or alias (lower-case) -> file, for every shipped device spec."""
@@ -185,8 +203,7 @@ def _index(directory: str) -> dict[str, Path]:
     for path in sorted(Path(directory).glob("*.yaml")):
         if path.name.startswith("_"):
             continue
-        d = read_yaml(path)
-        for key in [d.get("name", path.stem), *(d.get("aliases") or [])]:
+        for key in _names(path):
             idx[str(key).lower()] = path
     return idx
 

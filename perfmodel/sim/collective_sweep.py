@@ -25,7 +25,6 @@ from perfmodel.analytic.collectives import BUS_FACTOR
 from perfmodel.analytic.network import predict_collective
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
 from perfmodel.hardware.system import SystemSpec
-from perfmodel.sim.collectives import simulate_collective
 from perfmodel.units import dtype_bytes
 
 __all__ = ["CollectiveSweep", "collective_sweep", "compare_algorithms", "METHODS"]
@@ -70,6 +69,8 @@ def _analytic(run: _Run, sizes: np.ndarray, model: pd.DataFrame) -> tuple[pd.Dat
 def _simulated(run: _Run, sizes: np.ndarray, model: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
     """One simulation per size, in the model's columns; ``auto`` is simulated as ring (the
     simulator has no tree)."""
+    from perfmodel.sim.collectives import simulate_collective  # simpy: only when simulating
+
     algo = "ring" if run.algorithm == "auto" else run.algorithm
     rows, last = [], None
     for size in sizes:
@@ -183,6 +184,7 @@ def compare_algorithms(system: SystemSpec, size: float, nodes: int | None = None
                "time_us": float(t["time_us"].iloc[0]),
                "busbw_GBps": float(t["busbw_GBps"].iloc[0])}
         if simulate:
+            from perfmodel.sim.collectives import simulate_collective
             r = simulate_collective(system, "all_reduce", size, nodes, per_node, algo,
                                     record=False)
             row["sim_time_us"] = r.time_s * 1e6
