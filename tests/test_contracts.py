@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import perfmodel
 
 PACKAGE = Path(perfmodel.__file__).parent
@@ -86,10 +88,36 @@ def test_layer_order():
     assert not bad, bad
 
 
-def test_heavy_modules_not_imported_by_import_perfmodel():
+HEAVY = ("pandas", "networkx", "simpy", "matplotlib", "torch")
+
+
+def _loaded_by(*argv: str) -> list[str]:
+    """The heavy packages a fresh interpreter has imported after running ``argv``."""
     import subprocess
     import sys
-    code = ("import sys, perfmodel; "
-            "print(sorted(m for m in ('matplotlib', 'simpy', 'torch') if m in sys.modules))")
+    code = ("import runpy, sys; sys.argv = ['perfmodel', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('perfmodel', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    return eval(out.stderr.strip().splitlines()[-1])  # the list printed last
+
+
+@pytest.mark.slow
+def test_import_perfmodel_loads_no_heavy_package():
+    # the public names are served on first use (PEP 562): import perfmodel pays for none
+    import subprocess
+    import sys
+    code = f"import sys, perfmodel; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv, allowed", [
+    (("--help",), set()),                     # imports no command module
+    (("hw",), {"pandas"}),                    # a table: pandas, but no simulator or graph
+    (("roofline", "resnet50", "--hw", "a100"), {"pandas"}),
+])
+def test_commands_load_only_what_they_use(argv, allowed):
+    assert set(_loaded_by(*argv)) <= allowed

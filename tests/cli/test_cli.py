@@ -138,6 +138,7 @@ def test_hw_list_and_show(capsys):
     assert all(f["source"] for f in figs.values())
 
 
+@pytest.mark.slow
 def test_module_entry_point_runs_as_a_process():
     r = subprocess.run([sys.executable, "-m", "perfmodel", "roofline", "resnet50", "--hw",
                         "nope"], capture_output=True, text=True)
