@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.analytic.memory import footprint
-from perfmodel.errors import PlanError
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.workload.job import Job
@@ -35,10 +34,7 @@ def decode_limits(graph: ModelGraph, plan: ParallelPlan, job: Job,
                   device: DeviceSpec) -> dict[str, Any]:
     """Decode floor per step, tokens/s ceilings and the compute-bound batch (per device) of
     a transformer (``graph.shape``)."""
-    shape = graph.shape
-    if shape is None:
-        raise PlanError(f"{graph.name} is not a transformer: decode limits need its shape",
-                        "pick a language model (perfmodel models)")
+    shape = graph.require_shape("the decode limit")
     job = job.with_seq(int(graph.meta.get("default_seq", 1)))
     parts = footprint(graph, plan, replace(job, phase="decode"), device=device)
     bw = device.memory_bandwidth * device.efficiency.memory

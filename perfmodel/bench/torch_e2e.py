@@ -167,10 +167,7 @@ def _transformer(graph: ModelGraph, torch: Any) -> Any:
 
 
 def _shape(graph: ModelGraph) -> ModelShape:
-    if graph.shape is None:
-        raise UnknownNameError(f"{graph.name} has no transformer shape record",
-                               "measure a transformer of the zoo or a config file")
-    return graph.shape
+    return graph.require_shape("building it with transformers")
 
 
 def _kind(graph: ModelGraph) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from perfmodel.errors import PlanError
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.op import Op, TensorSpec
 from perfmodel.graph.shape import ModelShape
@@ -107,6 +108,13 @@ class ModelGraph:
         """``flash`` if the graph computes attention in fused ``attention`` ops, else
         ``unfused`` (scores, softmax and context as kernels of their own, or no attention)."""
         return "flash" if any(op.kind == OpKind.ATTENTION for op in self.ops) else "unfused"
+
+    def require_shape(self, purpose: str) -> ModelShape:
+        """The shape record, or one PlanError saying ``purpose`` needs a transformer."""
+        if self.shape is None:
+            raise PlanError(f"{self.name}: {purpose} is modelled for transformers only",
+                            "pick a transformer (perfmodel models) or a config.json")
+        return self.shape
 
     @property
     def num_ops(self) -> int:

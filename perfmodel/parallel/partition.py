@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.analytic.roofline import roofline
-from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
+from perfmodel.errors import UnknownNameError, did_you_mean
 from perfmodel.graph.model_graph import ModelGraph, StageParams, stage_of
 from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.spec import DeviceSpec
@@ -107,10 +107,7 @@ class LayerCosts:
 
 def shape_of(graph: ModelGraph) -> ModelShape:
     """The shape record of a transformer graph (PlanError for other models)."""
-    if graph.shape is None:
-        raise PlanError(f"{graph.name}: 3D parallelism is modelled for transformers only",
-                        "pick a transformer (perfmodel models) or a config.json")
-    return graph.shape
+    return graph.require_shape("3D parallelism")
 
 
 def one_block(graph: ModelGraph) -> ModelGraph:

@@ -21,15 +21,17 @@ perfmodel.errors.UnknownNameError: unknown phase 'serve' (hint: choose one of: d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from perfmodel.errors import ShapeError, UnknownNameError, did_you_mean
+from perfmodel.errors import PerfModelError, ShapeError, UnknownNameError, did_you_mean
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.training import OPTIMIZERS
 
-__all__ = ["Job", "PHASES", "PRECISIONS", "check_positive", "phase_dims"]
+__all__ = ["Job", "PHASES", "PRECISIONS", "check_positive", "phase_dims", "record_from_dict"]
+
+R = TypeVar("R")
 
 PHASES = ("inference", "prefill", "decode", "train")
 
@@ -111,12 +113,18 @@ class Job:
 
     @classmethod
     def from_dict(cls, d: Any) -> Job:
-        if not isinstance(d, dict):
-            raise ShapeError(f"a job is a mapping of fields, got {type(d).__name__}",
-                             "pass a dict like Job().to_dict()")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise UnknownNameError(f"unknown job field(s) {unknown}",
-                                   did_you_mean(unknown[0], names))
-        return cls(**d)
+        return record_from_dict(cls, d, "job", ShapeError)
+
+
+def record_from_dict(cls: type[R], d: Any, what: str, error: type[PerfModelError]) -> R:
+    """A record (Job, ParallelPlan) from a plain dict of its fields: one error for a non-
+    mapping, one UnknownNameError (with a did-you-mean) for an unknown field."""
+    if not isinstance(d, dict):
+        raise error(f"a {what} is a mapping of fields, got {type(d).__name__}",
+                    f"pass a dict like {cls.__name__}().to_dict()")
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise UnknownNameError(f"unknown {what} field(s) {unknown}",
+                               did_you_mean(unknown[0], names))
+    return cls(**d)

@@ -43,13 +43,13 @@ perfmodel.errors.PlanError: sequence parallelism splits along the tensor-paralle
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
 from perfmodel.graph.shape import ModelShape
 from perfmodel.units import dtype as lookup_dtype
-from perfmodel.workload.job import check_positive
+from perfmodel.workload.job import check_positive, record_from_dict
 
 __all__ = ["ParallelPlan", "check_plan", "plan_for_devices", "SCHEDULES", "RECOMPUTE",
            "ZERO_STAGES", "SELECTIVE_LAYER_EVERY"]
@@ -140,15 +140,7 @@ class ParallelPlan:
 
     @classmethod
     def from_dict(cls, d: Any) -> ParallelPlan:
-        if not isinstance(d, dict):
-            raise PlanError(f"a plan is a mapping of fields, got {type(d).__name__}",
-                            "pass a dict like ParallelPlan().to_dict()")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise UnknownNameError(f"unknown plan field(s) {unknown}",
-                                   did_you_mean(unknown[0], names))
-        return cls(**d)
+        return record_from_dict(cls, d, "plan", PlanError)
 
 
 def plan_for_devices(devices: int, **sizes: Any) -> ParallelPlan:
