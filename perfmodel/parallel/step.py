@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from perfmodel.analytic.memory import check_memory_plan, footprint
+from perfmodel.analytic.memory import footprint
 from perfmodel.analytic.network import predict_collective
 from perfmodel.analytic.pipeline import bubble_fraction
 from perfmodel.errors import PlanError, UnknownNameError
@@ -362,7 +362,6 @@ def predict_step(graph: ModelGraph, job: Job, plan: ParallelPlan, system: System
     costs = layer_costs(graph, int(job.seq or 1), job.dtype, job.optimizer,
                         plan.attention_dropout)
     _check_step_plan(plan, job, costs, system)
-    check_memory_plan(graph, plan, job)
     times = stage_times(costs, device, plan.tensor_parallel, plan.micro_batch_of(job.batch),
                         plan.sequence_parallel, plan.recompute, plan.zero_stage,
                         plan.data_parallel)
