@@ -189,7 +189,9 @@ def _check_batch(plan: ParallelPlan, batch: int) -> None:
 def _check_shape(plan: ParallelPlan, s: ModelShape, name: str) -> None:
     t, p, v = plan.tensor_parallel, plan.pipeline_parallel, plan.virtual_stages
     heads, kv = s.num_attention_heads, s.num_key_value_heads
-    if heads % t or kv % min(t, kv):
+    # KV heads split over the ranks, or (tp beyond them) each replicated on tp / kv ranks:
+    # a whole number either way (vLLM LlamaAttention asserts tp % kv == 0 when tp > kv)
+    if heads % t or (kv % t if t <= kv else t % kv):
         raise PlanError(f"tensor parallel size {t} does not divide {name}'s {heads} "
                         f"attention heads ({kv} KV heads)", "choose --tp dividing the head "
                                                             "count")

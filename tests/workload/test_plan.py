@@ -4,6 +4,8 @@ system (check_plan)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from perfmodel.errors import PlanError, ShapeError, UnknownNameError
@@ -95,6 +97,26 @@ def test_tensor_parallel_beyond_kv_heads_replicates_them():
     # tp 4 > 2 KV heads: each KV head is replicated on 2 ranks (the memory model's
     # kv / min(tp, kv)), which Megatron-LM allows when tp is a multiple of the KV heads
     check_plan(ParallelPlan(tensor_parallel=4), shape=SHAPE)
+
+
+def test_tensor_parallel_must_split_the_kv_heads():
+    # 12 heads in 6 KV groups: tp 4 divides the 12 query heads but not the 6 KV heads
+    # (the ranks would hold 1.5 KV heads each)
+    shape = replace(SHAPE, hidden_size=96, num_attention_heads=12, num_key_value_heads=6)
+    with pytest.raises(PlanError, match="does not divide"):
+        check_plan(ParallelPlan(tensor_parallel=4), shape=shape)
+    check_plan(ParallelPlan(tensor_parallel=6), shape=shape)  # 6 / 6: one KV head per rank
+
+
+def test_tensor_parallel_beyond_kv_heads_must_be_a_multiple_of_them():
+    # tp 3 over 6 query heads in 2 KV groups divides the query heads, but 3 ranks cannot
+    # share 2 KV heads evenly (rank 1 needs query heads 2 and 3, of KV groups 0 and 1).
+    # Replication needs tp a multiple of the KV heads (vLLM LlamaAttention: "assert
+    # tp_size % self.total_num_kv_heads == 0" when tp exceeds them); a check of
+    # kv % min(tp, kv) (2 % 2 = 0) wrongly accepted it.
+    shape = replace(SHAPE, hidden_size=48, num_attention_heads=6, num_key_value_heads=2)
+    with pytest.raises(PlanError, match="does not divide"):
+        check_plan(ParallelPlan(tensor_parallel=3), shape=shape)
 
 
 def test_tensor_parallel_tiles_nodes():
