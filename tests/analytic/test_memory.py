@@ -168,6 +168,28 @@ def test_interleaved_schedule_keeps_more_in_flight():
     assert inter == pytest.approx(one_f * 2.5 / 2)
 
 
+def test_interleaved_in_flight_is_capped_at_m():
+    # The first stage never holds more micro-batches than the step has: p = 2, v = 2,
+    # m = 2 / (1 x 1) = 2 -> min(2 x (1 + 1/4), 2) = 2 in flight, as many as 1F1B's min(p, m)
+    four = toy(layers=4)
+    base = dict(pipeline_parallel=2, micro_batch=1)
+    one_f = footprint(four, *_train(ParallelPlan(**base), batch=2))["activations"]
+    inter = footprint(four, *_train(ParallelPlan(**base, schedule="interleaved",
+                                                 virtual_stages=2), batch=2))["activations"]
+    per_layer = layer_activation_bytes(four.shape, 4, 1, 1, False, "none")
+    assert inter == one_f == pytest.approx(2 * 2 * per_layer)  # 2 layers x 2 in flight
+
+
+def test_footprint_reads_the_graphs_attention_kernels():
+    # Toy, seq 4, micro-batch 1 (m = 1 in flight), t = 1, fp16: sbh = 4 x 1 x 64 = 256.
+    # Unfused: 256 x (34 + 5 x 4 x 4 / 64) = 9024; a fused attention op: 34 x 256 = 8704;
+    # plus the fp32 logits of the last stage, 4 x s x b x V = 4 x 4 x 1 x 10 = 160.
+    plan, job = _train()
+    assert toy(attention="flash").attention_kernels == "flash"
+    assert footprint(TOY, plan, job)["activations"] == 9024 + 160
+    assert footprint(toy(attention="flash"), plan, job)["activations"] == 8704 + 160
+
+
 def test_zoo_transformer_uses_its_attention_kernels():
     # The zoo builds fused attention (flash): recompute "none" keeps no s x s scores, so it
     # equals selective recomputation; a build without fused attention keeps the 5as/h term.
@@ -180,6 +202,8 @@ def test_zoo_transformer_uses_its_attention_kernels():
     none = footprint(flash, plan, job)["activations"]
     selective = footprint(flash, replace(plan, recompute="selective"), job)["activations"]
     assert none == selective
+    assert footprint(flash, plan, job)["total"] == footprint(
+        flash, replace(plan, recompute="selective"), job)["total"]
     assert footprint(unfused, plan, job)["activations"] - none == pytest.approx(
         12 * 5 * 12 * 1024 * 1024)
 

@@ -44,12 +44,47 @@ def test_memory_resnet_on_orin_csv(capsys):
     assert out.splitlines()[0] == "component,bytes"
 
 
+def _train_json(capsys, *argv):
+    code, out, err = run(capsys, "memory", "gpt2", "--hw", "a100", "--phase", "train",
+                         "--seq", "1024", "--dtype", "fp16", "--format", "json", *argv)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_memory_attention_flag(capsys):
+    # GPT-2 (12 layers, h 768, a 12, vocabulary 50,257), batch 1, seq 1024, fp16, no
+    # recompute: flash keeps 34 sbh = 34 x 1024 x 768 = 26,738,688 B per layer, x 12 =
+    # 320,864,256, plus fp32 logits 4 x 1024 x 50,257 = 205,852,672: 526,716,928 B.
+    # Unfused kernels add 5as/h x sbh = 5 x 12 x 1024^2 = 62,914,560 B per layer.
+    flash = _train_json(capsys, "--batch", "1", "--attention", "flash")
+    unfused = _train_json(capsys, "--batch", "1", "--attention", "unfused")
+    assert flash["components"]["activations"] == 12 * 34 * 1024 * 768 + 4 * 1024 * 50257
+    assert unfused["components"]["activations"] - flash["components"]["activations"] == \
+        12 * 5 * 12 * 1024 * 1024
+    assert "flash attention keeps no s x s scores" in flash["assumptions"]["activations"]
+    assert "5as/h score tensors" in unfused["assumptions"]["activations"]
+
+
+def test_memory_virtual_flag(capsys):
+    # pp 2, m = 8 micro-batches of 1: 1F1B holds min(p, m) = 2 in flight, interleaved with
+    # v = 2 holds 2 x (1 + 1/(2 x 2)) = 2.5 (Korthikanti et al. 2023 sec. 4.2.3); 6 layers
+    # per stage x 26,738,688 B (flash, see above), no logits off the last stage
+    argv = ("--batch", "8", "--micro-batch", "1", "--pp", "2")
+    one_f = _train_json(capsys, *argv)
+    inter = _train_json(capsys, *argv, "--schedule", "interleaved", "--virtual", "2")
+    assert one_f["components"]["activations"] == 6 * 2 * 34 * 1024 * 768
+    assert inter["components"]["activations"] == 6 * 2.5 * 34 * 1024 * 768
+    assert inter["assumptions"]["plan"]["virtual_stages"] == 2
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--tp", "3"], "does not divide"),
     (["--pp", "100"], "exceed llama-2-7b's 32 layers"),
     (["--batch", "0"], "batch must be a positive"),
     (["--zero", "5"], "ZeRO stage"),
     (["--overhead-gb", "-1"], "must be >= 0"),
+    (["--virtual", "2"], "interleaved schedule only"),
+    (["--attention", "xformers"], "invalid choice"),
 ])
 def test_memory_bad_plans_exit_2(capsys, argv, needle):
     code, _, err = run(capsys, "memory", "llama-2-7b", "--hw", "h100", *argv)

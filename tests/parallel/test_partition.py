@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from perfmodel.errors import PlanError
@@ -32,7 +34,6 @@ def gpt3_unfused():
 def test_model_flops_hand_worked():
     # l = 1, h = 6, s = 6, V = 12, B = 1: 72 x 6 x 36 x (1 + 6/36 + 12/72) = 20736
     shape = megatron_gpt(hidden=6, layers=1, heads=1, seq=6)
-    from dataclasses import replace
     assert model_flops(replace(shape, vocab_size=12), 1, 6) == pytest.approx(20736.0)
 
 

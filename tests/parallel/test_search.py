@@ -56,6 +56,16 @@ def test_search_memory_is_the_memory_model(llama70):
         assert total / 1e9 == pytest.approx(r.memory_GB)
 
 
+def test_include_unfit_keeps_every_plan_fitting_ones_first(llama70):
+    found = search_plans(llama70, JOB, load_system("dgx-h100"), 64, top=None,
+                         include_unfit=True)
+    df = found.table
+    assert found.fitting <= found.candidates and len(df) <= found.candidates
+    assert int(df["fits"].sum()) == found.fitting  # every fitting plan is ranked
+    assert df["fits"].is_monotonic_decreasing  # those that fit come first
+    assert (df.loc[~df["fits"], "memory_GB"] > 80.0).all()
+
+
 def test_candidates_respect_megatron_rules(llama70):
     plans = candidate_plans(llama70, 64, 512, 8)
     assert all(p.tensor_parallel <= 8 and 64 % p.tensor_parallel == 0 for p in plans)

@@ -9,11 +9,12 @@ import pytest
 from perfmodel.analytic.memory import footprint
 from perfmodel.analytic.network import predict_collective
 from perfmodel.errors import PlanError
+from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.system import load_system
 from perfmodel.parallel.step import BREAKDOWN, predict_step
 from perfmodel.workload.job import Job
-from perfmodel.workload.plan import ParallelPlan
+from perfmodel.workload.plan import ParallelPlan, check_plan
 from perfmodel.zoo.registry import load_model
 
 
@@ -136,5 +137,18 @@ def test_what_the_step_model_does_not_price_is_refused(env):
     g, s, d = env
     with pytest.raises(PlanError, match="expert or context"):
         predict_step(g, job(2), ParallelPlan(context_parallel=2, micro_batch=1), s, d)
+    # expert parallelism on a model it fits (ep 2 divides 4 experts and dp 2) is refused
+    # by the step model itself, not by the plan's rules
+    moe = ModelShape(architecture="decoder", vocab_size=100, hidden_size=64,
+                     intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=4, head_dim=16, max_position_embeddings=128,
+                     position_embedding="rope", norm="rmsnorm", norm_position="pre",
+                     activation="silu", mlp="gated", num_local_experts=4,
+                     num_experts_per_tok=2)
+    tiny = load_model(moe, name="tiny-moe")
+    plan = ParallelPlan(data_parallel=2, expert_parallel=2, micro_batch=1)
+    check_plan(plan, batch=2, shape=moe)
+    with pytest.raises(PlanError, match="expert or context"):
+        predict_step(tiny, Job(phase="train", batch=2, seq=16, dtype="bf16"), plan, s, d)
     with pytest.raises(PlanError, match="phase 'train'"):
         predict_step(g, Job(phase="inference", batch=1, seq=2048), ParallelPlan(), s, d)
