@@ -35,7 +35,7 @@ def decode_limits(graph: ModelGraph, plan: ParallelPlan, job: Job,
     """Decode floor per step, tokens/s ceilings and the compute-bound batch (per device) of
     a transformer (``graph.shape``)."""
     shape = graph.require_shape("the decode limit")
-    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    job = job.with_seq(graph.default_seq)
     parts = footprint(graph, plan, replace(job, phase="decode"), device=device)
     bw = device.memory_bandwidth * device.efficiency.memory
     moved = float(parts["weights"] + parts["kv_cache"])

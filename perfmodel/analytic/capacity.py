@@ -229,7 +229,7 @@ class MemoryReport:
 def memory_report(graph: ModelGraph, plan: ParallelPlan, job: Job, device: DeviceSpec, *,
                   workspace_bytes: float = 0.0, overhead_bytes: float = 0.0) -> MemoryReport:
     """Footprint, verdict, what to change and (for inference) the decode limits."""
-    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    job = job.with_seq(graph.default_seq)
     check_memory_plan(graph, plan, job)
     extras = Extras(workspace_bytes, overhead_bytes, device)
     parts = extras.footprint(graph, plan, job)

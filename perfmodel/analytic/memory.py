@@ -59,7 +59,7 @@ from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload
-from perfmodel.workload.compressed import COMPRESSION_ATTRS
+from perfmodel.workload.compressed import has_compression
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY, ParallelPlan, check_plan
 
@@ -117,10 +117,6 @@ class _Stored:
     kv_elems_per_token: float = 0.0
 
 
-def _compressed(graph: ModelGraph) -> bool:
-    return any(k in op.attrs for op in graph.ops for k in COMPRESSION_ATTRS)
-
-
 def _kv_width(graph: ModelGraph, kv_dtype: str) -> float:
     """Bytes per cached key / value: the KV dtype the graph's cache ops carry (a KV
     quantization), else the job's."""
@@ -144,11 +140,11 @@ def _stored_for(graph: ModelGraph, dtype: str, weights: str, kv_dtype: str, fp32
     kv = _kv_width(graph, kv_dtype)
     dense = StageParams(*(p * width for p in graph.stage_params))
     total = graph.params * width
-    if _compressed(graph):
+    if any(has_compression(op) for op in graph.ops):
         dense, total = _compressed_weights(graph, dtype, weights, sparse)
     if graph.shape is not None:
         return _Stored(dense, total, kv)
-    wl = build_workload(graph, batch=1, seq=graph.meta.get("default_seq"), dtype=dtype).table
+    wl = build_workload(graph, batch=1, dtype=dtype).table
     works = wl["unit"] != "none"
     one = {"B": 1, "S": 1, "T": 1, "L": 1}
     views = sum(numel(tuple(one.get(d, d) if isinstance(d, str) else d for d in t.shape))
@@ -163,8 +159,7 @@ def _compressed_weights(graph: ModelGraph, dtype: str, weights: str,
     """Per-op stored bytes of a compressed graph, by pipeline stage: the stored format
     (perfmodel.workload.compressed ``storage_bytes``), or dense at the op's weight dtype
     where its sparse format does not run natively on the device."""
-    wl = build_workload(graph, batch=1, seq=graph.meta.get("default_seq"), dtype=dtype,
-                        weight_dtype=weights).table
+    wl = build_workload(graph, batch=1, dtype=dtype, weight_dtype=weights).table
     fwd = wl[~wl["phase"].isin(["backward", "optimizer"])]
     width = fwd["weight_dtype"].map(lambda d: lookup_dtype(d).nbytes).to_numpy(float)
     native = native_sparse(fwd, *sparse)
@@ -277,7 +272,7 @@ def _kv_cache(shape: ModelShape | None, job: Job, stored: _Stored, batch: np.nda
     if job.train:
         return np.zeros(np.broadcast(batch, seq, tp, pp).shape)
     if shape is None:
-        return stored.kv_elems_per_token * seq * batch * stored.kv_bytes + 0.0 * tp * pp
+        return stored.kv_elems_per_token * seq * batch * stored.kv_bytes
     if not shape.is_decoder:
         return np.zeros(np.broadcast(batch, seq, tp, pp).shape)
     layers = np.ceil(shape.num_hidden_layers / pp)
@@ -323,7 +318,7 @@ def footprint(graph: ModelGraph, plan: ParallelPlan, job: Job, *,
     if unknown:
         raise PlanError(f"footprint cannot sweep {sorted(unknown)}",
                         f"sweep one of {', '.join(ARRAY_FIELDS)}")
-    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    job = job.with_seq(graph.default_seq)
     values = {"batch": job.batch, "seq": job.seq, "data_parallel": plan.data_parallel,
               "tensor_parallel": plan.tensor_parallel,
               "pipeline_parallel": plan.pipeline_parallel}

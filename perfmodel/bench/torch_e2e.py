@@ -351,7 +351,7 @@ def run_torch(models: Sequence[tuple[str, ModelGraph]], *, batch: int = 1,
     rows = []
     for name, graph in models:
         kind = _kind(graph)
-        s = (seq or int(graph.meta.get("default_seq", 1))) if kind == "transformers" else None
+        s = (seq or graph.default_seq) if kind == "transformers" else None
         log.info("building %s on %s (%s)", name, device, dtype)
         with torch.inference_mode():
             model = build_torch_model(name, graph, device, dtype)

@@ -109,6 +109,12 @@ class ModelGraph:
         ``unfused`` (scores, softmax and context as kernels of their own, or no attention)."""
         return "flash" if any(op.kind == OpKind.ATTENTION for op in self.ops) else "unfused"
 
+    @property
+    def default_seq(self) -> int:
+        """The sequence length a request that names none runs at (1 for models without
+        one: images, single samples)."""
+        return int(self.meta.get("default_seq", 1))
+
     def require_shape(self, purpose: str) -> ModelShape:
         """The shape record, or one PlanError saying ``purpose`` needs a transformer."""
         if self.shape is None:

@@ -107,7 +107,7 @@ def search_plans(graph: ModelGraph, job: Job, system: SystemSpec, devices: int, 
     device = device or system.device_spec()
     if devices <= 0:
         raise PlanError("devices must be positive", "pass --gpus 1 or more")
-    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    job = job.with_seq(graph.default_seq)
     plans = candidate_plans(graph, devices, job.batch, system.devices_per_node)
     if not plans:
         raise PlanError(f"no plan splits {job.batch} sequences over {devices} devices",

@@ -358,7 +358,7 @@ def predict_step(graph: ModelGraph, job: Job, plan: ParallelPlan, system: System
     if not job.train:
         raise PlanError(f"a training step needs a job of phase 'train', got {job.phase!r}",
                         "pass Job(phase='train', ...)")
-    job = job.with_seq(int(graph.meta.get("default_seq", 1)))
+    job = job.with_seq(graph.default_seq)
     costs = layer_costs(graph, int(job.seq or 1), job.dtype, job.optimizer,
                         plan.attention_dropout)
     _check_step_plan(plan, job, costs, system)

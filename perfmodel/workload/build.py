@@ -84,7 +84,7 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
     (3, 24.0)
     """
     batch = int(graph.meta.get("default_batch", 1)) if batch is None else batch
-    seq = int(graph.meta.get("default_seq", 1)) if seq is None else seq
+    seq = graph.default_seq if seq is None else seq
     act = lookup_dtype(dtype).name
     job = Job(phase=phase, batch=batch, seq=seq, dtype=act,
               weight_dtype=lookup_dtype(weight_dtype or act).name,

@@ -50,7 +50,7 @@ from perfmodel.graph.op import Op
 from perfmodel.units import dtype as lookup_dtype
 
 __all__ = ["OpMeta", "COMPRESSION_ATTRS", "SPARSE_PATTERNS", "op_widths", "op_meta",
-           "dense_meta", "codebook_bits"]
+           "dense_meta", "codebook_bits", "has_compression"]
 
 COMPRESSION_ATTRS = ("weight_dtype", "act_dtype", "compute_dtype", "kv_dtype", "sparsity",
                      "sparse_pattern", "sparse_format", "index_bits", "codebook_bits",
@@ -72,7 +72,8 @@ class OpMeta:
     lookups: float = 0.0
 
 
-def _has_any(op: Op) -> bool:
+def has_compression(op: Op) -> bool:
+    """Does the op carry any compression attribute (its own dtype, sparsity, codebook)?"""
     return any(k in op.attrs for k in COMPRESSION_ATTRS)
 
 
@@ -93,7 +94,7 @@ def dense_meta(op: Op, cost: OpCost, act: str, wdt: str, weight_width: float) ->
 def op_meta(op: Op, cost: OpCost, widths: Mapping[str, float], act: str,
             wdt: str) -> tuple[OpCost, OpMeta]:
     """The op's cost with weight bytes as a dense kernel moves them, and its meta."""
-    if not _has_any(op):
+    if not has_compression(op):
         return cost, dense_meta(op, cost, act, wdt, widths["weight"])
     compute = str(op.attrs.get("compute_dtype") or op.attrs.get("act_dtype") or act)
     weight_dtype = str(op.attrs.get("weight_dtype") or wdt)
