@@ -78,6 +78,15 @@ def _peaks(df: pd.DataFrame, device: DeviceSpec, fallback: bool = False
     return peak, list(unit_used), list(dtype_used), notes
 
 
+def _write_fraction(df: pd.DataFrame) -> np.ndarray:
+    """Written / moved bytes per op (0.5, a copy, where nothing moves)."""
+    nbytes = df["bytes_moved"].to_numpy(float)
+    outs = df["output_bytes"].to_numpy(float) - df["fused_output_bytes"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(nbytes > 0, np.clip(outs / np.where(nbytes > 0, nbytes, 1.0), 0, 1),
+                        0.5)
+
+
 def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
                  notes: list[str]) -> np.ndarray:
     """Memory-bound time per op: flat (every byte from main memory), or hierarchical.
@@ -86,10 +95,12 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
     GPUs", 2020): every byte passes through the last-level cache at its bandwidth, and
     only weights, plus activations larger than the cache, come from main memory: an
     activation that fits is assumed to stay in the cache between the op that writes it
-    and the op that reads it next. The slower of the two levels sets the time.
+    and the op that reads it next. The slower of the two levels sets the time. A cache
+    bandwidth given as achieved (measured) is used as it is; a peak one takes the memory
+    efficiency, as main memory does.
     """
     nbytes = df["bytes_moved"].to_numpy(float)
-    eff = device.efficiency.memory_at(nbytes)  # scalar factor, or the memory curve per op
+    eff = device.efficiency.memory_at(nbytes, _write_fraction(df))
     flat = nbytes / (device.memory_bandwidth * eff)
     if not hierarchical:
         return flat
@@ -103,25 +114,32 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
     outs = df["output_bytes"].to_numpy(float) - df["fused_output_bytes"].to_numpy(float)
     main = df["weight_bytes_moved"].to_numpy(float) + np.where(ins > cap, ins, 0.0) \
         + np.where(outs > cap, outs, 0.0)
-    notes.append(f"hierarchical memory: activations under {cap / 1e6:g} MB stay in "
-                 f"{cache.name} ({cache_bw / 1e9:g} GB/s)")
-    return np.maximum(main / (device.memory_bandwidth * eff), nbytes / (cache_bw * eff))
+    cache_eff = 1.0 if cache.achieved else eff
+    notes.append(f"hierarchical memory: activations under {cap / 2**20:g} MiB stay in "
+                 f"{cache.name} ({cache_bw / 1e9:g} GB/s"
+                 f"{', measured' if cache.achieved else ' peak'})")
+    return np.maximum(main / (device.memory_bandwidth * eff), nbytes / (cache_bw * cache_eff))
 
 
 def _compute_efficiency(df: pd.DataFrame, device: DeviceSpec,
                         dtype_used: list[str]) -> np.ndarray:
-    """Compute efficiency per op: the spec's curve for the dtype run (over the op's FLOP)
-    for matrix-engine ops where the spec has one, else the scalar factor."""
+    """Compute efficiency per op: for matrix-engine ops the spec's curve for the dtype run,
+    else the device's kernel model at the op's GEMM shape (Efficiency.compute_at); the
+    scalar factor for the rest."""
     eff = device.efficiency
     out = np.full(len(df), eff.compute)
-    if not eff.compute_curves:
+    if not eff.compute_curves and eff.compute_model is None:
         return out
     flops = df["flops"].to_numpy(float)
     dts = np.asarray(dtype_used, dtype=object)
     tensor = df["unit"].to_numpy(dtype=object) == "tensor"
-    for dt in set(dts[tensor]) & set(eff.compute_curves):
+    geometry = [df[c].to_numpy(float) if c in df else np.full(len(df), np.nan)
+                for c in ("gemm_batch", "gemm_m", "gemm_n")]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = df["macs"].to_numpy(float) / (geometry[0] * geometry[1] * geometry[2])
+    for dt in set(dts[tensor]):
         rows = tensor & (dts == dt)
-        out[rows] = eff.compute_at(flops[rows], dt)
+        out[rows] = eff.compute_at(flops[rows], dt, (*(g[rows] for g in geometry), k[rows]))
     return out
 
 
@@ -310,8 +328,25 @@ def _assumptions(device: DeviceSpec, job: Job, notes: list[str]) -> dict:
             dt: {"points": c.to_points(),
                  "source": prov.get(f"efficiency.compute_curve.{dt}", "")}
             for dt, c in eff.compute_curves.items()},
+        "compute_efficiency_model": None if eff.compute_model is None else {
+            "architecture": eff.compute_model.architecture.name,
+            "units": eff.compute_model.units,
+            "gemm_tile": list(eff.compute_model.architecture.gemm_tile),
+            "tiles_per_unit": eff.compute_model.architecture.tiles_per_unit,
+            "clock_factor": eff.compute_model.clock_factor,
+            "clock": eff.compute_model.clock_note,
+            "issue_fraction": eff.compute_model.architecture.issue_fraction,
+            "k_overhead": eff.compute_model.architecture.k_overhead,
+            "applies_to": "matrix-engine ops: efficiency = clock factor x issue fraction x "
+                          "tile and wave quantization of the op's GEMM x K / (K + "
+                          "k_overhead) (NVIDIA Matrix Multiplication Background guide)"},
         "memory_efficiency": eff.memory,
         "memory_efficiency_source": prov.get("efficiency.memory", ""),
+        "memory_efficiency_model": None if eff.memory_model is None else {
+            "technology": eff.memory_model.name,
+            "read": eff.memory_model.read, "triad": eff.memory_model.triad,
+            "copy": eff.memory_model.copy, "write": eff.memory_model.write,
+            "applies_to": "every op, read at its write fraction (written / moved bytes)"},
         "memory_efficiency_curve": None if eff.memory_curve is None else {
             "points": eff.memory_curve.to_points(),
             "source": prov.get("efficiency.memory_curve", "")},

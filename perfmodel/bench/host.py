@@ -278,8 +278,8 @@ def host_spec(measurements: pd.DataFrame, info: HostInfo | None = None,
                         "sysconf(SC_PHYS_PAGES), /sys/devices/system/cpu/cpu0/cache",
             "MEASURED-GEMM": measured + "best numpy.matmul rate of the gemm suite for the "
                                         "dtype (BLAS on all cores)",
-            "MEASURED-STREAM": measured + f"best STREAM rate on arrays over the {llc / 1e6:g} "
-                                          "MB last-level cache (cache flushed per repetition)"},
+            "MEASURED-STREAM": measured + f"best STREAM rate on arrays over the {llc / 2**20:g} "
+                                          "MiB last-level cache (cache flushed per repetition)"},
         "compute": {"vector_TFLOPS": peaks,
                     "units": {"value": info.cores, "source": "DETECTED"}},
         "memory": [
@@ -288,7 +288,7 @@ def host_spec(measurements: pd.DataFrame, info: HostInfo | None = None,
                              "source": "DETECTED"},
              "bandwidth_GBps": {"value": round(bw, 3), "source": "MEASURED-STREAM"}},
             {"name": "llc", "role": "cache",
-             "capacity_MB": {"value": round(llc / 1e6, 3), "source": "DETECTED"}}],
+             "capacity_MB": {"value": round(llc / 2**20, 6), "source": "DETECTED"}}],
         "notes": "Written by perfmodel from this host's detection and measurements; peaks are "
                  "the best measured rates, not a vendor figure. Efficiency factors come from "
                  "hw_specs/_defaults.yaml until `perfmodel calibrate` fits them.",

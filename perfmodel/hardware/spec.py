@@ -10,6 +10,7 @@ import numpy as np
 
 from perfmodel.errors import UnsupportedOpError, did_you_mean
 from perfmodel.hardware.efficiency import EfficiencyCurve
+from perfmodel.hardware.kernel_model import KernelModel, MemoryTechnology
 
 __all__ = ["DeviceSpec", "MemoryLevel", "Efficiency", "UNITS"]
 
@@ -18,12 +19,18 @@ UNITS = ("tensor", "vector")
 
 @dataclass(frozen=True)
 class MemoryLevel:
-    """A memory level: capacity in bytes, bandwidth in bytes/s (None if not published)."""
+    """A memory level: capacity in bytes, bandwidth in bytes/s (None if not published).
+
+    ``achieved``: the bandwidth is a measured, achieved figure (``achieved_GBps`` in the
+    file), used as it is; otherwise it is a peak, and the device's memory efficiency
+    applies to it.
+    """
 
     name: str
     role: str  # "main" or "cache"
     capacity_bytes: float | None
     bandwidth_Bps: float | None
+    achieved: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,10 +38,18 @@ class Efficiency:
     """Achieved / peak factors and the fixed cost of launching one kernel.
 
     ``compute`` applies to the compute-bound time, ``memory`` to the memory-bound time;
-    ``launch_overhead_s`` is added once per op that does any work. Optional size-dependent
-    curves replace the scalars where given: ``compute_curves`` (dtype -> curve over FLOP per
-    op, for matrix-engine ops) and ``memory_curve`` (over bytes per op); see
-    perfmodel.hardware.efficiency.
+    ``launch_overhead_s`` is added once per op that does any work. What applies to one op,
+    first match wins:
+
+    - compute (matrix-engine ops): the spec's curve for the dtype (``compute_curves``, over
+      FLOP per op; written by calibration), else the kernel model (``compute_model``:
+      clock, tile and wave quantization; perfmodel.hardware.kernel_model) where the
+      device's architecture is known and its spec sets no ``compute`` factor of its own,
+      else the scalar ``compute``;
+    - memory: the spec's ``memory_curve`` (over bytes per op), else the memory technology's
+      efficiency at the op's write fraction (``memory_model``), else the scalar ``memory``.
+
+    Where a model applies, the scalars hold its large-kernel values (full-wave GEMM; a copy).
     """
 
     compute: float
@@ -42,16 +57,33 @@ class Efficiency:
     launch_overhead_s: float
     compute_curves: Mapping[str, EfficiencyCurve] = field(default_factory=dict)
     memory_curve: EfficiencyCurve | None = None
+    compute_model: KernelModel | None = None
+    memory_model: MemoryTechnology | None = None
 
-    def compute_at(self, flops: np.ndarray, dtype: str) -> np.ndarray:
-        """Compute efficiency for ops of ``flops`` FLOP each in ``dtype`` (curve or scalar)."""
+    def compute_at(self, flops: np.ndarray, dtype: str,
+                   gemm: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+                   ) -> np.ndarray:
+        """Compute efficiency of matrix-engine ops of ``flops`` FLOP each in ``dtype``;
+        ``gemm`` = (batch, M, N, K) per op where known (NaN where not)."""
         curve = self.compute_curves.get(dtype)
-        return curve.at(flops) if curve else np.full(np.shape(flops), self.compute)
+        if curve:
+            return curve.at(flops)
+        if self.compute_model is not None:
+            if gemm is None:
+                return np.full(np.shape(flops), self.compute_model.large)
+            return self.compute_model.gemm(*gemm)
+        return np.full(np.shape(flops), self.compute)
 
-    def memory_at(self, nbytes: np.ndarray) -> np.ndarray:
-        """Memory efficiency for ops moving ``nbytes`` bytes each (curve or scalar)."""
-        curve = self.memory_curve
-        return curve.at(nbytes) if curve else np.full(np.shape(nbytes), self.memory)
+    def memory_at(self, nbytes: np.ndarray, write_fraction: np.ndarray | None = None
+                  ) -> np.ndarray:
+        """Memory efficiency of ops moving ``nbytes`` bytes each, ``write_fraction`` of them
+        written (None: a copy's 1/2)."""
+        if self.memory_curve is not None:
+            return self.memory_curve.at(nbytes)
+        if self.memory_model is not None:
+            wf = 0.5 if write_fraction is None else write_fraction
+            return np.broadcast_to(self.memory_model.at(wf), np.shape(nbytes)).copy()
+        return np.full(np.shape(nbytes), self.memory)
 
 
 @dataclass(frozen=True)
@@ -71,6 +103,7 @@ class DeviceSpec:
     efficiency: Efficiency
     tdp_w: float | None = None
     year: int | None = None
+    architecture: str = ""
     aliases: tuple[str, ...] = ()
     sparse_2_4: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict, compare=False)

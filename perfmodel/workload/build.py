@@ -25,6 +25,7 @@ from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.op import Op
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.compressed import OpMeta, op_meta, op_widths
+from perfmodel.workload.geometry import NO_GEMM, gemm_geometry
 from perfmodel.workload.job import Job, phase_dims
 from perfmodel.workload.schema import COLUMNS, Workload
 from perfmodel.workload.training import OPTIMIZERS
@@ -113,7 +114,8 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
                     bool(graph.meta.get("is_llm", False)), unsupported)
 
 
-Row = tuple[Any, ...]  # (name, kind, layer, params, phase, unit, OpCost, costed, OpMeta)
+Row = tuple[Any, ...]  # (name, kind, layer, params, phase, unit, OpCost, costed, OpMeta,
+#                        GEMM (batch, M, N))
 
 
 def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: str,
@@ -123,7 +125,7 @@ def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: st
     Per-op compression attrs (perfmodel.workload.compressed) override widths and dtypes."""
     if op.kind not in COST_RULES:
         return (op.name, str(op.kind), op.layer, 0.0, phase, "vector", OpCost(), False,
-                OpMeta(act, wdt))
+                OpMeta(act, wdt), NO_GEMM)
     key: tuple[Any, ...] = (op.kind, op.inputs, op.outputs, op.weights, op.tied,
                             tuple(op.attrs.items()))
     try:
@@ -132,11 +134,12 @@ def _row(op: Op, dims: Mapping[str, int], widths: Mapping[str, float], phase: st
         key, hit = (), None
     if hit is None:
         w = op_widths(op, widths)
-        hit = op_meta(op, cost_of(op.resolve(dims) if op.is_symbolic else op, w), w, act, wdt)
+        resolved = op.resolve(dims) if op.is_symbolic else op
+        hit = (*op_meta(op, cost_of(resolved, w), w, act, wdt), gemm_geometry(resolved))
         if key:
             memo[key] = hit
-    c, meta = hit
-    return (op.name, str(op.kind), op.layer, c.params, phase, unit_of(op), c, True, meta)
+    c, meta, geom = hit
+    return (op.name, str(op.kind), op.layer, c.params, phase, unit_of(op), c, True, meta, geom)
 
 
 def fusible_flags(graph: ModelGraph, ops: list[Op] | tuple[Op, ...],
@@ -169,7 +172,7 @@ def _backward(op: Op, fwd: Row) -> Row:
                    c.input_bytes)
     m: OpMeta = fwd[8]  # backward runs dense, in the forward's dtypes; storage counted once
     return (op.name, fwd[1], fwd[2], 0.0, "backward", fwd[5], b, fwd[7],
-            OpMeta(m.dtype, m.weight_dtype, sparse_weight_bytes=b.weight_bytes))
+            OpMeta(m.dtype, m.weight_dtype, sparse_weight_bytes=b.weight_bytes), fwd[9])
 
 
 def _optimizer(op: Op, fwd: Row, widths: Mapping[str, float], name: str) -> Row:
@@ -178,7 +181,7 @@ def _optimizer(op: Op, fwd: Row, widths: Mapping[str, float], name: str) -> Row:
     moved = params * oc.bytes_per_param(widths["weight"], widths["weight"])
     c = OpCost(0.0, params * oc.flops_per_param, 0.0, moved, 0.0, 0.0)
     meta = OpMeta("fp32", fwd[8].weight_dtype, sparse_weight_bytes=moved)
-    return (op.name, fwd[1], fwd[2], 0.0, "optimizer", "vector", c, True, meta)
+    return (op.name, fwd[1], fwd[2], 0.0, "optimizer", "vector", c, True, meta, NO_GEMM)
 
 
 def _frame(rows: list[Row], model: str, dtype: str, fusible: list[bool]) -> pd.DataFrame:
@@ -206,5 +209,7 @@ def _frame(rows: list[Row], model: str, dtype: str, fusible: list[bool]) -> pd.D
         "sparse_weight_bytes": np.array([r[8].sparse_weight_bytes for r in rows], dtype=float),
         "lookups": np.array([r[8].lookups for r in rows], dtype=float),
         "fusible": np.array(fusible, dtype=bool),
+        **dict(zip(("gemm_batch", "gemm_m", "gemm_n"),
+                   np.array([r[9] for r in rows], dtype=float).reshape(n, 3).T, strict=True)),
     }, columns=list(COLUMNS))
     return df

@@ -33,6 +33,10 @@ fusible        True where an inference engine can run the op as the epilogue of 
                just before it (perfmodel.workload.build.fusible_flags: an elementwise or
                norm op fed by the previous kernel, whose output nothing else reads);
                forward rows only. Used by ``predict(..., fusion="epilogue")``
+gemm_batch     the GEMM a matrix-engine op runs, as a batch of gemm_m x gemm_n output
+gemm_m         matrices (K = macs / (batch M N)); NaN for other ops
+gemm_n         (perfmodel.workload.geometry). Backward rows keep the forward's shape
+               (their data- and weight-gradient GEMMs are priced as two of it)
 =============  ======================================================================
 
 ``weight_bytes`` is what a dense kernel moves: zeros of a sparse op are read, a codebook
@@ -58,7 +62,7 @@ __all__ = ["COLUMNS", "PHASES", "ROW_PHASES", "Workload"]
 COLUMNS = ("model", "name", "kind", "layer", "phase", "unit", "dtype", "macs", "flops",
            "params", "weight_bytes", "input_bytes", "output_bytes", "bytes", "intensity",
            "costed", "weight_dtype", "sparsity", "sparse_pattern", "storage_bytes",
-           "sparse_weight_bytes", "lookups", "fusible")
+           "sparse_weight_bytes", "lookups", "fusible", "gemm_batch", "gemm_m", "gemm_n")
 ROW_PHASES = ("inference", "prefill", "decode", "forward", "backward", "optimizer")
 
 

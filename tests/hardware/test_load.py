@@ -11,6 +11,8 @@ from perfmodel.hardware.load import (
     device_from_dict,
     device_to_dict,
     hw_specs_dir,
+    load_architectures,
+    load_defaults,
     list_devices,
     load_device,
 )
@@ -64,7 +66,8 @@ def test_a100_figures_match_datasheet():
 
 def test_round_trip_to_dict_from_dict():
     d = load_device("h100")
-    again = device_from_dict(device_to_dict(d), d.path)
+    again = device_from_dict(device_to_dict(d), d.path, architectures=load_architectures(),
+                             defaults=load_defaults())
     assert again == d
 
 
