@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "spec) on the row's own device")
     p.add_argument("--by", default="family", help="group the statistics by this column "
                                                   "(family, framework, model, dtype, ...)")
+    p.add_argument("--leave-one-device-out", action="store_true",
+                   help="per device: error of the A100-fitted defaults (before), of the "
+                        "shipped kernel model, and of efficiency fitted on the other devices "
+                        "(use with --reference all)")
     p.add_argument("--plot", default=None, metavar="FILE", help="predicted-vs-measured scatter")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
@@ -50,8 +54,38 @@ def summary_text(summary: pd.DataFrame, by: str) -> str:
     return emit_frame(summary, "table", pct)
 
 
+def holdout_text(table: pd.DataFrame) -> str:
+    """The leave-one-device-out table with errors as percentages."""
+    pct = {c: (lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")
+           for c in table.columns if c.endswith(("_mape", "_median"))}
+    pct.update({c: (lambda v: "-" if pd.isna(v) else f"{100 * v:+.1f}%")
+                for c in table.columns if c.endswith("_bias")})
+    return emit_frame(table, "table", pct)
+
+
+def _holdout(args: argparse.Namespace, df: pd.DataFrame) -> str:
+    from perfmodel.validate.holdout import leave_one_device_out
+    if args.plot or args.efficiency_from:
+        raise PerfModelError("--leave-one-device-out prices each device three ways itself",
+                             "drop --plot and --efficiency-from")
+    h = leave_one_device_out(df, models=load_model)
+    if args.format == "json":
+        return to_json({"table": h.table.astype(object).where(h.table.notna(), None)
+                        .to_dict(orient="records")})
+    if args.format == "csv":
+        return emit_frame(h.table, "csv")
+    return "\n".join([
+        f"leave one device out: {len(df)} measurements on {h.table['held_out'].nunique() - 1} "
+        "chips; error = (predicted - measured) / measured on the chip left out",
+        "before = one efficiency fitted on A100 rows for every device (in sample on a100); "
+        "model = the shipped per-device kernel model (nothing fitted to these rows); "
+        "fitted = efficiency fitted on the other chips' rows", "", holdout_text(h.table)])
+
+
 def handle(args: argparse.Namespace) -> str:
     df = load_rows(args)
+    if args.leave_one_device_out:
+        return _holdout(args, df)
     eff = load_device(args.efficiency_from) if args.efficiency_from else None
     if args.by not in df.columns:
         raise PerfModelError(f"cannot group by {args.by!r}: not a measurement column",

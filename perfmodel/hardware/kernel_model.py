@@ -100,23 +100,40 @@ class KernelModel:
     units: int | None
     clock_factor: float
     clock_note: str = ""
+    cache_ridge: float | None = None    # tensor peak / cache bandwidth, FLOP per byte
 
     @property
     def large(self) -> float:
         """Efficiency of a large, full-wave GEMM: clock factor x issue fraction."""
         return self.clock_factor * self.architecture.issue_fraction
 
-    def waves(self, batch: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
-        """Waves of output tiles per GEMM (NaN where the shape is unknown or no units)."""
+    def tiles(self) -> tuple[tuple[int, int], ...]:
+        """The tile family the library chooses from: the architecture's large tile and its
+        halvings (one side at a time) down to 64 x 64, as CUTLASS / cuBLAS kernel families
+        step (e.g. 256x128, 128x128, 128x64, 64x64)."""
         tm, tn = self.architecture.gemm_tile
-        tiles = np.asarray(batch, float) * np.ceil(np.asarray(m, float) / tm) \
-            * np.ceil(np.asarray(n, float) / tn)
-        slots = (self.units or 0) * self.architecture.tiles_per_unit
-        return np.ceil(tiles / slots) if slots else np.full(np.shape(tiles), np.nan)
+        out = [(tm, tn)]
+        while max(tm, tn) > 64:
+            if tm >= tn:
+                tm //= 2
+            else:
+                tn //= 2
+            out.append((tm, tn))
+        return tuple(out)
 
     def gemm(self, batch: np.ndarray, m: np.ndarray, n: np.ndarray, k: np.ndarray
              ) -> np.ndarray:
         """Efficiency (achieved / peak) of each GEMM; see the module docstring.
+
+        The ``units x tiles_per_unit`` slots each compute one tile at a time at their share
+        of the peak; the busiest slot's tiles set the time (waves = ceil(tiles / slots)).
+        The library takes the tile of its family with the shortest time (its heuristics aim
+        at that). A tile's rate is the
+        unit's share of the clock-scaled peak, capped where its operand traffic ((tm + tn) K
+        elements per tile from the last-level cache) outruns the cache: a tile does
+        2 tm tn / ((tm + tn) w) FLOP per operand byte of width w, and keeps the matrix
+        engine fed only above ``cache_ridge`` = tensor peak / cache bandwidth (both scale
+        with 1 / w, so the fp16 figures serve every dtype). Small tiles re-read operands more.
 
         A GEMM of 133 full 128 x 128 tiles on 132 units needs 2 waves, so it runs at
         133 / 264 of the full-wave rate:
@@ -128,12 +145,21 @@ class KernelModel:
         0.5038
         """
         a = self.architecture
-        tm, tn = a.gemm_tile
         b, m, n, k = (np.asarray(v, float) for v in (batch, m, n, k))
-        waves = self.waves(b, m, n)
-        slots = (self.units or 0) * a.tiles_per_unit
+        units = (self.units or 0) * a.tiles_per_unit      # tile slots
+        known = np.isfinite(b * m * n * k) & (b * m * n * k > 0) & (units > 0)
+        if not known.any():
+            return np.full(np.shape(b), self.large)
+        big = a.gemm_tile[0] * a.gemm_tile[1]
+        best = np.full(np.shape(b), np.inf)
+        for tm, tn in self.tiles():
+            busiest = np.ceil(b * np.ceil(m / tm) * np.ceil(n / tn) / units)  # tiles
+            cap = 1.0
+            if self.cache_ridge:
+                cap = min(1.0, 2 * tm * tn / ((tm + tn) * 2.0) / self.cache_ridge)
+            # time in units of one large tile's K loop at the slot's full rate
+            best = np.minimum(best, busiest * tm * tn / big / cap)
         with np.errstate(divide="ignore", invalid="ignore"):
-            fill = b * m * n / (waves * slots * tm * tn)
-            k_fill = np.where(k > 0, k / (k + a.k_overhead), 1.0)
-        shape_known = np.isfinite(fill) & (fill > 0) & np.isfinite(k_fill)
-        return self.large * np.where(shape_known, np.minimum(fill, 1.0) * k_fill, 1.0)
+            fill = b * m * n / (best * units * big)
+            k_fill = k / (k + a.k_overhead)
+        return self.large * np.where(known, np.minimum(fill, 1.0) * k_fill, 1.0)

@@ -182,12 +182,27 @@ def _kernel_model(c: Checker, d: Mapping[str, Any], compute: Mapping[str, Any],
                   if isinstance(compute.get(k), Mapping)}
         factor, note = clock_factor(clocks)
         model = KernelModel(archs[name], int(units.get("value", 0)) or None
-                            if isinstance(units, Mapping) else None, factor, note)
+                            if isinstance(units, Mapping) else None, factor, note,
+                            cache_ridge=_cache_ridge(compute, d.get("memory")))
     levels = d.get("memory") if isinstance(d.get("memory"), list) else []
     main = next((m for m in levels if isinstance(m, Mapping)
                  and m.get("role", "main") == "main"), None)
     tech = techs.get(str(main.get("name", "")).lower()) if main else None
     return model, tech
+
+
+def _cache_ridge(compute: Mapping[str, Any], levels: Any) -> float | None:
+    """fp16 (else bf16) tensor peak / last-level cache bandwidth, FLOP per byte, where the
+    spec gives both (the kernel model's cap on small tiles); None otherwise."""
+    tensor = compute.get("tensor_TFLOPS") or {}
+    leaf = tensor.get("fp16") or tensor.get("bf16") if isinstance(tensor, Mapping) else None
+    caches = [m for m in (levels if isinstance(levels, list) else [])
+              if isinstance(m, Mapping) and m.get("role") == "cache"]
+    bw = next(((m.get("achieved_GBps") or m.get("bandwidth_GBps") or {}).get("value")
+               for m in caches if m.get("achieved_GBps") or m.get("bandwidth_GBps")), None)
+    peak = leaf.get("value") if isinstance(leaf, Mapping) else None
+    ok = all(isinstance(v, int | float) and v > 0 for v in (peak, bw))
+    return float(peak) * 1e12 / (float(bw) * 1e9) if ok else None  # type: ignore[arg-type]
 
 
 def clock_factor(clocks: Mapping[str, Any]) -> tuple[float, str]:

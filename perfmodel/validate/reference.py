@@ -45,6 +45,7 @@ DEVICE_SPECS: tuple[tuple[str, str, str], ...] = (
 REFERENCE_DEVICES = {"a100": ("a100-sxm4-80gb", "a100-sxm4-40gb", "a100-pcie-80gb"),
                      "v100": ("v100-sxm2-16gb", "v100-sxm2-32gb"), "a30": ("a30",),
                      "a10": ("a10",), "t4": ("t4",)}
+REFERENCE_DEVICES["all"] = tuple(h for hs in REFERENCE_DEVICES.values() for h in hs)
 
 # gpu-benches gpu-stream: max_buffer_size = 128 Mi + 2 doubles per array (gpu-stream/main.cu,
 # te42kyfo/gpu-benches @ a7dc559c); bytes per kernel = streams x that. Streams per kernel as
@@ -297,7 +298,8 @@ def write_reference(src_dir: str | Path, out_dir: str | Path) -> list[Path]:
 
 
 def load_reference(device: str = "a100", directory: Path | None = None) -> pd.DataFrame:
-    """The shipped reference measurements for one device family (``a100`` or ``v100``)."""
+    """The shipped reference measurements of one device family (``a100``, ``v100``, ``a30``,
+    ``a10``, ``t4``) or of every device (``all``)."""
     key = device.lower()
     if key not in REFERENCE_DEVICES:
         raise UnknownNameError(f"no reference measurements for {device!r}",

@@ -11,9 +11,9 @@ from perfmodel.hardware.load import (
     device_from_dict,
     device_to_dict,
     hw_specs_dir,
+    list_devices,
     load_architectures,
     load_defaults,
-    list_devices,
     load_device,
 )
 from tests.conftest import tiny_device_dict
