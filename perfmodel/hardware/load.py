@@ -34,7 +34,7 @@ REQUIRED = ("name", "compute", "memory")
 CATEGORIES = {"datacenter-gpu", "consumer-gpu", "edge-soc", "cpu", "tpu", "npu"}
 CLOCK_KEYS = ("boost_clock_MHz", "base_clock_MHz", "sustained_clock_MHz")
 COMPUTE_KEYS = {"tensor_TFLOPS", "vector_TFLOPS", "sparse_2_4", "sparse_unstructured", "units",
-                *CLOCK_KEYS}
+                "matrix_units", *CLOCK_KEYS}
 MEMORY_KEYS = {"name", "role", "capacity_GB", "capacity_MB", "bandwidth_GBps", "achieved_GBps"}
 MIB = 2.0 ** 20  # vendors' "50 MB L2" is 50 MiB
 POWER_KEYS = {"tdp_W"}
@@ -177,7 +177,9 @@ def _kernel_model(c: Checker, d: Mapping[str, Any], compute: Mapping[str, Any],
         c.add("architecture", f"unknown architecture {name!r} "
                               f"({did_you_mean(str(name), archs)}; hw_specs/{ARCHITECTURES_FILE})")
     elif name is not None:
-        units = compute.get("units", {})
+        # the matrix engines that each take a tile: SMs / CUs hold their own tensor cores;
+        # Gaudi's MMEs, TPU MXUs are fewer than its vector cores (matrix_units)
+        units = compute.get("matrix_units", compute.get("units", {}))
         clocks = {k: (compute[k] or {}).get("value") for k in CLOCK_KEYS
                   if isinstance(compute.get(k), Mapping)}
         factor, note = clock_factor(clocks)
@@ -251,7 +253,7 @@ def device_from_dict(d: Any, path: str = "<dict>", *,
     if c.keys("interconnect", inter, INTERCONNECT_KEYS):
         for k, v in inter.items():
             extras[k] = v if k == "scaleup_name" else c.leaf(f"interconnect.{k}", v)
-    for k in ("units", *CLOCK_KEYS):
+    for k in ("units", "matrix_units", *CLOCK_KEYS):
         if k in compute:
             extras[k] = c.leaf(f"compute.{k}", compute[k])
     if "sparse_unstructured" in compute:  # a kernel that skips zeros of unstructured sparsity
