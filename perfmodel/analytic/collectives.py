@@ -37,7 +37,7 @@ __all__ = ["PRIMITIVES", "ALGORITHMS", "BUS_FACTOR", "CLOSED_FORMS", "collective
 
 PRIMITIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "scatter",
               "gather", "all_to_all", "send_recv")
-ALGORITHMS = ("ring", "tree", "recursive", "hierarchical", "parameter_server")
+ALGORITHMS = ("ring", "tree", "recursive", "hierarchical", "parameter_server", "nvls")
 
 Arr = np.ndarray
 Form = Callable[[Arr, Arr], tuple[Arr, Arr]]
@@ -75,6 +75,11 @@ CLOSED_FORMS: dict[tuple[str, str], Form] = {
     ("tree", "all_reduce"): lambda v, p: (2 * _lg(p), 2 * v),
     ("tree", "broadcast"): lambda v, p: (_lg(p), v),
     ("tree", "reduce"): lambda v, p: (_lg(p), v),
+    # NVLink SHARP (NVLS): the switch reduces in-network; each device sends its V once (the
+    # switch pulls every device's slices) and receives the result once plus its own reduced
+    # slice, V (p+1)/p per direction, in 2 steps (reduce, multicast): NCCL 2.17 release
+    # notes, NVIDIA H100 whitepaper (NVLink SHARP), NVIDIA/nccl issue #2140 (factor 1 + 1/n)
+    ("nvls", "all_reduce"): lambda v, p: (np.full_like(p, 2.0), (p + 1) / p * v),
     # recursive halving / doubling (Rabenseifner all-reduce, van de Geijn broadcast)
     ("recursive", "all_reduce"): lambda v, p: (2 * _lg(p), 2 * _frac(p) * v),
     ("recursive", "reduce_scatter"): lambda v, p: (_lg(p), _frac(p) * v),

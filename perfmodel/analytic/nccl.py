@@ -41,8 +41,10 @@ import numpy as np
 from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
 from perfmodel.files import data_dir, read_yaml
 
-__all__ = ["TreeProtocol", "TREE_PROTOCOLS", "TREE_BW_FACTOR", "tree_all_reduce",
-           "nccl_all_reduce_choice", "BASE_LAT_US", "HW_LAT_US", "PROTOCOLS", "NcclTuning",
+# TREE_PROTOCOLS, TREE_BW_FACTOR, BASE_LAT_US and HW_LAT_US (the legacy tables) are served
+# by the module's __getattr__ on first use.
+__all__ = ["TreeProtocol", "tree_all_reduce",
+           "nccl_all_reduce_choice", "PROTOCOLS", "NcclTuning",
            "load_tuning", "nccl_all_reduce_times", "nccl_pick", "nvlink_nccl_GBps",
            "ARCHITECTURES", "TUNING_FILE"]
 
@@ -139,9 +141,9 @@ def _legacy() -> dict[str, Any]:
     for i, p in enumerate(PROTOCOLS):
         cap = t["max_tree_bw_GBps"][p]
         f = t["tree_protocol_factor"][p]
-        protos[p] = TreeProtocol(
-            p, *(hw[h]["tree"][i] / hw[h]["tree"][0] for h in ("nvlink", "pci", "net")),
-            f[0], f[1], cap[0] * 1e9, cap[1] * 1e9, tuple(t["tree_correction"][p]))
+        r = [hw[h]["tree"][i] / hw[h]["tree"][0] for h in ("nvlink", "pci", "net")]
+        protos[p] = TreeProtocol(p, r[0], r[1], r[2], f[0], f[1], cap[0] * 1e9, cap[1] * 1e9,
+                                 tuple(t["tree_correction"][p]))
     return {"TREE_PROTOCOLS": protos, "TREE_BW_FACTOR": float(t["tree_bw_factor"]),
             "BASE_LAT_US": {a: tuple(v) for a, v in t["base_latency_us"].items()},
             "HW_LAT_US": {h: {a: tuple(v) for a, v in algos.items()} for h, algos in hw.items()}}

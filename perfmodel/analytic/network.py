@@ -32,8 +32,14 @@ from perfmodel.analytic.collectives import (
     check_algorithm,
     check_primitive,
 )
-from perfmodel.analytic.nccl import nccl_all_reduce_choice, tree_all_reduce
-from perfmodel.errors import ShapeError
+from perfmodel.analytic.nccl import (
+    load_tuning,
+    nccl_all_reduce_choice,
+    nccl_pick,
+    nvlink_nccl_GBps,
+    tree_all_reduce,
+)
+from perfmodel.errors import PlanError, ShapeError
 from perfmodel.hardware.efficiency import EfficiencyCurve
 from perfmodel.hardware.system import Fabric, SystemSpec
 from perfmodel.units import dtype_bytes
@@ -344,10 +350,75 @@ def _hierarchical(primitive: str, v: np.ndarray, n: int, g: int, intra: Level,
     return lat, tr, eff
 
 
-def _candidates(primitive: str, algorithm: str) -> list[str]:
+def _candidates(system: SystemSpec, primitive: str, algorithm: str) -> list[str]:
+    nvls = system.scale_up.nvls
+    if algorithm == "nvls" and not nvls:
+        raise PlanError(f"{system.name} has no NVLink SHARP: nvls needs NVSwitch gen 3 or "
+                        "later (H100, H200, B200 boards) declared in the system file",
+                        "use --algo auto, ring or tree, or give the system scale_up.nvls: "
+                        "{value: true, source: ...}")
     if algorithm != "auto":
         return [check_algorithm(algorithm, primitive)]
-    return ["ring", "tree"] if primitive == "all_reduce" else ["ring"]
+    if primitive != "all_reduce":
+        return ["ring"]
+    return ["ring", "tree", "nvls"] if nvls else ["ring", "tree"]
+
+
+def _nvls_eff(system: SystemSpec, g: int, v: np.ndarray) -> np.ndarray:
+    """Achieved / nominal port bandwidth of NVLS traffic at per-rank buffer V: the system's
+    ``nvls_efficiency`` (read at V x reference / bandwidth), else NCCL's own figure,
+    nvlsEfficiency x its NVLink bandwidth / the nominal one (Hopper: 0.85 x 20.6 / 25)."""
+    f = system.scale_up
+    if f.nvls_efficiency is not None:
+        scale = (f.nvls_efficiency_ref_Bps or f.bandwidth_Bps) / f.bandwidth_Bps
+        return f.nvls_efficiency.at(v * scale)
+    arch = system.architecture or "hopper"
+    t = load_tuning().current
+    ratio = nvlink_nccl_GBps(1.0, arch)
+    return np.full(v.shape, t["nvls_efficiency"][arch] * ratio)
+
+
+def _nvls(system: SystemSpec, v: np.ndarray, n: int, g: int, intra: Level,
+          inter: Level | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NVLink SHARP all-reduce (NCCL's NVLS on one node, NVLS-tree across nodes).
+
+    One node: the switch reduces in-network, so each device moves V (p+1)/p per direction
+    (CLOSED_FORMS["nvls", "all_reduce"]) at its port bandwidth x the NVLS efficiency, in 2
+    switch traversals (reduce, multicast) at the fabric's alpha. Across nodes (NVLS-tree,
+    NCCL >= 2.18): NVLS reduce-scatters inside each node, each device's NIC runs a tree
+    all-reduce of its V/g slice across the nodes (V/g each way on 2 nodes, 2 V/g through
+    the inner nodes of the double binary tree beyond: NCCL's 2x interBw for <= 2 nodes) and
+    NVLS gathers back; the stages pipeline, so the transfer is the slower one, and the
+    latency adds 2 floor(log2 n) network hops (ncclTopoTuneModel, NVLS_TREE)."""
+    p = float(n * g)
+    _, traffic = CLOSED_FORMS[("nvls", "all_reduce")](v, np.full_like(v, g))
+    eff = _nvls_eff(system, g, v)
+    tr = traffic / (intra.port_Bps * eff)
+    lat = np.full_like(v, 2 * intra.alpha_s)
+    if inter is not None:
+        per_nic = inter.ring_Bps / g * inter.eff(v, p)
+        net = v / g * (1.0 if n <= 2 else 2.0) / per_nic
+        tr = np.maximum(tr, net)
+        lat = lat + 2 * math.floor(math.log2(n)) * inter.alpha_s
+    return lat, tr, eff
+
+
+def _auto_pick(system: SystemSpec, v: np.ndarray, n: int, g: int, intra: Level,
+               inter: Level | None) -> np.ndarray:
+    """The algorithm NCCL's tuner picks for an all-reduce: NCCL 2.30.7's model on the
+    system's architecture rows where it names one, else NCCL 2.7.5's (the shipped A100 fits).
+    NVLS and NVLS-tree both map to ``nvls``."""
+    f = system.scale_up
+    nvlink = TREE_NVLINK[f.topology](f, g)
+    if system.architecture is None:
+        pick, _ = nccl_all_reduce_choice(v, n, g, _tree_bus(intra, inter), nvlink)
+        return pick
+    ring = intra.ring_Bps / 1e9
+    if nvlink and f.topology in ("switch", "full_mesh"):
+        ring = nvlink_nccl_GBps(ring, system.architecture)
+    net = inter.ring_Bps / 1e9 if inter is not None else None
+    pick, _ = nccl_pick(v, n, g, system.architecture, ring, net, nvlink=nvlink, nvls=f.nvls)
+    return np.where(np.char.startswith(pick.astype(str), "nvls"), "nvls", pick)
 
 
 def predict_collective(system: SystemSpec, primitive: str, sizes: Any,
@@ -371,17 +442,18 @@ def predict_collective(system: SystemSpec, primitive: str, sizes: Any,
     intra, inter = levels(system, n, g)
     pick = None
     if algorithm == "auto" and primitive == "all_reduce":  # NCCL's tuner chooses
-        pick, _ = nccl_all_reduce_choice(v, n, g, _tree_bus(intra, inter),
-                                         TREE_NVLINK[system.scale_up.topology](system.scale_up,
-                                                                               g))
+        pick = _auto_pick(system, v, n, g, intra, inter)
     best: tuple[np.ndarray, ...] | None = None
-    for algo in _candidates(primitive, algorithm):
+    for algo in _candidates(system, primitive, algorithm):
         if algo == "hierarchical":
             lat, tr, eff = _hierarchical(primitive, v, n, g, intra, inter)
+        elif algo == "nvls":
+            lat, tr, eff = _nvls(system, v, n, g, intra, inter)
         else:
             lat, tr, eff = _flat(primitive, algo, v, n, g, intra, inter, system.scale_up)
         t = system.launch_latency_s + lat + tr
-        cur = (t, lat, tr, eff, np.full(v.shape, algo, dtype=object))
+        label = "nvls_tree" if algo == "nvls" and n > 1 else algo
+        cur = (t, lat, tr, eff, np.full(v.shape, label, dtype=object))
         better = t < best[0] if pick is None and best is not None else pick == algo
         best = cur if best is None else tuple(
             np.where(better, c, b) for c, b in zip(cur, best, strict=True))
@@ -429,10 +501,18 @@ def _assumptions(system: SystemSpec, primitive: str, n: int, g: int, intra: Leve
                         "bandwidth_source": prov.get("scale_out.nic_Gbps", ""),
                         "latency_source": prov.get("scale_out.latency_us", "not given: 0"),
                         "efficiency_source": prov.get("scale_out.efficiency", "")}
+    tuning = load_tuning().source("current" if system.architecture else "legacy")
+    out["nccl_tuning"] = {"architecture": system.architecture or "legacy (NCCL 2.7.5)",
+                          "library": system.library, "tables": tuning}
+    if system.scale_up.nvls:
+        out["nvls"] = {"source": prov.get("scale_up.nvls", ""), "efficiency_source": prov.get(
+            "scale_up.nvls_efficiency", "NCCL's nvlsEfficiency x its NVLink figure / nominal")}
     if primitive in HIERARCHICAL or algorithm == "auto":
         out["note"] = ("auto = for all_reduce the algorithm NCCL's tuner picks by its own model "
-                       "(NVIDIA/nccl src/graph/tuning.cc @ 01afd20a; perfmodel.analytic.nccl), "
-                       "else ring; tree = NCCL's double binary tree in the protocol its tuner "
-                       "picks, at the bottleneck level's large-message bandwidth x 0.9 x "
-                       "NCCL's protocol factors and tree correction factor")
+                       f"({tuning}; perfmodel.analytic.nccl), else ring; tree = NCCL's double "
+                       "binary tree in the protocol its tuner picks, at the bottleneck level's "
+                       "large-message bandwidth x 0.9 x NCCL's protocol factors and tree "
+                       "correction factor; nvls = NVLink SHARP in-switch reduction, V (p+1)/p "
+                       "per direction at the port bandwidth x the NVLS efficiency (NVLS-tree "
+                       "across nodes)")
     return out

@@ -40,10 +40,15 @@ TOPOLOGIES: dict[str, set[str]] = {
 TOP_KEYS = {"schema", "name", "display_name", "aliases", "sources", "device",
             "devices_per_node", "nodes", "scale_up", "scale_out", "collective", "notes"}
 FABRIC_KEYS = {"name", "topology", "bandwidth_GBps_per_direction", "latency_us", "efficiency",
-               "devices_per_switch", "uplink_GBps_per_direction", "uplink_efficiency", "dims"}
+               "devices_per_switch", "uplink_GBps_per_direction", "uplink_efficiency", "dims",
+               "nvls", "nvls_efficiency"}
 NETWORK_KEYS = {"name", "nics_per_node", "nic_Gbps", "latency_us", "efficiency",
                 "nodes_per_leaf", "oversubscription"}
-COLLECTIVE_KEYS = {"launch_latency_us"}
+COLLECTIVE_KEYS = {"launch_latency_us", "architecture", "library"}
+# The collective library's tuning tables a system is priced with (hw_specs/_nccl_tuning.yaml:
+# NCCL's compute-capability rows) and the libraries known.
+NCCL_ARCHITECTURES = ("volta", "ampere", "hopper", "blackwell")
+LIBRARIES = ("nccl", "rccl")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class Fabric:
     dims: tuple[int, ...] = ()
     efficiency_ref_Bps: float | None = None  # the curve was measured at this bandwidth
     uplink_efficiency: EfficiencyCurve | None = None
+    nvls: bool = False                       # NVLink SHARP: the switches reduce in-network
+    nvls_efficiency: EfficiencyCurve | None = None
+    nvls_efficiency_ref_Bps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,8 @@ class SystemSpec:
     scale_out: Network | None
     launch_latency_s: float
     aliases: tuple[str, ...] = ()
+    architecture: str | None = None   # NCCL tuning rows (None: NCCL 2.7.5's legacy model)
+    library: str = "nccl"
     provenance: Mapping[str, str] = field(default_factory=dict, compare=False)
     path: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -217,12 +227,23 @@ def _fabric(c: Checker, d: Any) -> Fabric | None:
         if up_ref is not None:
             c.add("scale_up.uplink_efficiency.reference_GBps",
                   "is read on the uplink itself: drop reference_GBps")
+    nvls = bool(c.leaf("scale_up.nvls", d["nvls"], kind=bool)) if "nvls" in d else False
+    nvls_eff, nvls_ref = (None, None)
+    if "nvls_efficiency" in d:
+        if not nvls:
+            c.add("scale_up.nvls_efficiency", "has no NVLink SHARP to apply to: give "
+                  "nvls: {value: true, source: ...} or drop the key")
+        nvls_eff, nvls_ref = _efficiency(c, "scale_up.nvls_efficiency", d["nvls_efficiency"])
+    if nvls and topo != "switch":
+        c.add("scale_up.nvls", f"NVLink SHARP reduces in the switches: a {topo} fabric has "
+              "none (topology: switch)")
     return Fabric(topology=str(topo), name=str(d.get("name", topo)),
                   bandwidth_Bps=float(bw or 1.0) * 1e9,
                   latency_s=_latency(c, "scale_up.latency_us", d.get("latency_us")),
                   efficiency=eff, uplink_Bps=float(up) * 1e9 if up else None,
                   devices_per_switch=per_sw, dims=dims, efficiency_ref_Bps=ref,
-                  uplink_efficiency=up_eff)
+                  uplink_efficiency=up_eff, nvls=nvls, nvls_efficiency=nvls_eff,
+                  nvls_efficiency_ref_Bps=nvls_ref)
 
 
 def _network(c: Checker, d: Any) -> Network | None:
@@ -246,6 +267,17 @@ def _network(c: Checker, d: Any) -> Network | None:
                    latency_s=_latency(c, "scale_out.latency_us", d.get("latency_us")),
                    efficiency=eff, nodes_per_leaf=leaf, oversubscription=float(over or 1.0),
                    efficiency_ref_Bps=ref)
+
+
+def _choice(c: Checker, path: str, d: Any, allowed: tuple[str, ...]) -> str | None:
+    """A named choice {value: hopper, source: ...} among ``allowed``."""
+    raw = d.get("value") if isinstance(d, Mapping) else None
+    c.leaf(path, {**d, "value": 1} if isinstance(d, Mapping) else d)  # the source
+    if raw not in allowed:
+        c.add(f"{path}.value", f"must be one of {', '.join(allowed)}, got {raw!r} "
+              f"({did_you_mean(str(raw), allowed)})")
+        return None
+    return str(raw)
 
 
 def _device_name(c: Checker, d: Mapping[str, Any]) -> str:
@@ -290,8 +322,14 @@ def system_from_dict(d: Any, path: str = "<dict>") -> SystemSpec:
     _check_shape(c, fabric, per_node)
     network = _network(c, d["scale_out"]) if d.get("scale_out") is not None else None
     coll = d.get("collective") or {}
-    launch = _latency(c, "collective.launch_latency_us", coll.get("launch_latency_us")) \
-        if c.keys("collective", coll, COLLECTIVE_KEYS) else 0.0
+    launch, arch, lib = 0.0, None, "nccl"
+    if c.keys("collective", coll, COLLECTIVE_KEYS):
+        launch = _latency(c, "collective.launch_latency_us", coll.get("launch_latency_us"))
+        if "architecture" in coll:
+            arch = _choice(c, "collective.architecture", coll["architecture"],
+                           NCCL_ARCHITECTURES)
+        if "library" in coll:
+            lib = _choice(c, "collective.library", coll["library"], LIBRARIES) or "nccl"
     aliases = d.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         c.add("aliases", "must be a list of names")
@@ -303,7 +341,7 @@ def system_from_dict(d: Any, path: str = "<dict>") -> SystemSpec:
     return SystemSpec(
         name=str(d["name"]), display_name=str(d.get("display_name", d["name"])),
         device=device, devices_per_node=per_node, nodes=int(nodes or 1), scale_up=fabric,
-        scale_out=network, launch_latency_s=launch,
+        scale_out=network, launch_latency_s=launch, architecture=arch, library=lib,
         aliases=tuple(a.lower() for a in aliases), provenance=c.provenance, path=path,
         raw=dict(d))
 

@@ -215,3 +215,20 @@ def test_check_and_calibrate_from_nccl_tests_output(capsys, tmp_path):
 def test_check_bad_input_is_one_line(capsys, argv, message):
     code, out, err = run(capsys, "collective", *argv)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_nvls_on_a_system_without_it_is_exit_2_with_a_hint(capsys):
+    assert main(["collective", "all_reduce", "--system", "dgx-a100", "--bytes", "1G",
+                 "--algo", "nvls"]) == 2
+    err = capsys.readouterr().err
+    assert "NVLink SHARP" in err and "Traceback" not in err
+
+
+def test_nvls_and_auto_on_dgx_h100(capsys):
+    assert main(["collective", "all_reduce", "--system", "dgx-h100", "--bytes", "1G",
+                 "--algo", "nvls"]) == 0
+    assert "nvls" in capsys.readouterr().out
+    assert main(["collective", "all_reduce", "--system", "dgx-h100", "--min-bytes", "1K",
+                 "--max-bytes", "8M", "--algo", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "ring" in out and "nvls" in out
