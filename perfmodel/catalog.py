@@ -34,13 +34,17 @@ def device_table() -> pd.DataFrame:
         dt = d.default_dtype
         rows.append({
             "device": d.name, "aliases": ",".join(d.aliases), "category": d.category,
-            "year": d.year, "fp16_tensor_TFLOPS": _tflops(d, "tensor", "fp16"),
+            "architecture": d.architecture, "year": d.year,
+            "fp16_tensor_TFLOPS": _tflops(d, "tensor", "fp16"),
             "bf16_tensor_TFLOPS": _tflops(d, "tensor", "bf16"),
             "fp8_tensor_TFLOPS": _tflops(d, "tensor", "fp8"),
             "int8_tensor_TOPS": _tflops(d, "tensor", "int8"),
             "fp32_vector_TFLOPS": _tflops(d, "vector", "fp32"),
             "memory_GB": d.memory_capacity / 1e9, "bandwidth_GBps": d.memory_bandwidth / 1e9,
             "ridge_FLOP_per_B": d.ridge_point(dt), "ridge_dtype": dt, "tdp_W": d.tdp_w,
+            "large_gemm_efficiency": d.efficiency.compute,
+            "memory_efficiency": d.efficiency.memory,
+            "kernel_floor_us": d.efficiency.launch_overhead_s * 1e6,
         })
     return pd.DataFrame(rows)
 
@@ -61,6 +65,15 @@ def device_figures(d: DeviceSpec) -> pd.DataFrame:
     """Every figure of a device spec with its full source citation."""
     rows = [{"figure": p, "value": v, "source_key": src, "source": d.provenance.get(p, src)}
             for p, v, src in _leaves(d.raw)]
+    given = {r["figure"] for r in rows}
+    e = d.efficiency  # the efficiency in force, where the spec does not set it itself
+    rows += [{"figure": key, "value": value, "source_key": ref, "source": d.provenance[key]}
+             for key, value, ref in (
+                 ("efficiency.compute", round(e.compute, 4), "EFFICIENCY-COMPUTE"),
+                 ("efficiency.memory", round(e.memory, 4), "EFFICIENCY-MEMORY"),
+                 ("efficiency.launch_overhead_us", round(e.launch_overhead_s * 1e6, 4),
+                  "EFFICIENCY-LAUNCH"))
+             if key not in given and key in d.provenance]
     return pd.DataFrame(rows, dtype=object)
 
 

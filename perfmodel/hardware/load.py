@@ -168,7 +168,7 @@ def _kernel_model(c: Checker, d: Mapping[str, Any], compute: Mapping[str, Any],
                   ) -> tuple[KernelModel | None, MemoryTechnology | None]:
     """The device's kernel model and memory technology, where its architecture and main
     memory are in the architectures file."""
-    if architectures is None:
+    if architectures is None or not architectures[0]:   # no architectures file: no model
         return None, None
     archs, techs = architectures
     name = d.get("architecture")
