@@ -263,6 +263,30 @@ def bench_sweep(points: int = 100_000) -> dict[str, float]:
 # ---------------------------------------------------------------- main
 
 
+# Published 8-GPU all_reduce busbw (GB/s, NVLS, in-place): Azure/AI-benchmarking-guide
+# @ 8fd0c6e1 Azure_Results/ND_H100_v5_results.md (fitted: FIT-H100-NVLS) and
+# ND_H200_v5_results.md (held out); listed in measurements/published/README.md.
+PUBLISHED_NVLS = {
+    "dgx-h100": {1: 43.70, 4: 128.73, 16: 234.45, 64: 361.78, 256: 423.38, 1024: 466.35,
+                 8192: 478.87},
+    "hgx-h200": {1: 52.96, 4: 138.44, 16: 240.41, 64: 368.11, 256: 432.24, 1024: 467.58,
+                 8192: 479.98},
+}
+
+
+def nvls_table() -> pd.DataFrame:
+    """Predicted (auto) 8-GPU all-reduce busbw beside the published NVLS curves."""
+    rows = []
+    for system, pub in PUBLISHED_NVLS.items():
+        mib = np.array(sorted(pub), dtype=float)
+        t = predict_collective(load_system(system), "all_reduce", mib * MIB).table
+        for m, (_, r) in zip(mib, t.iterrows(), strict=True):
+            rows.append({"system": system, "size_MiB": int(m), "algorithm": r["algorithm"],
+                         "pred_busbw": r["busbw_GBps"], "published": pub[int(m)],
+                         "err": r["busbw_GBps"] / pub[int(m)] - 1})
+    return pd.DataFrame(rows)
+
+
 def _pct(x: float) -> str:
     return "-" if pd.isna(x) else f"{100 * x:.1f}%"
 
@@ -320,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     print(self_calibrated(d).to_string(index=False, formatters={
         "shipped": _pct, "self_calibrated": _pct}))
     sweep = bench_sweep()
+    print("\n8-GPU NVSwitch all_reduce busbw vs published (Azure ND H100 v5 fitted, ND H200 v5 "
+          "held out; GB/s):")
+    print(nvls_table().to_string(index=False, formatters={
+        "pred_busbw": "{:.1f}".format, "err": _pct}))
     print(f"\nanalytic sweep: {sweep['points']:,} (size, p, algorithm) points in "
           f"{sweep['wall_s'] * 1e3:.1f} ms (target < 1 s)")
     if not args.skip_des:
