@@ -135,13 +135,13 @@ class KernelModel:
         engine fed only above ``cache_ridge`` = tensor peak / cache bandwidth (both scale
         with 1 / w, so the fp16 figures serve every dtype). Small tiles re-read operands more.
 
-        A GEMM of 133 full 128 x 128 tiles on 132 units needs 2 waves, so it runs at
-        133 / 264 of the full-wave rate:
+        A GEMM of 133 full 64 x 64 tiles (the whole family of a 64 x 64 architecture) on
+        132 units needs 2 waves, so it runs at 133 / 264 of the full-wave rate:
 
-        >>> arch = Architecture("x", "v", (128, 128), 1, 1.0, 0.0, 0.0)
+        >>> arch = Architecture("x", "v", (64, 64), 1, 1.0, 0.0, 0.0)
         >>> km = KernelModel(arch, units=132, clock_factor=1.0)
-        >>> round(float(km.gemm(np.array([1.0]), np.array([133 * 128.0]),
-        ...                     np.array([128.0]), np.array([4096.0]))[0]), 4)
+        >>> round(float(km.gemm(np.array([1.0]), np.array([133 * 64.0]),
+        ...                     np.array([64.0]), np.array([4096.0]))[0]), 4)
         0.5038
         """
         a = self.architecture
