@@ -145,7 +145,8 @@ def test_a800_is_an_a100_with_slower_nvlink():
     a800, a100 = load_device("a800"), load_device("a100")
     assert all(a100.peak_flops[k] == v for k, v in a800.peak_flops.items())
     assert a800.memory_bandwidth == a100.memory_bandwidth
-    assert a800.extras["scaleup_GBps_per_direction"] == 200 < a100.extras["scaleup_GBps_per_direction"]
+    assert a800.extras["scaleup_GBps_per_direction"] == 200 \
+        < a100.extras["scaleup_GBps_per_direction"]
 
 
 def test_tpu_v6e_google_table():

@@ -155,9 +155,14 @@ def test_mixed_precision_optimizer_passes(gpt3):
 
 
 def test_column_linear_backward_windows(gpt3):
-    # the GEMMs the backward collectives hide under: QKV and fc1 backward seconds
+    # the GEMMs the backward collectives hide under: QKV and fc1 backward seconds, on an
+    # A100 with one efficiency for every GEMM (so time follows MACs; the kernel model's
+    # tile and wave quantization would move the ratio by a few percent)
     from perfmodel.hardware.load import load_device
-    t = stage_times(layer_costs(gpt3, 2048), load_device("a100-sxm4-80gb"), 8, 1)
+    from perfmodel.validate.compare import with_efficiency
+    from perfmodel.validate.holdout import _defaults_efficiency
+    a100 = with_efficiency(load_device("a100-sxm4-80gb"), _defaults_efficiency())
+    t = stage_times(layer_costs(gpt3, 2048), a100, 8, 1)
     assert len(t.column_b) == 2 and t.column_b[1] > t.column_b[0] > 0
     # fc1 (4 h^2 / t MACs per token, x 2 for dgrad + wgrad) vs QKV (3 h^2 / t): 4 / 3
     assert t.column_b[1] / t.column_b[0] == pytest.approx(4 / 3, rel=0.02)
