@@ -186,7 +186,8 @@ def _kernel_model(c: Checker, d: Mapping[str, Any], compute: Mapping[str, Any],
         model = KernelModel(archs[name], int(units.get("value", 0)) or None
                             if isinstance(units, Mapping) else None, factor, note,
                             cache_ridge=_cache_ridge(compute, d.get("memory")))
-    levels = d.get("memory") if isinstance(d.get("memory"), list) else []
+    raw_levels = d.get("memory")
+    levels: list[Any] = raw_levels if isinstance(raw_levels, list) else []
     main = next((m for m in levels if isinstance(m, Mapping)
                  and m.get("role", "main") == "main"), None)
     tech = techs.get(str(main.get("name", "")).lower()) if main else None
@@ -347,14 +348,16 @@ def _architectures(directory: str) -> Architectures:
         if not c.keys(p, m, {"read", "triad", "copy", "write", "notes"}):
             continue
         start = len(c.provenance)
-        v = {k: c.leaf(f"{p}.{k}", m[k]) if k in m else c.add(f"{p}.{k}", "missing")
-             for k in ("read", "triad", "copy", "write")}
-        if any((x or 0) > 1 for x in v.values()):
+        v: dict[str, float] = {}
+        for k in ("read", "triad", "copy", "write"):
+            if k not in m:
+                c.add(f"{p}.{k}", "missing")
+            v[k] = float(c.leaf(f"{p}.{k}", m[k]) or 1.0) if k in m else 1.0
+        if any(x > 1 for x in v.values()):
             c.add(p, "efficiencies are fractions of peak, each must be <= 1")
         prov = {k.rsplit(".", 1)[-1]: val for k, val in list(c.provenance.items())[start:]}
         techs[str(name).lower()] = MemoryTechnology(
-            str(name), *(float(v[k] or 1.0) for k in ("read", "triad", "copy", "write")),
-            provenance=prov)
+            str(name), v["read"], v["triad"], v["copy"], v["write"], provenance=prov)
     raise_problems(str(path), c.problems, "fix these keys (format: docs/hw_spec_format.md)")
     return archs, techs
 

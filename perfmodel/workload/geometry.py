@@ -59,7 +59,7 @@ def gemm_geometry(op: Op) -> Geometry:
     >>> gemm_geometry(b.build().ops[0].resolve({"B": 2}))   # M = 2 x 5 rows, N = 3
     (1.0, 10.0, 3.0)
     """
-    rule = GEOMETRY.get(op.kind)
+    rule = GEOMETRY.get(OpKind(op.kind))
     if rule is None or not op.outputs or op.attr("depthwise", False):
         return NO_GEMM
     shape = op.outputs[0].shape
