@@ -9,6 +9,11 @@ For each device (chip) in a measurement set, three predictions of its rows:
 - ``model``: the shipped spec as it is: the kernel model built from the device's own
   figures and its architecture's cited factors (perfmodel.hardware.kernel_model). Nothing
   in it is fitted to the measurement set, so it is out of sample on every device.
+- ``refit``: the kernel model with its only fitted figures (``hw_specs/_architectures.yaml``:
+  the issue fraction of the tensor unit, fitted on A100 and V100 GEMMs; the memory
+  technologies' level, fitted on V100 STREAM rows; the per-kernel floor, from A100
+  inference) refitted on every OTHER chip's rows and applied to this one. On A100 and V100
+  the ``model`` column is in sample for those figures; ``refit`` is the out-of-sample one.
 - ``fitted``: efficiency curves and the per-kernel overhead fitted (perfmodel.validate.
   calibrate.fit_efficiency, fit_overhead) on the rows of every OTHER device, then applied
   to this one: what calibration on the devices one has buys on one not yet measured.
@@ -19,10 +24,12 @@ never fitted on the other.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from perfmodel.hardware.load import load_defaults, load_device
@@ -33,7 +40,7 @@ from perfmodel.validate.metrics import error_summary
 
 __all__ = ["chip_of", "leave_one_device_out", "Holdout", "PREDICTIONS", "HOLDOUT_COLUMNS"]
 
-PREDICTIONS = ("before", "model", "fitted")
+PREDICTIONS = ("before", "model", "refit", "fitted")
 HOLDOUT_COLUMNS = ("held_out", "family", "rows", *(f"{p}_{s}" for p in PREDICTIONS
                                                    for s in ("mape", "median", "bias")))
 MICRO = ("gemm", "conv", "attention", "membw", "elementwise", "reduction", "l2", "launch")
@@ -90,6 +97,78 @@ def _fit_on(train: pd.DataFrame, devices: Mapping[str, DeviceSpec],
     return eff
 
 
+def _ratios(rows: pd.DataFrame, devices: Mapping[str, DeviceSpec], column: str,
+            bound: str) -> np.ndarray:
+    """Per row bound by ``bound`` (compute or memory) under the spec's model: the model's
+    time (``column``) over the measured time less the launch overhead. A ratio r says the
+    model's efficiency factor should be r times what it is."""
+    out = []
+    for hw, g in rows.groupby("hw", sort=False):
+        dev = devices[str(hw)]
+        ops = _ops(g, dev)
+        t = g["time_s"].to_numpy(float) - ops["overhead_s"].to_numpy(float)
+        sel = (ops["bound"].to_numpy() == bound) & (t > 0)
+        out.append(ops[column].to_numpy(float)[sel] / t[sel])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _ops(rows: pd.DataFrame, dev: DeviceSpec) -> pd.DataFrame:
+    """The roofline table of micro-benchmark rows (GEMMs or streaming kernels)."""
+    from perfmodel.analytic.roofline import roofline
+    from perfmodel.validate.compare import gemm_workload, one_op_workload, write_fraction
+    dts = rows["dtype"].replace("", "fp32").to_numpy(dtype=object)
+    if (rows["family"] == "gemm").all():
+        return roofline(gemm_workload(rows["m"], rows["n"], rows["k"], dts), dev)
+    nbytes = rows["bytes"].fillna(0).to_numpy(float)
+    written = nbytes * write_fraction(rows["benchmark"])
+    return roofline(one_op_workload(np.zeros(len(rows)), nbytes - written, np.zeros(len(rows)),
+                                    written, "vector", dts), dev)
+
+
+def _with_issue(dev: DeviceSpec, issue: float | None, scale: float | None,
+                launch_s: float | None) -> DeviceSpec:
+    """The device with its architecture's issue fraction, its memory technology's level
+    (x scale, capped at 1) and its kernel floor replaced where given."""
+    e = dev.efficiency
+    model, tech = e.compute_model, e.memory_model
+    if model is not None and issue is not None:
+        model = dataclasses.replace(model, architecture=dataclasses.replace(
+            model.architecture, issue_fraction=issue))
+    if tech is not None and scale is not None:
+        tech = dataclasses.replace(tech, **{k: min(1.0, getattr(tech, k) * scale)
+                                            for k in ("read", "triad", "copy", "write")})
+    eff = dataclasses.replace(
+        e, compute_model=model, memory_model=tech,
+        compute=model.large if model is not None else e.compute,
+        memory=tech.copy if tech is not None else e.memory,
+        launch_overhead_s=e.launch_overhead_s if launch_s is None else launch_s)
+    return dataclasses.replace(dev, efficiency=eff)
+
+
+def _refit_model(train: pd.DataFrame, devices: Mapping[str, DeviceSpec],
+                 models: ModelResolver | None) -> dict[str, DeviceSpec]:
+    """Every device with the kernel model's fitted figures refitted on ``train``: one issue
+    fraction (the median ratio over the compute-bound GEMMs, at issue fraction 1), one
+    memory level scale (over the streaming rows), one kernel floor (over the inference
+    rows, as calibration fits it)."""
+    unit = {h: _with_issue(d, 1.0, None, None) for h, d in devices.items()}
+    gemm = train[train["family"] == "gemm"]
+    r = _ratios(gemm, unit, "compute_s", "compute") if len(gemm) else np.zeros(0)
+    issue = float(np.median(r)) if len(r) else None
+    mem = train[train["family"] == "membw"]
+    m = _ratios(mem, devices, "memory_s", "memory") if len(mem) else np.zeros(0)
+    scale = float(np.median(m)) if len(m) else None
+    refit = {h: _with_issue(d, issue, scale, None) for h, d in devices.items()}
+    inf = train[train["family"] == "inference"]
+    if len(inf):
+        parts = [compare(g, refit[str(hw)], models=models) for hw, g in inf.groupby("hw")]
+        c = pd.concat(parts)
+        o = fit_overhead((c["predicted_s"] - c["overhead_s"]).to_numpy(float),
+                         c["priced_ops"].to_numpy(float), c["time_s"].to_numpy(float))
+        refit = {h: _with_issue(d, None, None, o) for h, d in refit.items()}
+    return refit
+
+
 def leave_one_device_out(measurements: pd.DataFrame, *,
                          models: ModelResolver | None = None) -> Holdout:
     """Leave each chip out in turn (module docstring); statistics per chip and family."""
@@ -98,15 +177,17 @@ def leave_one_device_out(measurements: pd.DataFrame, *,
     chips = df["hw"].map(chip_of)
     before = _priced(df, devices, _defaults_efficiency(), models)
     model = _priced(df, devices, None, models)
-    fitted = model.copy()
+    fitted, refit = model.copy(), model.copy()
     for chip in sorted(chips.unique()):
         test = chips == chip
         if (~test).sum() == 0:
             continue
         eff = _fit_on(df[~test], devices, models)
         fitted.loc[test] = _priced(df[test], devices, eff, models).to_numpy()
+        refit.loc[test] = _priced(df[test], _refit_model(df[~test], devices, models), None,
+                                  models).to_numpy()
     out = df.assign(held_out=chips)
-    for name, c in zip(PREDICTIONS, (before, model, fitted), strict=True):
+    for name, c in zip(PREDICTIONS, (before, model, refit, fitted), strict=True):
         out[f"{name}_s"] = c["predicted_s"].astype(float).to_numpy()
         out[f"{name}_error"] = (out[f"{name}_s"] - out["time_s"]) / out["time_s"]
     return Holdout(_table(out), out)
@@ -114,6 +195,7 @@ def leave_one_device_out(measurements: pd.DataFrame, *,
 
 def _table(rows: pd.DataFrame) -> pd.DataFrame:
     recs = []
+    rows = rows[rows[[f"{p}_s" for p in PREDICTIONS]].notna().any(axis=1)]  # priced rows only
     for (chip, fam), g in [*rows.groupby(["held_out", "family"], sort=True),
                            *((("all", f), g) for f, g in rows.groupby("family", sort=True))]:
         rec: dict[str, object] = {"held_out": chip, "family": fam, "rows": len(g)}

@@ -45,3 +45,18 @@ def test_each_chip_is_priced_by_a_fit_on_the_others_only(rows):
     assert set(table.index) >= {("v100", "gemm"), ("a100", "gemm"), ("v100", "membw"),
                                 ("all", "gemm")}
     assert table.loc[("all", "gemm"), "rows"] == int((rows["family"] == "gemm").sum())
+
+
+def test_refit_takes_the_issue_fraction_from_the_other_chips(rows):
+    # one A100 GEMM whose measured time is its model compute time at issue fraction 0.5
+    # (plus the launch overhead): the refit issue fraction is 0.5, applied to the V100
+    from perfmodel.validate.holdout import _ops, _refit_model, _with_issue
+    a100 = load_device("a100-sxm4-80gb")
+    g = rows[rows["hw"] == "a100-sxm4-80gb"].head(1).copy()
+    g["m"], g["n"], g["k"] = 8192, 8192, 8192   # compute-bound at any issue fraction
+    ops = _ops(g, _with_issue(a100, 0.5, None, None))
+    g["time_s"] = ops["time_s"].to_numpy()
+    devices = {"a100-sxm4-80gb": a100, "v100-sxm2-32gb": load_device("v100-sxm2-32gb")}
+    refit = _refit_model(g, devices, None)
+    assert refit["v100-sxm2-32gb"].efficiency.compute_model.architecture.issue_fraction == \
+        pytest.approx(0.5)
