@@ -78,6 +78,8 @@ _LAZY: dict[str, str] = {
     "read_nccl_tests": "perfmodel.bench.nccl_tests",
     **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
                     "perfmodel.validate.collectives"),
+    "leave_one_device_out": "perfmodel.validate.holdout",
+    "load_architectures": "perfmodel.hardware.load",
 }
 
 __all__ = [
@@ -86,7 +88,8 @@ __all__ = [
     "ShapeError", "SpecError", "SystemSpec", "TensorSpec", "UnknownNameError",
     "UnsupportedOpError", "Workload", "__version__", "build_workload", "check_collectives",
     "collective_sweep", "collective_time", "compare_algorithms", "compare_collectives",
-    "device_table", "fit_collectives", "footprint", "list_devices", "list_systems", "load_device",
+    "device_table", "fit_collectives", "footprint", "leave_one_device_out", "list_devices",
+    "list_systems", "load_architectures", "load_device",
     "load_model", "load_system", "memory_report", "model_table", "models", "predict",
     "predict_collective",
     "predict_step", "read_nccl_tests", "roofline", "search_plans",
