@@ -2,13 +2,15 @@
 
 Per family (a registry, PRICERS):
 
-- gemm, conv, attention, elementwise, reduction, membw, l2: a one-op Workload (the schema of
+- gemm, conv, attention, elementwise, reduction: a one-op Workload (the schema of
   perfmodel.workload.schema) priced by ``analytic.roofline`` on the row's device, so the
   prediction is exactly what the roofline charges such an op inside a model:
   max(flops / (peak x compute efficiency), bytes / (bandwidth x memory efficiency)) + launch
   overhead. GEMM rows count FLOP = 2 m n k and bytes = (m k + k n) x dtype + m n x output
-  dtype; the others take the row's flops and bytes. l2 rows (``_price_l2``) are read at the
-  cache's bandwidth when their working set fits the cache, else at main memory's.
+  dtype; the others take the row's flops and bytes.
+- membw, l2 (``_price_resident``): bytes at the last-level cache's bandwidth when the
+  working set fits the cache (and the spec gives its bandwidth), else at main memory's, at
+  the kernel's write fraction, plus one launch.
 - launch: the spec's launch overhead.
 - inference: ``predict(build_workload(models(model), ...))``; LLM rows of phase
   ``generate`` are the forward passes of their stack (GENERATE_PASSES): for a serving engine
@@ -153,22 +155,27 @@ def _price_roofline(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Pric
             [""] * n)
 
 
-def _price_l2(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
-    """A kernel reading ``bytes`` in all from a ``working_set_bytes`` data set it re-reads
-    (perfmodel's l2bw.cu, gpu-benches' gpu-l2-cache): the hierarchical roofline's level is
-    the last-level cache where the data set fits it, else main memory; one launch. A pure
-    read. The memory efficiency applies to a peak bandwidth, not to one given as achieved
-    (a measured L2 figure is already what a kernel gets: discounting it again priced the
-    A100's L2 rows 12 % slow)."""
+def _price_resident(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
+    """A streaming or cache kernel moving ``bytes`` in all over a ``working_set_bytes`` data
+    set (perfmodel's membw.cu and l2bw.cu, gpu-benches' gpu-stream and gpu-l2-cache): the
+    hierarchical roofline's level is the last-level cache where the data set fits it and
+    the spec gives the cache's bandwidth, else main memory; one launch. The memory
+    efficiency at the kernel's write fraction (STREAM_WRITE_FRACTION; an l2 row only reads)
+    applies to a peak bandwidth, not to one given as achieved (a measured L2 figure is
+    already what a kernel gets: discounting it again priced the A100's L2 rows 12 % slow).
+    A streaming sweep's small sizes run from the cache, above the DRAM peak."""
     nbytes = rows["bytes"].fillna(0).to_numpy(float)
     ws = rows["working_set_bytes"].fillna(rows["bytes"]).to_numpy(float)
     cache = device.cache
     n = len(rows)
     if cache is None:
+        if family == "membw":
+            return _price_roofline(rows, device, family)
         return _price_roofline(rows, device, "membw")[:3] + (
             ["spec gives no cache with capacity and bandwidth: priced at main memory"] * n,)
+    wf = write_fraction(rows["benchmark"]) if family == "membw" else np.zeros(n)
     fits = ws <= float(cache.capacity_bytes or 0)
-    main_eff = device.efficiency.memory_at(nbytes, np.zeros(n))
+    main_eff = device.efficiency.memory_at(nbytes, wf)
     cache_eff = np.ones(n) if cache.achieved else main_eff
     rate = np.where(fits, float(cache.bandwidth_Bps or 0) * cache_eff,
                     device.memory_bandwidth * main_eff)
@@ -292,8 +299,8 @@ def _not_predicted(reason: str) -> Callable[[pd.DataFrame, DeviceSpec, str], Pri
 
 PRICERS: Mapping[str, Callable[[pd.DataFrame, DeviceSpec, str], Priced]] = {
     "gemm": _price_roofline, "conv": _price_roofline, "attention": _price_roofline,
-    "elementwise": _price_roofline, "reduction": _price_roofline, "membw": _price_roofline,
-    "l2": _price_l2, "launch": _price_launch, "inference": _price_inference,
+    "elementwise": _price_roofline, "reduction": _price_roofline, "membw": _price_resident,
+    "l2": _price_resident, "launch": _price_launch, "inference": _price_inference,
     "latency": _not_predicted("the spec has no per-level load latency"),
     "collective": _not_predicted("collectives need a system spec (links), not one device"),
 }

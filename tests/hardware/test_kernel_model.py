@@ -11,7 +11,7 @@ from perfmodel.analytic.roofline import roofline
 from perfmodel.errors import SpecError
 from perfmodel.hardware.kernel_model import Architecture, KernelModel, MemoryTechnology
 from perfmodel.hardware.load import clock_factor, device_from_dict
-from perfmodel.validate.compare import _price_l2, gemm_workload, one_op_workload
+from perfmodel.validate.compare import _price_resident, gemm_workload, one_op_workload
 from tests.conftest import tiny_device_dict
 
 ONE = np.array([1.0])
@@ -141,4 +141,20 @@ def test_cache_capacity_is_mib_and_a_measured_bandwidth_is_not_discounted():
     assert dev.cache.capacity_bytes == 40 * 2**20 and dev.cache.achieved
     rows = pd.DataFrame({"bytes": [100.0], "working_set_bytes": [1e6]})
     # fits the 40 MiB cache: 100 B at the measured 20 B/s as it is = 5 s (not 10 s at 0.5)
-    assert _price_l2(rows, dev, "l2")[0][0] == pytest.approx(5.0)
+    assert _price_resident(rows, dev, "l2")[0][0] == pytest.approx(5.0)
+
+
+def test_a_streaming_sweep_small_sizes_run_from_the_cache():
+    # 40 MiB cache at a peak 40 B/s, main memory 10 B/s, memory efficiency 0.5 (scalar):
+    # a copy of 1 MB total over a 1 MB data set fits -> 1e6 / (40 x 0.5) s; over 1 GB it
+    # does not -> 1e6 / (10 x 0.5) s
+    d = tiny_device_dict()
+    d["memory"] = [*d["memory"], {"name": "l2", "role": "cache",
+                                  "capacity_MB": {"value": 40, "source": "HAND"},
+                                  "bandwidth_GBps": {"value": 40e-9, "source": "HAND"}}]
+    d["efficiency"]["memory"] = {"value": 0.5, "source": "HAND"}
+    dev = device_from_dict(d, "c.yaml")
+    rows = pd.DataFrame({"benchmark": ["stream_copy"] * 2, "bytes": [1e6, 1e6],
+                         "working_set_bytes": [1e6, 1e9]})
+    t = _price_resident(rows, dev, "membw")[0]
+    assert t == pytest.approx([1e6 / 20, 1e6 / 5])
