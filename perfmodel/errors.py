@@ -72,6 +72,18 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
     return f"choose one of: {shown}"
 
 
+def check_choice(kind: str, name: str, choices: Iterable[str]) -> str:
+    """``name`` if it is one of ``choices``, else one UnknownNameError with a did-you-mean.
+
+    >>> check_choice("collective", "all_reduce", ("all_reduce", "all_gather"))
+    'all_reduce'
+    """
+    options = tuple(choices)
+    if name not in options:
+        raise UnknownNameError(f"unknown {kind} {name!r}", did_you_mean(name, options))
+    return name
+
+
 def raise_problems(where: str, problems: list[str], hint: str, kind: str = "",
                    error: type[PerfModelError] = SpecError) -> None:
     """Raise one error listing every problem found in a file or table (none: return)."""

@@ -29,7 +29,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from perfmodel.errors import ShapeError, UnknownNameError, UnsupportedOpError, did_you_mean
+from perfmodel.errors import (
+    ShapeError,
+    UnknownNameError,
+    UnsupportedOpError,
+    check_choice,
+    did_you_mean,
+)
 
 __all__ = ["PRIMITIVES", "ALGORITHMS", "BUS_FACTOR", "CLOSED_FORMS", "collective_cost",
            "collective_time", "algbw", "busbw", "check_primitive", "check_algorithm",
@@ -98,10 +104,7 @@ CLOSED_FORMS: dict[tuple[str, str], Form] = {
 
 
 def check_primitive(primitive: str) -> str:
-    if primitive not in PRIMITIVES:
-        raise UnknownNameError(f"unknown collective {primitive!r}",
-                               did_you_mean(primitive, PRIMITIVES))
-    return primitive
+    return check_choice("collective", primitive, PRIMITIVES)
 
 
 def check_algorithm(algorithm: str, primitive: str) -> str:

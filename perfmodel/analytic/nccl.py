@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from perfmodel.errors import SpecError, UnknownNameError, did_you_mean
+from perfmodel.errors import SpecError, UnknownNameError, check_choice
 from perfmodel.files import data_dir, read_yaml
 
 # TREE_PROTOCOLS, TREE_BW_FACTOR, BASE_LAT_US and HW_LAT_US (the legacy tables) are served
@@ -238,10 +238,7 @@ def nccl_all_reduce_choice(v: np.ndarray, nodes: int, per_node: int, bus_Bps: fl
 
 
 def _arch(architecture: str) -> str:
-    if architecture not in ARCHITECTURES:
-        raise UnknownNameError(f"unknown NCCL architecture {architecture!r}",
-                               did_you_mean(architecture, ARCHITECTURES))
-    return architecture
+    return check_choice("NCCL architecture", architecture, ARCHITECTURES)
 
 
 def nvlink_nccl_GBps(nominal_GBps: float, architecture: str) -> float:

@@ -131,13 +131,20 @@ def test_unknown_architecture_is_one_clear_error():
         device_from_dict(d, "m.yaml", architectures=ARCHS)
 
 
-def test_cache_capacity_is_mib_and_a_measured_bandwidth_is_not_discounted():
+def cached(**bandwidth):
+    """The tiny device (main memory 10 B/s, memory efficiency 0.5) with a 40 MiB cache of
+    the given bandwidth key (bandwidth_GBps: a peak; achieved_GBps: measured)."""
     d = tiny_device_dict()
+    (key, value), = bandwidth.items()
     d["memory"] = [*d["memory"], {"name": "l2", "role": "cache",
                                   "capacity_MB": {"value": 40, "source": "HAND"},
-                                  "achieved_GBps": {"value": 20e-9, "source": "HAND"}}]
+                                  key: {"value": value, "source": "HAND"}}]
     d["efficiency"]["memory"] = {"value": 0.5, "source": "HAND"}
-    dev = device_from_dict(d, "c.yaml")
+    return device_from_dict(d, "c.yaml")
+
+
+def test_cache_capacity_is_mib_and_a_measured_bandwidth_is_not_discounted():
+    dev = cached(achieved_GBps=20e-9)
     assert dev.cache.capacity_bytes == 40 * 2**20 and dev.cache.achieved
     rows = pd.DataFrame({"bytes": [100.0], "working_set_bytes": [1e6]})
     # fits the 40 MiB cache: 100 B at the measured 20 B/s as it is = 5 s (not 10 s at 0.5)
@@ -148,12 +155,7 @@ def test_a_streaming_sweep_small_sizes_run_from_the_cache():
     # 40 MiB cache at a peak 40 B/s, main memory 10 B/s, memory efficiency 0.5 (scalar):
     # a copy of 1 MB total over a 1 MB data set fits -> 1e6 / (40 x 0.5) s; over 1 GB it
     # does not -> 1e6 / (10 x 0.5) s
-    d = tiny_device_dict()
-    d["memory"] = [*d["memory"], {"name": "l2", "role": "cache",
-                                  "capacity_MB": {"value": 40, "source": "HAND"},
-                                  "bandwidth_GBps": {"value": 40e-9, "source": "HAND"}}]
-    d["efficiency"]["memory"] = {"value": 0.5, "source": "HAND"}
-    dev = device_from_dict(d, "c.yaml")
+    dev = cached(bandwidth_GBps=40e-9)
     rows = pd.DataFrame({"benchmark": ["stream_copy"] * 2, "bytes": [1e6, 1e6],
                          "working_set_bytes": [1e6, 1e9]})
     t = _price_resident(rows, dev, "membw")[0]
