@@ -128,9 +128,9 @@ class KernelModel:
         The ``units x tiles_per_unit`` slots each compute one tile at a time at their share
         of the peak; the busiest slot's tiles set the time (waves = ceil(tiles / slots)).
         The library takes the tile of its family with the shortest time (its heuristics aim
-        at that). A tile's rate is the
-        unit's share of the clock-scaled peak, capped where its operand traffic ((tm + tn) K
-        elements per tile from the last-level cache) outruns the cache: a tile does
+        at that). A tile's rate is the unit's share of the clock-scaled peak, capped where
+        its operand traffic ((tm + tn) K elements per tile from the last-level cache)
+        outruns the cache: a tile does
         2 tm tn / ((tm + tn) w) FLOP per operand byte of width w, and keeps the matrix
         engine fed only above ``cache_ridge`` = tensor peak / cache bandwidth (both scale
         with 1 / w, so the fp16 figures serve every dtype). Small tiles re-read operands more.
