@@ -64,10 +64,14 @@ def canonical_name(name: str) -> str:
 
 
 def load_model(model: str | Path | ModelShape, **options: Any) -> ModelGraph:
-    """A zoo model by name, a model file (a transformer config or layer-list YAML, or a
-    Hugging Face config.json), or a transformer's shape record. ``options`` go to the
-    builder (e.g. num_classes; ``fused_attention`` for transformers; ``name`` and ``meta``
-    for a shape).
+    """A zoo model by name, a model file, or a transformer's shape record. ``options`` go to
+    the builder (e.g. num_classes; ``fused_attention`` for transformers; ``name`` and
+    ``meta`` for a shape; ``batch`` / ``seq`` for an ONNX file's dynamic dimensions).
+
+    What is understood (``MODEL_SOURCES``, first match wins): a Hugging Face model folder or
+    ``config.json``; an ``.onnx`` file (``pip install ".[onnx]"``); a layer-list or
+    transformer YAML; ``pkg.module:factory``, a Python factory returning a ``torch.nn.Module``
+    traced with torch.fx (``pip install ".[torch]"``); else a zoo name.
 
     This is where names and files become graphs: the models below it (memory, parallel,
     validate) take graphs, never names.
@@ -79,20 +83,53 @@ def load_model(model: str | Path | ModelShape, **options: Any) -> ModelGraph:
         from perfmodel.zoo.transformer import build_transformer
         return build_transformer(model, **options)
     key = str(model)
-    path = Path(key)
-    if key.endswith(".json"):
-        from perfmodel.importers.hf_config import load_hf_config
-        from perfmodel.zoo.transformer import build_transformer
-        shape, meta = load_hf_config(path)
-        return build_transformer(shape, meta["name"], meta=meta, **options)
-    if key.endswith((".yaml", ".yml")):
-        return _load_yaml_model(path, **options)
+    for matches, load in MODEL_SOURCES:
+        if matches(key):
+            return load(key, **options)
     builder = models()[canonical_name(key)]
     try:
         return builder(**options)
     except TypeError as exc:
         raise UnknownNameError(f"model {key!r} does not take these options: {exc}",
                                "check the builder's keyword arguments") from None
+
+
+def _hf(key: str, **options: Any) -> ModelGraph:
+    from perfmodel.importers.hf_config import load_hf_config
+    from perfmodel.zoo.transformer import build_transformer
+    path = Path(key)
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise SpecError(f"{path}: a folder with no config.json",
+                        "give a Hugging Face model folder (it holds config.json), a model "
+                        "file (.json, .onnx, .yaml) or a zoo name (perfmodel models)")
+    shape, meta = load_hf_config(path)
+    return build_transformer(shape, meta["name"], meta=meta, **options)
+
+
+def _onnx(key: str, **options: Any) -> ModelGraph:
+    from perfmodel.importers.onnx_model import load_onnx
+    return load_onnx(key, **options)
+
+
+def _factory(key: str, **options: Any) -> ModelGraph:
+    from perfmodel.importers.torch_fx import from_factory
+    return from_factory(key, **options)
+
+
+def _is_factory(key: str) -> bool:
+    """``pkg.module:factory`` (a dotted module, one colon, an identifier), not a path."""
+    module, sep, attr = key.partition(":")
+    return bool(sep) and attr.isidentifier() and all(
+        p.isidentifier() for p in module.split(".")) and not Path(key).exists()
+
+
+# (does this key name such a source, how to load it), in order
+MODEL_SOURCES: tuple[tuple[Callable[[str], bool], Callable[..., ModelGraph]], ...] = (
+    (lambda k: Path(k).is_dir() or k.endswith(".json"), _hf),
+    (lambda k: k.lower().endswith(".onnx"), _onnx),
+    (lambda k: k.endswith((".yaml", ".yml")), lambda k, **o: _load_yaml_model(Path(k), **o)),
+    (_is_factory, _factory),
+)
 
 
 def _load_yaml_model(path: Path, **options: Any) -> ModelGraph:
