@@ -3,7 +3,7 @@
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_COMMAND = 'pip install ".[test]" && python -m pytest -q'
+TEST_COMMAND = 'pip install ".[test,onnx,torch]" && python -m pytest -q'
 RUN_COMMAND = "pip install . && perfmodel roofline resnet50 --hw a100"
 
 
