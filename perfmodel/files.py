@@ -4,6 +4,7 @@ way perfmodel writes a user's file: never over an existing one unasked."""
 from __future__ import annotations
 
 import importlib.resources
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def check_writable(path: str | Path, force: bool, suffixes: Iterable[str] | None
     'calibrated.yaml'
     """
     p = Path(path)
+    if p.is_dir():
+        raise PerfModelError(f"{p} is a folder, not a file", "name a file to write")
     allowed = tuple(suffixes) if suffixes is not None else None
     if allowed is not None and p.suffix.lower() not in allowed:
         raise PerfModelError(f"{p} does not end in {' or '.join(allowed)}",
@@ -78,6 +81,9 @@ def check_writable(path: str | Path, force: bool, suffixes: Iterable[str] | None
         raise PerfModelError(f"{p} already exists", "pass --force to overwrite it")
     if not p.parent.exists():
         raise PerfModelError(f"folder {p.parent} does not exist", "create it first")
+    if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise PerfModelError(f"cannot write {p}: permission denied",
+                             "choose a file in a folder you can write to")
     return p
 
 

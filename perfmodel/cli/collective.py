@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.analytic.collectives import ALGORITHMS, PRIMITIVES
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import PerfModelError, ShapeError
 from perfmodel.files import check_writable
 from perfmodel.hardware.system import SystemSpec, load_system
@@ -156,9 +156,6 @@ def _sweep(args: argparse.Namespace, system: SystemSpec) -> str:
              *_footer(sweep.assumptions)]
     if last is not None:
         lines.append(f"#   simulated {last.events} events in {last.wall_s:.3g} s (last size)")
-    if args.plot:
-        what = "link-occupancy Gantt chart (simulated)" if len(v) == 1 else "busbw vs size"
-        lines.append(f"# {what} written to {args.plot}")
     return "\n".join(lines)
 
 
@@ -171,13 +168,14 @@ def _plot(args: argparse.Namespace, system: SystemSpec, sweep: CollectiveSweep,
     title = f"{args.primitive} on {system.name}, p = {int(sweep.table['p'].iloc[0])}"
     if len(v) == 1:
         last = sweep.last_run or _run(args, system, v, "sim", record=True).last_run
-        plot_link_gantt(last.timeline, args.plot, f"{title}, {int(v[0])} B",
-                        overwrite=args.force)
+        announce(plot_link_gantt(last.timeline, args.plot, f"{title}, {int(v[0])} B",
+                                 overwrite=args.force))
     elif args.sim:
-        plot_busbw({"alpha-beta model": _run(args, system, v, "analytic").table,
-                    "simulated": sweep.table}, args.plot, title, overwrite=args.force)
+        announce(plot_busbw({"alpha-beta model": _run(args, system, v, "analytic").table,
+                             "simulated": sweep.table}, args.plot, title, overwrite=args.force))
     else:
-        plot_busbw({"alpha-beta model": sweep.table}, args.plot, title, overwrite=args.force)
+        announce(plot_busbw({"alpha-beta model": sweep.table}, args.plot, title,
+                            overwrite=args.force))
 
 
 def _check(args: argparse.Namespace, system: SystemSpec) -> str:

@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import PlanError
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
@@ -66,8 +66,8 @@ def handle(args: argparse.Namespace) -> str:
     df, model, device, job = compression_table(args)
     if args.plot:
         from perfmodel.report.compress import plot_tradeoff
-        plot_tradeoff(df, args.plot, overwrite=args.force,
-                      title=f"{model} on {device}: {job.phase}, baseline {job.dtype}")
+        announce(plot_tradeoff(df, args.plot, overwrite=args.force,
+                               title=f"{model} on {device}: {job.phase}, baseline {job.dtype}"))
     if args.format == "json":
         return to_json(df.to_dict(orient="records"))
     if args.format == "csv":

@@ -6,7 +6,7 @@ import argparse
 
 from perfmodel.analytic.capacity import MemoryReport, memory_report
 from perfmodel.analytic.memory import OPTIMIZER_STATE_BYTES
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import ShapeError
 from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
@@ -77,7 +77,8 @@ def handle(args: argparse.Namespace) -> str:
     report = build_report(args)
     if args.plot:
         from perfmodel.report.memory import plot_breakdown
-        plot_breakdown(report, args.model, load_device(args.hw), args.plot, args.force)
+        announce(plot_breakdown(report, args.model, load_device(args.hw), args.plot,
+                                args.force))
     if args.format == "json":
         return to_json(report.to_dict())
     if args.format == "csv":

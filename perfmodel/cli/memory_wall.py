@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from perfmodel.analytic.bandwidth import growth_rates, memory_wall_table
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.hardware.load import list_devices, load_device
 
 
@@ -19,7 +19,7 @@ def handle(args: argparse.Namespace) -> str:
     rates = growth_rates(table)
     if args.plot:
         from perfmodel.report.memory import plot_memory_wall
-        plot_memory_wall(table, args.plot, args.force)
+        announce(plot_memory_wall(table, args.plot, args.force))
     if args.format == "json":
         return to_json({"devices": table.to_dict(orient="records"), "growth": rates})
     if args.format == "csv":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,3 +52,10 @@ def emit_frame(df: pd.DataFrame, fmt: str, formats: dict[str, Any] | None = None
     if fmt == "csv":
         return df.to_csv(index=False).rstrip("\n")
     return frame_text(df, formats)
+
+
+def announce(path: Any) -> Any:
+    """Say on stderr which file a command wrote (stdout stays the table / JSON / CSV);
+    returns the path."""
+    sys.stderr.write(f"wrote {path}\n")
+    return path

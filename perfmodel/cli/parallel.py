@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from perfmodel.cli.memory import model_options
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import PerfModelError, PlanError
 from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
@@ -152,10 +152,10 @@ def handle(args: argparse.Namespace) -> str:
     pred = predict_step(graph, job, plan, system, device, method=method)
     if args.plot:
         from perfmodel.report.pipeline import plot_pipeline_gantt
-        plot_pipeline_gantt(pred.pipeline_run.compute(), args.plot,
+        announce(plot_pipeline_gantt(pred.pipeline_run.compute(), args.plot,
                             f"{graph.name}: pp {plan.pipeline_parallel}, {plan.schedule}",
                             overwrite=args.force,
-                            annotate=plan.micro_batches(job.batch) <= 32)
+                            annotate=plan.micro_batches(job.batch) <= 32))
     if args.format == "json":
         return to_json(pred.to_dict())
     if args.format == "csv":
@@ -164,7 +164,4 @@ def handle(args: argparse.Namespace) -> str:
         flat.update({f"{k}_s": v for k, v in pred.breakdown.items()})
         flat["memory_bytes"] = pred.memory["total"]
         return emit_frame(pd.DataFrame([flat]), "csv")
-    out = _text(pred)
-    if args.plot:
-        out += f"\n# Gantt chart written to {args.plot}"
-    return out
+    return _text(pred)

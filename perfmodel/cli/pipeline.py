@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from perfmodel.analytic.pipeline import SCHEDULES, layer_assignment
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import ShapeError
 from perfmodel.sim.schedules import PipelineRun, simulate_pipeline
 
@@ -62,10 +62,10 @@ def handle(args: argparse.Namespace) -> str:
     layers = layer_assignment(args.layers, args.stages, args.virtual) if args.layers else None
     if args.plot:
         from perfmodel.report.pipeline import plot_pipeline_gantt
-        plot_pipeline_gantt(r.compute(), args.plot,
+        announce(plot_pipeline_gantt(r.compute(), args.plot,
                             f"{r.schedule}: p = {r.stages}, m = {r.micro_batches}"
                             + (f", v = {r.virtual}" if r.virtual > 1 else ""),
-                            overwrite=args.force)
+                            overwrite=args.force))
     ops = pd.DataFrame(r.tuples(), columns=["device", "start", "end", "label"])
     if args.format == "json":
         out: dict[str, Any] = {**s, "timeline": ops.to_dict("records")}
@@ -88,6 +88,4 @@ def handle(args: argparse.Namespace) -> str:
                   enumerate(layers)]
     if args.timeline:
         lines.append(emit_frame(ops, "table"))
-    if args.plot:
-        lines.append(f"# Gantt chart written to {args.plot}")
     return "\n".join(lines)

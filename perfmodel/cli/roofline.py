@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from perfmodel.analytic.roofline import FUSION_MODES, Prediction, predict
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
 from perfmodel.workload.build import build_workload
@@ -50,7 +50,7 @@ def handle(args: argparse.Namespace) -> str:
     pred = run_prediction(args)
     if args.plot:
         from perfmodel.report.roofline import plot_roofline
-        plot_roofline(pred, load_device(args.hw), args.plot, overwrite=args.force)
+        announce(plot_roofline(pred, load_device(args.hw), args.plot, overwrite=args.force))
     if args.format == "json":
         return to_json(pred.to_dict())
     ops = pred.ops.assign(share=pred.ops["time_s"] / max(pred.summary["latency_s"], 1e-30))

@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import PerfModelError
 from perfmodel.hardware.load import load_device
 from perfmodel.validate.compare import compare
@@ -99,8 +99,8 @@ def handle(args: argparse.Namespace) -> str:
     summary = error_summary(compared, by=args.by)
     if args.plot:
         from perfmodel.report.validation import plot_validation
-        plot_validation(compared, args.plot, overwrite=args.force,
-                        title=f"perfmodel vs {args.reference or args.measurements}")
+        announce(plot_validation(compared, args.plot, overwrite=args.force,
+                                 title=f"perfmodel vs {args.reference or args.measurements}"))
     if args.format == "json":
         return to_json({"summary": summary.to_dict(orient="records"),
                         "rows": compared[ROW_COLUMNS].astype(object)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from perfmodel.errors import PerfModelError
-from perfmodel.report.figure import check_writable, pyplot, save
+from perfmodel.report.figure import figure_path, pyplot, save
 
 if TYPE_CHECKING:  # the simulator (simpy) is only needed by callers that have a timeline
     from perfmodel.sim.engine import Timeline
@@ -23,7 +23,7 @@ def plot_link_gantt(timeline: Timeline, path: str | Path, title: str = "",
                     overwrite: bool = False) -> Path:
     """One row per link direction (the busiest MAX_LINKS), one bar per hold, coloured by the
     first word of its label (the phase or step)."""
-    out = check_writable(path, overwrite)
+    out = figure_path(path, overwrite)
     ev = timeline.events
     if ev.empty:
         raise PerfModelError("the timeline is empty: nothing to plot",
@@ -59,7 +59,7 @@ def plot_busbw(tables: dict[str, pd.DataFrame], path: str | Path, title: str = "
                overwrite: bool = False) -> Path:
     """busbw (GB/s) against message size, one line per table (e.g. analytic, simulated,
     measured); tables need size_bytes and busbw_GBps columns."""
-    out = check_writable(path, overwrite)
+    out = figure_path(path, overwrite)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, t in tables.items():

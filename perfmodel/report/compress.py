@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from perfmodel.report.figure import check_writable, pyplot, save
+from perfmodel.report.figure import figure_path, pyplot, save
 
 __all__ = ["plot_tradeoff"]
 
@@ -18,7 +18,7 @@ def plot_tradeoff(table: pd.DataFrame, path: str | Path, overwrite: bool = False
     plt = pyplot()
     from matplotlib.ticker import FuncFormatter
 
-    out = check_writable(path, overwrite)
+    out = figure_path(path, overwrite)
     fig, ax = plt.subplots(figsize=(7, 5))
     size_mb = table["size_on_disk_bytes"] / 1e6
     ax.scatter(size_mb, table["speedup"], s=40, zorder=3)

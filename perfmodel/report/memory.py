@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from perfmodel.hardware.spec import DeviceSpec
-from perfmodel.report.figure import check_writable, pyplot, save
+from perfmodel.report.figure import figure_path, pyplot, save
 
 __all__ = ["plot_breakdown", "plot_memory_wall"]
 
@@ -17,7 +17,7 @@ __all__ = ["plot_breakdown", "plot_memory_wall"]
 def plot_breakdown(report: Any, model: str, device: DeviceSpec, path: str | Path,
                    overwrite: bool = False) -> Path:
     """One stacked bar of the per-device footprint against the device's capacity (GB)."""
-    out = check_writable(path, overwrite)
+    out = figure_path(path, overwrite)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 6))
     bottom = 0.0
@@ -37,7 +37,7 @@ def plot_breakdown(report: Any, model: str, device: DeviceSpec, path: str | Path
 
 def plot_memory_wall(table: pd.DataFrame, path: str | Path, overwrite: bool = False) -> Path:
     """Peak FLOP/s, bandwidth and capacity by year (log scale), and FLOP per byte."""
-    out = check_writable(path, overwrite)
+    out = figure_path(path, overwrite)
     plt = pyplot()
     t = table.dropna(subset=["year"])
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))

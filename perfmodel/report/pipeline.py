@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from perfmodel.errors import PerfModelError
-from perfmodel.report.figure import check_writable, pyplot, save
+from perfmodel.report.figure import figure_path, pyplot, save
 
 __all__ = ["plot_pipeline_gantt"]
 
@@ -19,7 +19,7 @@ def plot_pipeline_gantt(compute: pd.DataFrame, path: str | Path, title: str = ""
                         overwrite: bool = False, annotate: bool = True) -> Path:
     """``compute``: resource (device), start, end, label ("F3", "B0.1") rows, as
     PipelineRun.compute() returns them. Forwards blue, backwards green; chunks shaded."""
-    out = check_writable(path, overwrite)
+    out = figure_path(path, overwrite)
     if compute.empty:
         raise PerfModelError("the pipeline timeline is empty: nothing to plot",
                              "simulate at least one micro-batch")
@@ -32,7 +32,7 @@ def plot_pipeline_gantt(compute: pd.DataFrame, path: str | Path, title: str = ""
     fig, ax = plt.subplots(figsize=(11, 0.4 * len(devices) + 1.6))
     span = float(shown["end"].max()) or 1.0
     labels = shown["label"].astype(str)
-    chunk = labels.str.split(".").str[1].fillna("0").astype(int)
+    chunk = pd.to_numeric(labels.str.split(".").str[1], errors="coerce").fillna(0).astype(int)
     kind = labels.str[0]
     keys = pd.DataFrame({"row": shown["resource"].map(row), "kind": kind, "chunk": chunk % 3})
     spans = pd.DataFrame({"start": shown["start"], "width": shown["end"] - shown["start"]})

@@ -8,7 +8,7 @@ import numpy as np
 
 from perfmodel.analytic.roofline import Prediction
 from perfmodel.hardware.spec import DeviceSpec
-from perfmodel.report.figure import check_writable, pyplot, save
+from perfmodel.report.figure import figure_path, pyplot, save
 
 __all__ = ["plot_roofline"]
 
@@ -18,7 +18,7 @@ def plot_roofline(pred: Prediction, device: DeviceSpec, path: str | Path,
     """Write the chart (PNG/SVG/PDF by extension). Markers: area ~ op time."""
     plt = pyplot()
 
-    out = check_writable(path, overwrite)
+    out = figure_path(path, overwrite)
     ops = pred.ops[(pred.ops["flops"] > 0) & (pred.ops["bytes"] > 0)]
     bw = device.memory_bandwidth * device.efficiency.memory
     x = np.logspace(-2, 4, 400)

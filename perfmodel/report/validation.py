@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from perfmodel.report.figure import check_writable, pyplot, save
+from perfmodel.report.figure import figure_path, pyplot, save
 
 __all__ = ["plot_validation"]
 
@@ -18,7 +18,7 @@ def plot_validation(compared: pd.DataFrame, path: str | Path, overwrite: bool = 
     colour per family, the y = x line and dashed +-25 % lines; MAPE per family in the legend."""
     plt = pyplot()
 
-    out = check_writable(path, overwrite)
+    out = figure_path(path, overwrite)
     rows = compared[compared["predicted_s"].notna() & (compared["predicted_s"] > 0)]
     fig, ax = plt.subplots(figsize=(6.5, 6))
     for family, grp in rows.groupby("family"):

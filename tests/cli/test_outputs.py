@@ -1,0 +1,47 @@
+"""One rule for every file a command writes: never over an existing file without --force
+(checked on the final path, after .png is appended), unknown extensions refused with the
+supported ones listed, a folder refused, the path written printed (on stderr)."""
+
+from __future__ import annotations
+
+import pytest
+
+from perfmodel.cli.main import main
+
+PLOTTING = [  # a quick command of each kind that draws a figure
+    ("roofline", "resnet18", "--hw", "a100"),
+    ("memory", "gpt2", "--hw", "a100"),
+    ("memory-wall",),
+    ("pipeline", "--stages", "2", "--micro-batches", "4"),
+    ("validate", "--reference", "v100", "--family", "membw"),
+]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("cmd", PLOTTING, ids=lambda c: c[0])
+def test_a_name_without_extension_gets_png_and_is_never_overwritten(capsys, tmp_path, cmd):
+    (tmp_path / "chart.png").write_text("mine")
+    code, _, err = run(capsys, *cmd, "--plot", str(tmp_path / "chart"))
+    assert code == 2 and "chart.png already exists" in err and "--force" in err
+    assert (tmp_path / "chart.png").read_text() == "mine"
+    code, _, err = run(capsys, *cmd, "--plot", str(tmp_path / "chart"), "--force")
+    assert code == 0, err
+    assert f"wrote {tmp_path / 'chart.png'}" in err
+    assert (tmp_path / "chart.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("cmd", PLOTTING, ids=lambda c: c[0])
+def test_bad_figure_paths_are_one_line_errors(capsys, tmp_path, cmd):
+    code, _, err = run(capsys, *cmd, "--plot", str(tmp_path / "out.xyz"))
+    assert code == 2 and ".png or .svg or .pdf" in err and "Traceback" not in err
+    code, _, err = run(capsys, *cmd, "--plot", str(tmp_path), "--force")
+    assert code == 2 and "is a folder" in err
+    assert not (tmp_path.parent / f"{tmp_path.name}.png").exists()
+    code, _, err = run(capsys, *cmd, "--plot", str(tmp_path / "no" / "such" / "x.png"))
+    assert code == 2 and "does not exist" in err
+    assert err.count("\n") == 1
