@@ -1,14 +1,15 @@
-"""Recurrent language models: PyTorch-exact parameters, unrolled cells, GRU = 3/4 LSTM work."""
+"""Recurrent language models: PyTorch-exact parameters, cost that follows --seq and --batch,
+GRU = 3/4 of LSTM's GEMM work."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfmodel.graph.costs import cost_of
-from perfmodel.graph.kinds import RECURRENT_KINDS
+from perfmodel.graph.kinds import OpKind
+from perfmodel.workload.build import build_workload
+from perfmodel.zoo.registry import load_model
 from perfmodel.zoo.rnn import MODELS, REFERENCE, gru_lm, lstm_lm, rnn_lm
 
-WIDTHS = {"act": 2, "weight": 2, "kv": 2, "index": 4}
 GATES = {"rnn_lm": 1, "lstm_lm": 4, "gru_lm": 3}
 
 
@@ -20,9 +21,14 @@ def _params_by_hand(gates, vocab=10000, hidden=650, layers=2, embed=650):
     return vocab * embed + cells + (hidden + 1) * vocab
 
 
-def _macs(graph, kinds=None):
-    return sum(cost_of(op.resolve({"B": 1}), WIDTHS).macs for op in graph.ops
-               if kinds is None or op.kind in kinds)
+def _table(graph, seq=None, batch=None):
+    return build_workload(graph, batch=batch, seq=seq, dtype="fp16").table
+
+
+def _recurrent_macs(graph, seq=None, batch=None):
+    """MACs of the recurrent layers (scopes rnn.*), at the job's seq and batch."""
+    t = _table(graph, seq, batch)
+    return float(t.loc[t["layer"].str.startswith("rnn."), "macs"].sum())
 
 
 # REFERENCE cites torch.nn.Embedding + nn.RNN/LSTM/GRU + nn.Linear for Zaremba et al. 2014's
@@ -30,6 +36,14 @@ def _macs(graph, kinds=None):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_params_equal_torch_reference(name):
     assert MODELS[name]().params == REFERENCE[name]["params"] == _params_by_hand(GATES[name])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_params_equal_torch_modules_when_installed(name):
+    torch = pytest.importorskip("torch")
+    cell = {"rnn_lm": torch.nn.RNN, "lstm_lm": torch.nn.LSTM, "gru_lm": torch.nn.GRU}[name]
+    mods = (torch.nn.Embedding(10000, 650), cell(650, 650, 2), torch.nn.Linear(650, 10000))
+    assert MODELS[name]().params == sum(p.numel() for m in mods for p in m.parameters())
 
 
 def test_zaremba_medium_lstm_params_by_hand():
@@ -45,33 +59,72 @@ def test_options_change_the_parameter_count():
     assert g.params == _params_by_hand(3, vocab=100, hidden=8, layers=3, embed=4) == 2500
 
 
-def test_gru_cell_macs_are_three_quarters_of_lstm():
-    # DOMAIN.md section 2: LSTM has 4 gates, GRU 3, so GRU does 3/4 of the cell work.
-    lstm, gru = _macs(lstm_lm(), RECURRENT_KINDS), _macs(gru_lm(), RECURRENT_KINDS)
-    assert gru / lstm == 3 / 4
-
-
 def test_lstm_macs_by_hand():
-    # Per step: 2 layers * 4 gates * 650 * (650 + 650) = 6,760,000 cell MACs, plus the
-    # decoder 650 * 10000 = 6,500,000. Times 35 steps = 464,100,000.
-    assert _macs(lstm_lm()) == 35 * (2 * 4 * 650 * 1300 + 650 * 10000) == 464_100_000
+    # Per step: 2 layers * 4 gates * 650 * (650 + 650) = 6,760,000 recurrent-layer MACs,
+    # plus the decoder 650 * 10000 = 6,500,000. Times 35 steps = 464,100,000.
+    assert _recurrent_macs(lstm_lm()) == 35 * 6_760_000 == 236_600_000
+    assert _table(lstm_lm())["macs"].sum() == 35 * (6_760_000 + 6_500_000) == 464_100_000
 
 
-def test_cells_are_unrolled_over_time_and_tied():
-    g = rnn_lm(seq=7, layers=3)
-    cells = [op for op in g.ops if op.kind in RECURRENT_KINDS]
-    assert len(cells) == 3 * 7
-    assert sum(not op.tied for op in cells) == 3  # one owner of the weights per layer
-    first, second = g.op("rnn.0.t0"), g.op("rnn.0.t1")
-    assert len(first.inputs) == 1 and len(second.inputs) == 2  # t>0 also reads h_{t-1}
-    assert first.inputs[0].shape == ("B", 650)
-    # Layer 1 at step 3 reads layer 0's output at step 3 (wavefront across layers).
-    assert g.graph.has_edge("rnn.0.t3", "rnn.1.t3")
-    assert g.graph.has_edge("rnn.1.t2", "rnn.1.t3")
+def test_seq_70_doubles_the_recurrent_work_of_seq_35():
+    # The issue: lstm_lm at --seq 70 gave the seq-35 numbers. Hand-worked: 70 steps *
+    # 6,760,000 = 473,200,000 = 2 * 236,600,000; the decoder doubles too (70 * 6,500,000).
+    g = load_model("lstm_lm")
+    assert _recurrent_macs(g, seq=70) == 70 * 6_760_000 == 2 * _recurrent_macs(g, seq=35)
+    assert _table(g, seq=70)["macs"].sum() == 70 * (6_760_000 + 6_500_000)
+    # each step reads h_{t-1} (650) and W_hh (650 x 2600), fp16, in each of the 2 layers
+    t = _table(g, seq=70)
+    hh = t.loc[t["name"].str.endswith(".hh"), "input_bytes"].sum()
+    assert hh == 2 * 70 * (650 + 650 * 4 * 650) * 2
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_batch_and_seq_scale_every_recurrent_model(name):
+    g = MODELS[name]()
+    base = _recurrent_macs(g, seq=35, batch=1)
+    assert base == 35 * 2 * GATES[name] * 650 * 1300
+    assert _recurrent_macs(g, seq=70, batch=1) == 2 * base
+    assert _recurrent_macs(g, seq=35, batch=4) == 4 * base
+    assert _recurrent_macs(g, seq=70, batch=4) == 8 * base
+
+
+def test_default_seq_is_the_builders_seq():
+    assert build_workload(lstm_lm(seq=10)).job.seq == 10
+    assert _recurrent_macs(lstm_lm(seq=10)) == 10 * 6_760_000
+
+
+def test_gru_gemm_macs_are_three_quarters_of_lstm():
+    # DOMAIN.md section 2: LSTM has 4 gates, GRU 3, so GRU does 3/4 of the cell work.
+    assert _recurrent_macs(gru_lm()) / _recurrent_macs(lstm_lm()) == 3 / 4
+
+
+def test_layer_is_input_gemm_recurrent_gemm_and_gates():
+    g = rnn_lm(layers=3)
+    ih, hh, w = g.op("rnn.1.ih"), g.op("rnn.1.hh"), g.op("rnn.1.weight_hh")
+    assert ih.kind == OpKind.LINEAR and ih.inputs[0].shape == ("S", "B", 650)
+    # a batch of S GEMMs (B, H) x (H, G*H), W_hh broadcast over the steps (role weight)
+    assert hh.kind == OpKind.MATMUL and hh.outputs[0].shape == ("S", "B", 650)
+    assert hh.inputs[1].shape == ("S", 650, 650) and hh.inputs[1].role == "weight"
+    assert w.kind == OpKind.IDENTITY and [t.shape for t in w.weights] == [(650, 650), (650,)]
+    assert g.graph.has_edge("rnn.0.h", "rnn.1.ih")  # layers stack
+    assert g.graph.has_edge("rnn.1.weight_hh", "rnn.1.hh")
+    assert sum(op.name.endswith(".hh") for op in g.ops) == 3
+
+
+def test_lstm_gates_follow_torch():
+    g = lstm_lm()
+    assert g.op("rnn.0.ifo").kind == OpKind.SIGMOID
+    assert g.op("rnn.0.ifo").outputs[0].shape == ("S", "B", 3 * 650)
+    assert g.op("rnn.0.h").outputs[0].shape == ("S", "B", 650)
+    t = _table(g, seq=2)
+    # per hidden unit and step: gates add 4, sigmoid 3 * 4, tanh(g) 5, f*c 1, i*g 1,
+    # c add 1, tanh(c) 5, o*tanh 1 = 30 FLOPs (perfmodel.graph.costs.ELEMENTWISE_FLOPS)
+    vector = t[(t["layer"] == "rnn.0") & (t["macs"] == 0)]
+    assert vector["flops"].sum() == 2 * 650 * 30
 
 
 def test_decoder_maps_every_step_to_the_vocabulary():
     g = lstm_lm(seq=10)
-    assert g.op("decoder.linear").outputs[0].shape == ("B", 10, 10000)
+    assert g.op("decoder.linear").outputs[0].shape == ("S", "B", 10000)
     assert g.meta["default_seq"] == 10 and g.meta["is_llm"] is False
     assert g.meta["input"] == "10 tokens" and g.meta["default_batch"] == 1
