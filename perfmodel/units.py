@@ -110,7 +110,7 @@ def format_si(value: float, unit: str = "", digits: int = 3) -> str:
 # nccl-tests (src/common.cu, parsesize) reads -b/-e sizes with binary K/M/G suffixes.
 _BYTE_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _BYTE_COUNT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", re.IGNORECASE)
-MAX_BYTES = 1 << 62  # 4 EiB: far past any message, and safe in an int64 column
+MAX_BYTES = 1 << 60  # 1 EiB: far past any message or memory, and safe in an int64 column
 
 
 def parse_bytes(text: str) -> int:
@@ -125,7 +125,7 @@ def parse_bytes(text: str) -> int:
     Returns
     -------
     int
-        Bytes, from 1 up to ``MAX_BYTES`` (2**62); a fraction of a byte is dropped.
+        Bytes, from 1 up to ``MAX_BYTES`` (2**60); a fraction of a byte is dropped.
 
     Raises
     ------
@@ -144,7 +144,7 @@ def parse_bytes(text: str) -> int:
                          "write it like 8, 64K, 256M or 8G (binary, as nccl-tests)")
     scaled = float(m.group(1)) * _BYTE_SUFFIX[m.group(2).upper()]
     if not scaled <= MAX_BYTES:  # also inf, from a few hundred digits
-        raise ShapeError(f"byte count {text!r} is over 2**62 B (4 EiB)",
+        raise ShapeError(f"byte count {text!r} is over 2**60 B (1 EiB)",
                          "a message size is at most a few T, e.g. --bytes 8G")
     value = int(scaled)
     if value <= 0:

@@ -18,16 +18,16 @@ def test_parse_bytes_binary_like_nccl_tests(text, value):
 @pytest.mark.parametrize("text, needle", [
     ("12Q", "cannot read"), ("1e30", "cannot read"), ("-8", "cannot read"), ("", "cannot read"),
     ("0", "must be positive"), ("0.4", "must be positive"),
-    ("100000000000000000000000T", "over 2**62"), ("4194305T", "over 2**62"),
-    ("9" * 400, "over 2**62")])            # 400 digits: float() gives inf, int() would raise
+    ("100000000000000000000000T", "over 2**60"), ("1048577T", "over 2**60"),
+    ("9" * 400, "over 2**60")])            # 400 digits: float() gives inf, int() would raise
 def test_parse_bytes_refuses_with_a_hint(text, needle):
     with pytest.raises(ShapeError) as exc:
         parse_bytes(text)
     assert needle in exc.value.message and exc.value.hint
 
 
-def test_parse_bytes_largest_accepted_is_2_to_62():
-    assert parse_bytes("4194304T") == MAX_BYTES == 2**62      # 2^22 x 2^40
+def test_parse_bytes_largest_accepted_is_2_to_60():
+    assert parse_bytes("1048576T") == MAX_BYTES == 2**60      # 2^20 x 2^40
 
 
 def test_sweep_sizes_doubles_from_min_to_max():
@@ -44,7 +44,7 @@ def test_sweep_sizes_rounds_each_step_down():
 
 def test_sweep_sizes_stops_at_the_limit():
     assert sweep_sizes(1, 1 << 40, 2.0, limit=5).tolist() == [1, 2, 4, 8, 16]
-    assert len(sweep_sizes(1, MAX_BYTES)) == 63                 # 2^0 .. 2^62
+    assert len(sweep_sizes(1, MAX_BYTES)) == 61                 # 2^0 .. 2^60
 
 
 @pytest.mark.parametrize("lo, hi, factor, limit, needle", [

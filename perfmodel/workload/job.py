@@ -29,7 +29,8 @@ from perfmodel.errors import PerfModelError, ShapeError, UnknownNameError, did_y
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.training import OPTIMIZERS
 
-__all__ = ["Job", "PHASES", "PRECISIONS", "check_positive", "phase_dims", "record_from_dict"]
+__all__ = ["Job", "PHASES", "PRECISIONS", "LIMITS", "check_positive", "phase_dims",
+           "record_from_dict"]
 
 R = TypeVar("R")
 
@@ -50,13 +51,28 @@ def phase_dims(phase: str, batch: int, seq: int) -> dict[str, int]:
     return {"B": batch, "S": seq, "T": seq, "L": 1}
 
 
+# Plausibility guards: the largest size of each kind perfmodel takes. Past them a number is
+# a typo (an exponent too many), not a run: 2**24 sequences or samples is a thousand times
+# the largest published global batch (LLM pre-training runs use ~16 M tokens = ~4 K
+# sequences per step); 2**24 tokens is above every model's context today (Llama 4 Scout:
+# 10 M); 2**20 devices of one parallel degree is a thousand times today's largest clusters.
+LIMITS: dict[str, int] = {"batch": 2**24, "seq": 2**24, "micro_batch": 2**24,
+                          "parallel": 2**20}
+
+
 def check_positive(name: str, value: Any, error: type[Exception] = ShapeError,
-                   flag: str = "") -> None:
-    """One clear error for a size that is not a positive integer (bools are not sizes);
-    the hint names the command-line ``flag`` (default: the name with dashes)."""
+                   flag: str = "", limit: int | None = None) -> None:
+    """One clear error for a size that is not a positive integer (bools are not sizes) or
+    is past ``limit`` (default: ``LIMITS[name]``, if any); the hint names the command-line
+    ``flag`` (default: the name with dashes)."""
+    flag = flag or "--" + name.replace("_", "-")
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
         raise error(f"{name} must be a positive integer, got {value!r}",
-                    f"pass {flag or '--' + name.replace('_', '-')} 1 or more")
+                    f"pass {flag} 1 or more")
+    top = LIMITS.get(name) if limit is None else limit
+    if top is not None and value > top:
+        raise error(f"{name} {value:,} is past perfmodel's limit of {top:,} (a typo?)",
+                    f"pass {flag} up to {top:,}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -49,7 +49,7 @@ from typing import Any
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
 from perfmodel.graph.shape import ModelShape
 from perfmodel.units import dtype as lookup_dtype
-from perfmodel.workload.job import check_positive, record_from_dict
+from perfmodel.workload.job import LIMITS, check_positive, record_from_dict
 
 __all__ = ["ParallelPlan", "check_plan", "plan_for_devices", "SCHEDULES", "RECOMPUTE",
            "ZERO_STAGES", "SELECTIVE_LAYER_EVERY"]
@@ -89,7 +89,7 @@ class ParallelPlan:
 
     def __post_init__(self) -> None:
         for name, flag in _SIZES.items():
-            check_positive(name, getattr(self, name), PlanError, flag)
+            check_positive(name, getattr(self, name), PlanError, flag, LIMITS["parallel"])
         if self.micro_batch is not None:
             check_positive("micro_batch", self.micro_batch, PlanError, "--micro-batch")
         for name, value, choices in (("schedule", self.schedule, SCHEDULES),

@@ -122,7 +122,7 @@ def test_a_users_system_file(tmp_path, capsys):
     (["collective", "all_reduce", "--system", "dgx-a100", "--bytes", "12Q"], "byte count"),
     (["collective", "all_reduce", "--system", "dgx-a100", "--bytes", "0"], "byte count"),
     (["collective", "all_reduce", "--system", "dgx-a100", "--bytes", "1" + "0" * 24 + "T"],
-     "over 2**62"),                                  # once overflowed the int64 size column
+     "over 2**60"),                                  # once overflowed the int64 size column
     (["collective", "all_reduce", "--system", "dgx-a100", "--bytes", "1M", "--min-bytes",
       "8"], "not both"),
     (["collective", "all_reduce", "--system", "dgx-a100", "--gpus", "9"], "8 devices per node"),

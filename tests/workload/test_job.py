@@ -60,3 +60,12 @@ def test_phase_symbols():
     assert phase_dims("decode", 4, 1024) == {"B": 4, "S": 1, "T": 1024, "L": 1}
     assert phase_dims("prefill", 4, 1024) == {"B": 4, "S": 1024, "T": 1024, "L": 1}
     assert phase_dims("train", 4, 1024) == {"B": 4, "S": 1024, "T": 1024, "L": 1024}
+
+
+@pytest.mark.parametrize("field, value", [("batch", 10**12), ("seq", 2**24 + 1)])
+def test_sizes_past_the_plausibility_limit_are_refused(field, value):
+    # workload.job.LIMITS: 2**24 sequences or tokens; 10**12 is an exponent too many
+    with pytest.raises(ShapeError, match="past perfmodel's limit of 16,777,216") as exc:
+        Job(**{field: value})
+    assert f"--{field} up to 16,777,216" in exc.value.hint
+    assert Job(batch=2**24, seq=2**24).batch == 2**24    # the limit itself is accepted
