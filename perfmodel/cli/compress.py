@@ -10,6 +10,7 @@ from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import PlanError
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
+from perfmodel.workload.build import check_context
 from perfmodel.workload.job import PHASES, Job
 from perfmodel.zoo.registry import load_model
 
@@ -30,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "share:16, lowrank:0.25, distill:mobilenet_v2; repeat for more rows")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 1)")
     p.add_argument("--seq", type=int, default=None, help="sequence / context length (LLMs)")
+    p.add_argument("--allow-long-context", action="store_true",
+                   help="price a --seq past the model's trained context (refused otherwise)")
     p.add_argument("--dtype", default=None, help="baseline dtype (default: the device's "
                                                  "fp16, else bf16, else fp32)")
     p.add_argument("--phase", default="inference", choices=PHASES)
@@ -53,6 +56,7 @@ def compression_table(args: argparse.Namespace) -> tuple[pd.DataFrame, str, str,
         raise PlanError("no --strategy given", "e.g. --strategy int8 --strategy prune:2:4")
     device = load_device(args.hw)
     graph = load_model(args.model)
+    check_context(graph, args.seq, args.allow_long_context)
     strategies = [parse_strategy(s, resolve_model=load_model) for s in args.strategy]
     job = Job(phase=args.phase, batch=args.batch or int(graph.meta.get("default_batch", 1)),
               seq=args.seq, dtype=args.dtype or device.default_dtype)

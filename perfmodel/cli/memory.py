@@ -11,6 +11,7 @@ from perfmodel.errors import ShapeError
 from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
 from perfmodel.units import GB, format_si
+from perfmodel.workload.build import check_context
 from perfmodel.workload.job import PHASES, PRECISIONS, Job
 from perfmodel.workload.plan import RECOMPUTE, SCHEDULES, ParallelPlan
 from perfmodel.zoo.registry import load_model
@@ -23,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1, help="global batch (sequences or images)")
     p.add_argument("--micro-batch", type=int, default=None, help="training micro-batch")
     p.add_argument("--seq", type=int, default=None, help="sequence / context length")
+    p.add_argument("--allow-long-context", action="store_true",
+                   help="price a --seq past the model's trained context (refused otherwise)")
     p.add_argument("--dtype", default=None, help="weights and activations (default: device's)")
     p.add_argument("--weight-dtype", default=None, help="weights only (e.g. int4)")
     p.add_argument("--kv-dtype", default=None, help="KV cache (default: --dtype)")
@@ -57,6 +60,7 @@ def model_options(attention: str) -> dict[str, bool]:
 def build_report(args: argparse.Namespace) -> MemoryReport:
     device = load_device(args.hw)
     graph = load_model(args.model, **model_options(args.attention))
+    check_context(graph, args.seq, args.allow_long_context)
     for name in ("workspace_gb", "overhead_gb"):
         if getattr(args, name) < 0:
             raise ShapeError(f"--{name.replace('_', '-')} must be >= 0", "pass 0 or more")

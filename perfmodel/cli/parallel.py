@@ -16,6 +16,7 @@ from perfmodel.hardware.load import load_device
 from perfmodel.hardware.system import load_system
 from perfmodel.parallel.search import search_plans
 from perfmodel.parallel.step import BREAKDOWN, StepPrediction, predict_step
+from perfmodel.workload.build import check_context
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import RECOMPUTE, SCHEDULES, ParallelPlan, plan_for_devices
 from perfmodel.zoo.registry import load_model
@@ -34,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--global-batch", type=int, default=None,
                    help="sequences per step (default: dp x micro-batch)")
     p.add_argument("--seq", type=int, default=2048)
+    p.add_argument("--allow-long-context", action="store_true",
+                   help="price a --seq past the model's trained context (refused otherwise)")
     p.add_argument("--schedule", default="1f1b", choices=SCHEDULES)
     p.add_argument("--virtual", type=int, default=1, help="chunks per device (interleaved)")
     p.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 (3 = FSDP)")
@@ -142,6 +145,7 @@ def handle(args: argparse.Namespace) -> str:
             raise PlanError(f"--{name.replace('_', '-')} must be positive, got "
                             f"{getattr(args, name)}", "pass 1 or more")
     graph = load_model(args.model, **model_options(args.attention))
+    check_context(graph, args.seq, args.allow_long_context)
     if args.search:
         if args.sim or args.plot:
             raise PerfModelError("--search ranks analytically", "drop --sim / --plot, then "

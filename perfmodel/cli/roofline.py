@@ -8,7 +8,7 @@ from perfmodel.analytic.roofline import FUSION_MODES, Prediction, predict
 from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
-from perfmodel.workload.build import build_workload
+from perfmodel.workload.build import build_workload, check_context
 from perfmodel.workload.schema import PHASES
 from perfmodel.zoo.registry import load_model
 
@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hw", required=True, help="device name (perfmodel hw) or spec YAML")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 1)")
     p.add_argument("--seq", type=int, default=None, help="sequence / context length (LLMs)")
+    p.add_argument("--allow-long-context", action="store_true",
+                   help="price a --seq past the model's trained context (refused otherwise)")
     p.add_argument("--dtype", default=None, help="compute dtype (default: the device's "
                                                  "fp16, else bf16, else fp32)")
     p.add_argument("--weight-dtype", default=None, help="weight dtype (default: --dtype)")
@@ -39,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_prediction(args: argparse.Namespace) -> Prediction:
     device = load_device(args.hw)
     graph = load_model(args.model)
+    check_context(graph, args.seq, args.allow_long_context)
     dtype = args.dtype or device.default_dtype
     wl = build_workload(graph, batch=args.batch, seq=args.seq, dtype=dtype, phase=args.phase,
                         weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype)

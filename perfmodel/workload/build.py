@@ -30,7 +30,8 @@ from perfmodel.workload.job import Job, phase_dims
 from perfmodel.workload.schema import COLUMNS, Workload
 from perfmodel.workload.training import OPTIMIZERS
 
-__all__ = ["build_workload", "phase_dims", "unit_of", "fusible_flags", "FUSIBLE_KINDS"]
+__all__ = ["build_workload", "phase_dims", "unit_of", "fusible_flags", "FUSIBLE_KINDS",
+           "check_context", "model_context"]
 
 # Epilogue kinds an inference engine folds into the kernel that produced their input
 # (TensorRT developer guide, "Layer Fusion": convolution/GEMM + bias + activation, scale
@@ -59,9 +60,29 @@ def _check_request(graph: ModelGraph, job: Job) -> None:
         raise PlanError(f"phase {job.phase!r} applies to autoregressive language models, "
                         f"and {graph.name!r} is not one",
                         "use --phase inference or --phase train")
-    max_seq = graph.meta.get("max_seq")
-    if max_seq and job.seq and job.seq > max_seq:
-        log.warning("seq %d exceeds %s's trained context %d", job.seq, graph.name, max_seq)
+    context = model_context(graph)
+    if context and job.seq and job.seq > context:
+        log.warning("seq %d exceeds %s's trained context %d", job.seq, graph.name, context)
+
+
+def model_context(graph: ModelGraph) -> int | None:
+    """The longest sequence the model was trained for: its shape's max_position_embeddings,
+    else the graph's ``max_seq`` metadata; None where it has none (CNNs)."""
+    if graph.shape is not None:
+        return int(graph.shape.max_position_embeddings)
+    ctx = graph.meta.get("max_seq")
+    return int(ctx) if ctx else None
+
+
+def check_context(graph: ModelGraph, seq: int | None, allow_long_context: bool = False
+                  ) -> None:
+    """Refuse a ``seq`` past the model's trained context (a RoPE model does not run there
+    as trained) unless ``allow_long_context``: one PlanError naming the limit and the flag."""
+    context = model_context(graph)
+    if seq and context and seq > context and not allow_long_context:
+        raise PlanError(f"seq {seq:,} is past {graph.name}'s trained context of {context:,} "
+                        "tokens", f"pass --seq up to {context:,}, or --allow-long-context "
+                        "to price it anyway")
 
 
 def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None = None,
