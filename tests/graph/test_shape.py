@@ -11,7 +11,13 @@ import pytest
 from perfmodel.errors import SpecError
 from perfmodel.graph.builder import GraphBuilder
 from perfmodel.graph.model_graph import ATTENTION_KERNELS, StageParams
-from perfmodel.graph.shape import CONTEXT_CAP, ModelShape, shape_problems
+from perfmodel.graph.shape import (
+    CONTEXT_CAP,
+    ModelShape,
+    active_params,
+    attended_pairs,
+    shape_problems,
+)
 from perfmodel.zoo.transformer import MODELS, build_transformer
 
 # A small decoder (the workloads/README.md example): 4 heads of 16, 2 KV heads, SwiGLU.
@@ -222,3 +228,57 @@ def test_graph_carries_its_shape_and_meta_without_dimension_copies():
     b = GraphBuilder("cnn", family="cnn")
     b.linear(b.input("x", (4,)), 2)
     assert b.build().shape is None
+
+
+# --- per-layer structure, windows, active parameters --------------------------------------
+
+@pytest.mark.parametrize(("q", "t", "kw", "pairs"), [
+    (4096, 4096, {}, 4096 * 4097 / 2),                     # causal prefill: T(T+1)/2
+    (1, 4096, {}, 4096),                                   # decode: T
+    (1, 4096, {"window": 128}, 128),                       # decode, sliding: the window
+    (8, 8, {"window": 3}, 1 + 2 + 3 * 6),                  # 1, 2, then 3 keys each
+    (8, 8, {"chunk": 4}, 2 * (1 + 2 + 3 + 4)),             # two chunks of 4
+    (2, 10, {"chunk": 4}, 2 + 1),                          # positions 8, 9: 1st, 2nd of chunk
+])
+def test_attended_pairs(q, t, kw, pairs):
+    assert attended_pairs(q, t, causal=True, **kw) == pairs
+
+
+def test_kv_cache_groups_per_kind_of_layer():
+    # 4 layers alternating sliding (window 8) and full: 2 groups of 2 layers, each token
+    # 2 x 2 KV heads x 16 = 64 elements per layer.
+    s = ModelShape.from_dict(_data(num_hidden_layers=4, sliding_window=8, layer_types=[
+        "sliding_attention", "full_attention"] * 2))
+    assert [tuple(g) for g in s.kv_cache_groups()] == [(2, 64, 8, 2), (2, 64, None, 2)]
+    assert s.kv_elements_per_token() == 4 * 64
+    # MLA: the latent (32 + 8), not split by heads.
+    m = ModelShape.from_dict(_data(kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
+                                   v_head_dim=16))
+    assert [tuple(g) for g in m.kv_cache_groups()] == [(2, 40, None, None)]
+
+
+def test_new_fields_are_checked_and_round_trip():
+    assert any("2 entries for 3 layers" in p for p in shape_problems(
+        _data(num_hidden_layers=3, layer_types=["full_attention"] * 2)))
+    assert any("sliding_attention layers need sliding_window" in p for p in shape_problems(
+        _data(layer_types=["sliding_attention"] * 2)))
+    assert any("'dense_x' is not one of dense, sparse" in p for p in shape_problems(
+        _data(num_local_experts=4, num_experts_per_tok=2, mlp_layer_types=["dense_x"] * 2)))
+    assert any("v_head_dim: missing (required with kv_lora_rank)" in p for p in
+               shape_problems(_data(kv_lora_rank=8, qk_nope_head_dim=4, qk_rope_head_dim=4)))
+    s = ModelShape.from_dict(_data(num_local_experts=4, num_experts_per_tok=2,
+                                   mlp_layer_types=["dense", "sparse"]))
+    assert s.mlp_layer_types == ("dense", "sparse") and hash(s)
+    assert s.to_dict()["mlp_layer_types"] == ["dense", "sparse"]
+    assert ModelShape.from_dict(s.to_dict()) == s
+    # The later fields at their default stay out of to_dict.
+    assert "qk_norm" not in ModelShape.from_dict(TINY).to_dict()
+
+
+def test_active_params_count_top_k_of_the_experts():
+    # 2 layers, 4 experts of 3 x 64 x 128 (top-2), one dense first layer: the MoE layer runs
+    # 2 of its 4 experts, so 2 x 3 x 64 x 128 = 49,152 fewer active than total.
+    s = ModelShape.from_dict(_data(intermediate_size=128, num_local_experts=4,
+                                   num_experts_per_tok=2, mlp_layer_types=["dense", "sparse"]))
+    g = build_transformer(s)
+    assert g.params - active_params(g) == 2 * 3 * 64 * 128 == 49_152
