@@ -1,4 +1,5 @@
-"""Transformers from declarative configs: GPT-2/3, BERT, Llama 2/3, Mistral, Mixtral.
+"""Transformers from declarative configs: GPT-2/3, BERT, T5, Llama 1-4, Mistral, Mixtral,
+Qwen2/3 (and MoE), Gemma 1-3, Phi-3, DeepSeek-V2/V3, gpt-oss, MPT, Falcon, Nemotron.
 
 A config (``workloads/<name>.yaml``, format in ``workloads/README.md``) names the
 hyper-parameters with Hugging Face ``config.json`` keys; :func:`build_transformer` turns it
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -83,16 +85,21 @@ def build_transformer(shape: ModelShape, name: str = "transformer", *,
     ``ModelGraph.shape``. ``fused_attention`` uses one FlashAttention-style ``attention`` op
     per layer instead of ``attn_score`` -> ``softmax`` -> ``attn_context``. ``kv_cache``
     (decoders only) writes new keys/values into the cache and attends over all ``T`` cached
-    positions.
+    positions (multi-head latent attention then runs in its absorbed form over the cached
+    latent, DeepSeek-V2 sec. 2.1.2). DeepSeek-V3's multi-token-prediction module
+    (``num_nextn_predict_layers``) is not built: it is not used for plain decoding.
     """
     c = shape
+    if c.architecture == "encoder-decoder":
+        return _build_seq2seq(c, name, meta or {}, fused_attention)
     decoder = c.is_decoder
     b = GraphBuilder(name, shape=c, **_meta(c, meta or {}))
     with b.scope("embeddings"):
         x = _embeddings(b, c)
+    ctx = _Ctx(causal=decoder, cache=decoder and kv_cache, fused=fused_attention)
     for i in range(c.num_hidden_layers):
         with b.scope(f"layers.{i}"):
-            x = _layer(b, c, x, causal=decoder, cache=decoder and kv_cache, fused=fused_attention)
+            x = _layer(b, c, i, x, ctx)
     if c.norm_position == "pre":  # pre-norm stacks end with a final norm (ln_f, model.norm)
         x = _norm(b, c, x, "norm")
     if decoder:
@@ -103,6 +110,15 @@ def build_transformer(shape: ModelShape, name: str = "transformer", *,
             first = b.reshape(b.slice(x, 1, 1, name="first_token"), ("B", c.hidden_size))
             b.act(b.linear(first, c.hidden_size, name="dense"), OpKind.TANH, name="activation")
     return b.build()
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """How attention runs in this graph: causal, through a KV cache, fused."""
+
+    causal: bool
+    cache: bool
+    fused: bool
 
 
 def _meta(c: ModelShape, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,14 +133,15 @@ def _meta(c: ModelShape, given: Mapping[str, Any]) -> dict[str, Any]:
 def _norm(b: GraphBuilder, c: ModelShape, x: Tensor, name: str) -> Tensor:
     if c.norm == "rmsnorm":
         return b.rmsnorm(x, name=name)
-    return b.layernorm(x, name=name)
+    return b.layernorm(x, bias=c.norm_bias, name=name)
 
 
 def _embeddings(b: GraphBuilder, c: ModelShape) -> Tensor:
     """Token (+ token-type) (+ learned position) embeddings, summed in one add.
 
     Positions are ``(S,)`` without a batch dim, as HF broadcasts ``position_ids``. Post-norm
-    models (BERT) normalize the embeddings; pre-norm ones (GPT-2, Llama) do not.
+    models (BERT) normalize the embeddings; pre-norm ones (GPT-2, Llama) do not. Gemma
+    scales the embeddings by sqrt(hidden) (``scale_embeddings``).
     """
     ids = b.input("input_ids", ("S",), role="index")
     parts = [b.embedding(ids, c.vocab_size, c.hidden_size, name="word_embeddings")]
@@ -137,27 +154,38 @@ def _embeddings(b: GraphBuilder, c: ModelShape) -> Tensor:
         parts.append(b.embedding(pos, c.max_position_embeddings, c.hidden_size,
                                  name="position_embeddings"))
     x = parts[0] if len(parts) == 1 else b.add_op(OpKind.ADD, parts, parts[0].shape, name="add")
+    if c.scale_embeddings:
+        x = b.mul(x, name="scale")
     return _norm(b, c, x, "layernorm") if c.norm_position == "post" else x
 
 
-def _layer(b: GraphBuilder, c: ModelShape, x: Tensor, *, causal: bool, cache: bool,
-           fused: bool) -> Tensor:
-    """One block: pre-norm (GPT-2, Llama) or post-norm (BERT) residual attention + MLP."""
-    ffn = _moe if c.is_moe else _mlp
-    if c.norm_position == "pre":
-        h = _attention(b, c, _norm(b, c, x, "input_layernorm"), causal, cache, fused)
-        x = b.add(x, h, name="attn_residual")
-        h = ffn(b, c, _norm(b, c, x, "post_attention_layernorm"))
-        return b.add(x, h, name="mlp_residual")
-    h = _attention(b, c, x, causal, cache, fused)
-    x = _norm(b, c, b.add(x, h, name="attn_residual"), "post_attention_layernorm")
-    h = ffn(b, c, x)
-    return _norm(b, c, b.add(x, h, name="mlp_residual"), "post_mlp_layernorm")
+def _layer(b: GraphBuilder, c: ModelShape, i: int, x: Tensor, ctx: _Ctx) -> Tensor:
+    """One block: pre-norm (GPT-2, Llama), with norms on the sublayer outputs too (Gemma 2/3),
+    parallel attention and MLP (Falcon, GPT-J style), or post-norm (BERT)."""
+    ffn = _moe if c.is_moe_layer(i) else _mlp
+    attn = _mla if c.is_mla else _attention
+    if c.norm_position == "post":
+        h = attn(b, c, i, x, ctx)
+        x = _norm(b, c, b.add(x, h, name="attn_residual"), "post_attention_layernorm")
+        h = ffn(b, c, x)
+        return _norm(b, c, b.add(x, h, name="mlp_residual"), "post_mlp_layernorm")
+    if c.parallel_attention:  # x + attn(ln(x)) + mlp(ln(x)); new Falcon: a norm for each
+        h = _norm(b, c, x, "input_layernorm")
+        m = _norm(b, c, x, "mlp_layernorm") if c.num_ln_in_parallel_attn == 2 else h
+        return b.add(x, attn(b, c, i, h, ctx), ffn(b, c, m), name="residual")
+    h = attn(b, c, i, _norm(b, c, x, "input_layernorm"), ctx)
+    if c.post_norms:
+        h = _norm(b, c, h, "post_attention_layernorm")
+    x = b.add(x, h, name="attn_residual")
+    h = ffn(b, c, _norm(b, c, x, "pre_feedforward_layernorm" if c.post_norms
+                        else "post_attention_layernorm"))
+    if c.post_norms:
+        h = _norm(b, c, h, "post_feedforward_layernorm")
+    return b.add(x, h, name="mlp_residual")
 
 
-def _attention(b: GraphBuilder, c: ModelShape, x: Tensor, causal: bool, cache: bool,
-               fused: bool) -> Tensor:
-    """q/k/v projections, heads view, rope, KV cache, attention, o_proj."""
+def _attention(b: GraphBuilder, c: ModelShape, i: int, x: Tensor, ctx: _Ctx) -> Tensor:
+    """q/k/v projections, heads view, q/k norms, rope, KV cache, attention, o_proj."""
     h, hkv, hd, bias = c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.attention_bias
     q = b.linear(x, h * hd, bias=bias, name="self_attn.q_proj")
     k = b.linear(x, hkv * hd, bias=bias, name="self_attn.k_proj")
@@ -166,19 +194,88 @@ def _attention(b: GraphBuilder, c: ModelShape, x: Tensor, causal: bool, cache: b
     q = b.reshape(q, ("B", h, "S", hd), name="self_attn.q_heads")
     k = b.reshape(k, ("B", hkv, "S", hd), name="self_attn.k_heads")
     v = b.reshape(v, ("B", hkv, "S", hd), name="self_attn.v_heads")
-    if c.position_embedding == "rope":
+    if c.qk_norm:  # Qwen3, Gemma 3: RMSNorm over each head's head_dim (q_norm, k_norm)
+        q, k = b.rmsnorm(q, name="self_attn.q_norm"), b.rmsnorm(k, name="self_attn.k_norm")
+    if c.uses_rope(i):
         q = b.rope(q, name="self_attn.q_rope")
         k = b.rope(k, name="self_attn.k_rope")
-    if cache:
+    if ctx.cache:
         k, v = _cache(b, k, "k"), _cache(b, v, "v")
-    if fused:
-        o = b.attention(q, k, v, causal=causal, name="self_attn.attention")
-    else:
-        p = b.softmax(b.attn_score(q, k, causal=causal, name="self_attn.scores"),
-                      name="self_attn.softmax")
-        o = b.attn_context(p, v, causal=causal, name="self_attn.context")
+    o = _attend(b, c, i, q, k, v, ctx, (h, hd))
     o = b.reshape(o, ("B", "S", h * hd), name="self_attn.merge_heads")
-    return b.linear(o, c.hidden_size, bias=bias, name="self_attn.o_proj")
+    out_bias = bias if c.attention_out_bias is None else c.attention_out_bias
+    return b.linear(o, c.hidden_size, bias=out_bias, name="self_attn.o_proj")
+
+
+def _attend(b: GraphBuilder, c: ModelShape, i: int, q: Tensor, k: Tensor, v: Tensor,
+            ctx: _Ctx, out: tuple[int, int]) -> Tensor:
+    """Attention over the layer's span: ``window`` (sliding) or ``chunk`` (chunked) attrs
+    (perfmodel.graph.shape.attended_pairs counts the pairs). gpt-oss's attention sinks, one
+    learned logit per head (``sinks``), are the fused op's weights."""
+    kind = c.attention_type(i)
+    span: dict[str, Any] = {"window": c.sliding_window} if kind == "sliding_attention" else (
+        {"chunk": c.attention_chunk_size} if kind == "chunked_attention" else {})
+    shape = ("B", out[0], "S", out[1])
+    sinks = [(c.num_attention_heads,)] if c.attention_sinks else []
+    if ctx.fused:
+        return b.add_op(OpKind.ATTENTION, [q, k, v], shape, weights=sinks,
+                        name="self_attn.attention", causal=ctx.causal, **span)
+    p = b.add_op(OpKind.ATTN_SCORE, [q, k], ("B", out[0], "S", k.shape[2]), weights=sinks,
+                 name="self_attn.scores", causal=ctx.causal, **span)
+    p = b.softmax(p, name="self_attn.softmax")
+    return b.add_op(OpKind.ATTN_CONTEXT, [p, v], shape, name="self_attn.context",
+                    causal=ctx.causal, **span)
+
+
+def _mla(b: GraphBuilder, c: ModelShape, i: int, x: Tensor, ctx: _Ctx) -> Tensor:
+    """Multi-head latent attention (DeepseekV3Attention): q through a low-rank q_a -> norm ->
+    q_b (or one q_proj), keys and values from a compressed latent (kv_a_proj_with_mqa ->
+    kv_a_layernorm) and a shared RoPE key.
+
+    With a KV cache the latent (kv_lora_rank + qk_rope_head_dim per token) is what is
+    cached, and attention runs absorbed (DeepSeek-V2 sec. 2.1.2): kv_b_proj's key half turns
+    each head's q_nope into latent space, every head attends over the one cached latent, and
+    its value half maps the result back to v_head_dim. Without a cache kv_b_proj decompresses
+    per-head keys and values, as the reference does. Same weights either way.
+    """
+    h, r = c.num_attention_heads, c.kv_lora_rank or 0
+    nope, rope, vd = c.qk_nope_head_dim or 0, c.qk_rope_head_dim or 0, c.v_head_dim or 0
+    pre, bias = "self_attn.", c.attention_bias
+    if c.q_lora_rank:
+        q = b.linear(x, c.q_lora_rank, bias=bias, name=pre + "q_a_proj")
+        q = b.linear(b.rmsnorm(q, name=pre + "q_a_layernorm"), h * (nope + rope), bias=False,
+                     name=pre + "q_b_proj")
+    else:
+        q = b.linear(x, h * (nope + rope), bias=False, name=pre + "q_proj")
+    q = b.reshape(q, ("B", h, "S", nope + rope), name=pre + "q_heads")
+    q_nope, q_pe = b.slice(q, 3, nope, name=pre + "q_nope"), b.slice(q, 3, rope, name=pre + "q_pe")
+    q_pe = b.rope(q_pe, name=pre + "q_rope")
+    kv = b.linear(x, r + rope, bias=bias, name=pre + "kv_a_proj_with_mqa")
+    latent = b.rmsnorm(b.slice(kv, 2, r, name=pre + "compressed_kv"), name=pre + "kv_a_layernorm")
+    k_pe = b.rope(b.reshape(b.slice(kv, 2, rope, name=pre + "k_pe"), ("B", 1, "S", rope)),
+                  name=pre + "k_rope")
+    if ctx.cache:
+        cached = b.concat([b.reshape(latent, ("B", 1, "S", r)), k_pe], dim=3,
+                          name=pre + "latent")
+        keys = _cache(b, cached, "latent")
+        values = b.slice(keys, 3, r, name=pre + "latent_values")
+        q_lat = b.add_op(OpKind.MATMUL, [q_nope], ("B", h, "S", r), weights=[(h, nope, r)],
+                         name=pre + "kv_b_proj.k_absorb")  # kv_b_proj's key half
+        q = b.concat([q_lat, q_pe], dim=3, name=pre + "q_absorbed")
+        o = _attend(b, c, i, q, keys, values, ctx, (h, r))
+        o = b.add_op(OpKind.MATMUL, [o], ("B", h, "S", vd), weights=[(h, r, vd)],
+                     name=pre + "kv_b_proj.v_absorb")  # kv_b_proj's value half
+    else:
+        kv = b.reshape(b.linear(latent, h * (nope + vd), bias=False, name=pre + "kv_b_proj"),
+                       ("B", h, "S", nope + vd), name=pre + "kv_heads")
+        k = b.concat([b.slice(kv, 3, nope, name=pre + "k_nope"),
+                      b.reshape(k_pe, ("B", h, "S", rope), name=pre + "k_pe_heads")], dim=3,
+                     name=pre + "k")
+        v = b.slice(kv, 3, vd, name=pre + "v")
+        o = _attend(b, c, i, b.concat([q_nope, q_pe], dim=3, name=pre + "q"), k, v, ctx,
+                    (h, vd))
+    o = b.reshape(o, ("B", "S", h * vd), name=pre + "merge_heads")
+    return b.linear(o, c.hidden_size, bias=bias, name=pre + "o_proj")
 
 
 def _cache(b: GraphBuilder, x: Tensor, which: str) -> Tensor:
@@ -194,50 +291,125 @@ def _cache(b: GraphBuilder, x: Tensor, which: str) -> Tensor:
                     name=f"self_attn.{which}_cache")
 
 
-def _mlp(b: GraphBuilder, c: ModelShape, x: Tensor) -> Tensor:
-    """Gated (LlamaMLP: down(act(gate(x)) * up(x))) or plain (GPT-2/BERT: fc2(act(fc1(x))))."""
-    ff, bias = c.intermediate_size, c.mlp_bias
+def _act(b: GraphBuilder, c: ModelShape, x: Tensor, name: str) -> Tensor:
+    """The MLP activation; relu2 (Nemotron) is relu(x) squared."""
+    if c.activation == "relu2":
+        y = b.act(x, OpKind.RELU, name=name)
+        return b.mul(y, y, name=name + "_square")
+    return b.act(x, c.activation, name=name)
+
+
+def _mlp(b: GraphBuilder, c: ModelShape, x: Tensor, pre: str = "mlp.",
+         width: int | None = None) -> Tensor:
+    """Gated (LlamaMLP: down(act(gate(x)) * up(x))) or plain (GPT-2/BERT: fc2(act(fc1(x))),
+    Nemotron: down(relu(up(x))^2))."""
+    ff, bias = width or c.intermediate_size, c.mlp_bias
     if c.mlp == "gated":
-        gate = b.linear(x, ff, bias=bias, name="mlp.gate_proj")
-        up = b.linear(x, ff, bias=bias, name="mlp.up_proj")
-        h = b.mul(b.act(gate, c.activation, name="mlp.act_fn"), up, name="mlp.mul")
-        return b.linear(h, c.hidden_size, bias=bias, name="mlp.down_proj")
-    h = b.act(b.linear(x, ff, bias=bias, name="mlp.fc1"), c.activation, name="mlp.act_fn")
-    return b.linear(h, c.hidden_size, bias=bias, name="mlp.fc2")
+        gate = b.linear(x, ff, bias=bias, name=pre + "gate_proj")
+        up = b.linear(x, ff, bias=bias, name=pre + "up_proj")
+        h = b.mul(_act(b, c, gate, pre + "act_fn"), up, name=pre + "mul")
+        return b.linear(h, c.hidden_size, bias=bias, name=pre + "down_proj")
+    h = _act(b, c, b.linear(x, ff, bias=bias, name=pre + "fc1"), pre + "act_fn")
+    return b.linear(h, c.hidden_size, bias=bias, name=pre + "fc2")
 
 
 def _moe(b: GraphBuilder, c: ModelShape, x: Tensor) -> Tensor:
     """MixtralSparseMoeBlock: router, top-k dispatch, expert SwiGLU (w1, w3, w2), combine.
 
     Each token's k routed copies form a (B, S, k, d) tensor, so expert linears do
-    tokens * k * in * out MACs, k/E of running every expert on every token. Shared experts
-    (``num_shared_experts``), where the shape has them, run on every token beside.
+    tokens * k * in * out MACs, k/E of running every expert on every token. Experts are
+    ``moe_intermediate_size`` wide; the router has a bias where ``router_bias`` (gpt-oss;
+    DeepSeek-V3's score-correction bias). Shared experts run on every token beside, one
+    gated MLP of ``shared_expert_size`` (DeepSeek-V2 modeling_deepseek.py, DeepseekV2MoE:
+    shared_experts = DeepseekV2MLP(moe_intermediate_size * n_shared_experts); Qwen2-MoE's
+    shared_expert, scaled by a sigmoid gate, ``shared_expert_gate``).
     """
-    e, k, d, ff = c.num_local_experts, c.num_experts_per_tok, c.hidden_size, c.intermediate_size
+    e, k, d, ff = c.num_local_experts, c.num_experts_per_tok, c.hidden_size, c.expert_size
     bias = c.mlp_bias
     pre = "block_sparse_moe."
-    probs = b.softmax(b.linear(x, e, bias=False, name=pre + "gate"), name=pre + "routing_softmax")
+    probs = b.softmax(b.linear(x, e, bias=c.router_bias, name=pre + "gate"),
+                      name=pre + "routing_softmax")
     weights = b.slice(probs, 2, k, name=pre + "top_k")  # (B, S, k) routing weights
     routed = b.add_op(OpKind.COPY, [x], ("B", "S", k, d), name=pre + "dispatch")
     w1 = b.linear(routed, ff, bias=bias, experts=e, top_k=k, name=pre + "experts.w1")
     w3 = b.linear(routed, ff, bias=bias, experts=e, top_k=k, name=pre + "experts.w3")
-    h = b.mul(b.act(w1, c.activation, name=pre + "experts.act_fn"), w3, name=pre + "experts.mul")
+    h = b.mul(_act(b, c, w1, pre + "experts.act_fn"), w3, name=pre + "experts.mul")
     y = b.linear(h, d, bias=bias, experts=e, top_k=k, name=pre + "experts.w2")
     y = b.mul(y, weights, name=pre + "routing_weights")
     y = b.add_op(OpKind.ADD, [y], ("B", "S", d), name=pre + "combine")
-    if not c.num_shared_experts:
+    if not c.shared_expert_size:
         return y
-    # Shared experts run on every token: one SwiGLU MLP of num_shared_experts x the expert
-    # width (DeepSeek-V2 modeling_deepseek.py, DeepseekV2MoE: shared_experts =
-    # DeepseekV2MLP(intermediate_size = moe_intermediate_size * n_shared_experts)),
-    # added to the routed output.
-    ffs = ff * c.num_shared_experts
-    gate = b.linear(x, ffs, bias=bias, name=pre + "shared_experts.gate_proj")
-    up = b.linear(x, ffs, bias=bias, name=pre + "shared_experts.up_proj")
-    h = b.mul(b.act(gate, c.activation, name=pre + "shared_experts.act_fn"), up,
-              name=pre + "shared_experts.mul")
-    shared = b.linear(h, d, bias=bias, name=pre + "shared_experts.down_proj")
+    shared = _mlp(b, c, x, pre + "shared_experts.", c.shared_expert_size)
+    if c.shared_expert_gate:  # Qwen2MoeSparseMoeBlock: sigmoid(shared_expert_gate(x)) * out
+        gate = b.act(b.linear(x, 1, bias=False, name=pre + "shared_expert_gate"),
+                     OpKind.SIGMOID, name=pre + "shared_expert_sigmoid")
+        shared = b.mul(shared, gate, name=pre + "shared_expert_scale")
     return b.add(y, shared, name=pre + "shared_add")
+
+
+def _build_seq2seq(c: ModelShape, name: str, meta: Mapping[str, Any],
+                   fused: bool) -> ModelGraph:
+    """T5 (T5ForConditionalGeneration): an encoder stack over the input and a decoder stack
+    with cross-attention over the encoder's output, one shared embedding, RMSNorm without
+    bias, relative position biases (an embedding of buckets x heads in each stack's first
+    block). Both stacks run on S tokens: a training step or one full forward (no KV cache;
+    the graph is not an LLM, so prefill / decode are refused)."""
+    b = GraphBuilder(name, shape=c, **{**_meta(c, meta), "is_llm": False})
+    with b.scope("embeddings"):
+        ids = b.input("input_ids", ("S",), role="index")
+        x = b.embedding(ids, c.vocab_size, c.hidden_size, name="shared")
+        dec_ids = b.input("decoder_input_ids", ("S",), role="index")
+        y = b.add_op(OpKind.EMBEDDING, [dec_ids], ("B", "S", c.hidden_size), tied=True,
+                     weights=[(c.vocab_size, c.hidden_size)], name="decoder_embed_tokens")
+    enc, dec = c.num_hidden_layers, c.num_decoder_layers or c.num_hidden_layers
+    full = _Ctx(causal=False, cache=False, fused=fused)
+    for i in range(enc):
+        with b.scope(f"layers.{i}"):
+            x = _t5_block(b, c, i, x, None, full)
+    x = _norm(b, c, x, "encoder_final_layer_norm")
+    causal = _Ctx(causal=True, cache=False, fused=fused)
+    for j in range(dec):
+        with b.scope(f"layers.{enc + j}"):
+            y = _t5_block(b, c, j, y, x, causal)
+    y = _norm(b, c, y, "decoder_final_layer_norm")
+    y = b.slice(y, 1, "L", name="lm_head_tokens")
+    b.linear(y, c.vocab_size, bias=False, name="lm_head", tied=c.tie_word_embeddings)
+    return b.build()
+
+
+def _t5_block(b: GraphBuilder, c: ModelShape, i: int, x: Tensor, memory: Tensor | None,
+              ctx: _Ctx) -> Tensor:
+    """T5Block: self-attention (+ cross-attention in the decoder) + MLP, each pre-norm."""
+    if i == 0 and c.relative_attention_num_buckets:  # relative_attention_bias
+        buckets = b.input(f"relative_buckets_{'dec' if memory is not None else 'enc'}", ("S", "S"),
+                          batch=False, role="index")
+        b.embedding(buckets, c.relative_attention_num_buckets, c.num_attention_heads,
+                    name="relative_attention_bias")
+    x = b.add(x, _attention(b, c, i, _norm(b, c, x, "self_attn_layer_norm"), ctx),
+              name="attn_residual")
+    if memory is not None:
+        h = _cross_attention(b, c, _norm(b, c, x, "cross_attn_layer_norm"), memory, ctx.fused)
+        x = b.add(x, h, name="cross_attn_residual")
+    return b.add(x, _mlp(b, c, _norm(b, c, x, "final_layer_norm")), name="mlp_residual")
+
+
+def _cross_attention(b: GraphBuilder, c: ModelShape, x: Tensor, memory: Tensor,
+                     fused: bool) -> Tensor:
+    """Queries from the decoder, keys and values from the encoder output (T5 EncDecAttention)."""
+    h, hd, pre = c.num_attention_heads, c.head_dim, "cross_attn."
+    q = b.reshape(b.linear(x, h * hd, bias=False, name=pre + "q"), ("B", h, "S", hd),
+                  name=pre + "q_heads")
+    k = b.reshape(b.linear(memory, h * hd, bias=False, name=pre + "k"), ("B", h, "S", hd),
+                  name=pre + "k_heads")
+    v = b.reshape(b.linear(memory, h * hd, bias=False, name=pre + "v"), ("B", h, "S", hd),
+                  name=pre + "v_heads")
+    if fused:
+        o = b.attention(q, k, v, name=pre + "attention")
+    else:
+        o = b.attn_context(b.softmax(b.attn_score(q, k, name=pre + "scores"),
+                                     name=pre + "softmax"), v, name=pre + "context")
+    o = b.reshape(o, ("B", "S", h * hd), name=pre + "merge_heads")
+    return b.linear(o, c.hidden_size, bias=False, name=pre + "o")
 
 
 # --- registry ---------------------------------------------------------------------------
@@ -245,7 +417,9 @@ def _moe(b: GraphBuilder, c: ModelShape, x: Tensor) -> Tensor:
 CONFIG_NAMES: tuple[str, ...] = (
     "bert-base", "bert-large", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-175b",
     "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "mistral-7b",
-    "mixtral-8x7b",
+    "mixtral-8x7b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-4-scout",
+    "qwen2-7b", "qwen3-8b", "qwen3-30b-a3b", "deepseek-v3", "gpt-oss-20b", "gpt-oss-120b",
+    "mixtral-8x22b", "gemma-2-9b", "phi-3-mini", "mpt-7b", "falcon-7b",
 )
 
 
