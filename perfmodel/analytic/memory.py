@@ -38,7 +38,11 @@ Sources of the formulas:
   clusters using Megatron-LM", SC 2021, sec. 2.2.1); GPipe keeps all m (Huang et al. 2019);
   interleaved 1F1B 1 + (p - 1)/(p v) times the 1F1B figure (Korthikanti et al. 2023,
   sec. 4.2.3; perfmodel.analytic.pipeline.in_flight).
-* KV cache: 2 x layers x kv_heads x head_dim x seq x batch x bytes per element.
+* KV cache: 2 x layers x kv_heads x head_dim x seq x batch x bytes per element for GQA /
+  MQA; (kv_lora_rank + qk_rope_head_dim) x layers x seq x batch x bytes for multi-head latent
+  attention (DeepSeek-V2, Liu et al. 2024, sec. 2.1.2); a sliding-window layer keeps at most
+  its window, a chunked-attention layer (Llama 4) its chunk
+  (perfmodel.graph.shape.ModelShape.kv_cache_groups).
 """
 
 from __future__ import annotations
@@ -266,19 +270,26 @@ def _activations(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Store
 
 def _kv_cache(shape: ModelShape | None, job: Job, stored: _Stored, batch: np.ndarray,
               seq: np.ndarray, tp: np.ndarray, pp: np.ndarray) -> np.ndarray:
-    """2 x layers x kv_heads x head_dim x seq x batch x bytes, sharded by TP (over KV heads,
-    replicated once tp exceeds them) and PP (over layers); a model without a shape record
-    holds its cache views' elements per token (no sharding: tp = pp = 1 for it)."""
+    """Per kind of layer (ModelShape.kv_cache_groups): layers x elements per token x the
+    tokens kept (seq, capped at a sliding window or an attention chunk) x batch x bytes.
+    GQA keys and values shard by TP over KV heads (replicated once tp exceeds them); MLA's
+    latent is replicated on every TP rank; PP splits the layers (ceil(layers / pp) of them,
+    in the model's proportions). A model without a shape record holds its cache views'
+    elements per token (no sharding: tp = pp = 1 for it)."""
     if job.train:
         return np.zeros(np.broadcast(batch, seq, tp, pp).shape)
     if shape is None:
         return stored.kv_elems_per_token * seq * batch * stored.kv_bytes
-    if not shape.is_decoder:
+    groups = shape.kv_cache_groups()
+    if not groups:
         return np.zeros(np.broadcast(batch, seq, tp, pp).shape)
-    layers = np.ceil(shape.num_hidden_layers / pp)
-    kv = shape.num_key_value_heads
-    heads = kv / np.minimum(tp, kv)
-    return 2.0 * layers * heads * shape.head_dim * seq * batch * stored.kv_bytes
+    total = np.zeros(np.broadcast(batch, seq, tp, pp).shape)
+    for g in groups:
+        kept = seq if g.span is None else np.minimum(seq, g.span)
+        split = 1.0 if g.heads is None else np.minimum(tp, g.heads)
+        total = total + g.layers * g.elements / split * kept
+    stage = np.ceil(shape.num_hidden_layers / pp) / shape.num_hidden_layers
+    return total * stage * batch * stored.kv_bytes
 
 
 def _workspace(shape: ModelShape | None, job: Job, stored: _Stored, batch: np.ndarray,

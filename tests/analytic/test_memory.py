@@ -305,3 +305,24 @@ def test_report_round_trip_dict():
     # the report states the records it priced, in their own words
     assert d["assumptions"]["plan"] == ParallelPlan().to_dict()
     assert d["assumptions"]["job"]["batch"] == 64
+
+
+def test_kv_cache_per_family_windows_and_mla():
+    # gpt-oss-20b at 8192 tokens: 12 sliding layers keep 128 tokens, 12 full layers 8192;
+    # 2 x 8 KV heads x 64 = 1024 elements per layer-token, fp16:
+    # (12 x 128 + 12 x 8192) x 1024 x 2 = 204,472,320 bytes.
+    from perfmodel.zoo.registry import load_model
+    job = Job(phase="decode", batch=1, seq=8192, dtype="fp16")
+    assert footprint(load_model("gpt-oss-20b"), ParallelPlan(), job)["kv_cache"] == (
+        (12 * 128 + 12 * 8192) * 1024 * 2) == 204_472_320
+    # DeepSeek-V3: 61 layers x (512 + 64) latent x 8192 x 2 bytes = 575,668,224, the same on
+    # every tensor-parallel rank (the latent is not split by heads).
+    ds = load_model("deepseek-v3")
+    assert footprint(ds, ParallelPlan(), job)["kv_cache"] == 61 * 576 * 8192 * 2
+    tp8 = footprint(ds, ParallelPlan(tensor_parallel=8), job)["kv_cache"]
+    assert tp8 == 61 * 576 * 8192 * 2 == 575_668_224
+    # Llama 4 Scout at 32768: 36 chunked layers keep 8192 tokens, 12 NoPE layers all 32768;
+    # 2 x 8 x 128 = 2048 elements: (36 x 8192 + 12 x 32768) x 2048 x 2 = 2,818,572,288.
+    big = Job(phase="decode", batch=1, seq=32768, dtype="fp16")
+    assert footprint(load_model("llama-4-scout"), ParallelPlan(), big)["kv_cache"] == (
+        (36 * 8192 + 12 * 32768) * 2048 * 2) == 2_818_572_288
