@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from perfmodel.graph.shape import active_params
 from perfmodel.hardware.load import list_devices, load_device
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.workload.build import build_workload
@@ -78,7 +79,9 @@ def device_figures(d: DeviceSpec) -> pd.DataFrame:
 
 
 def model_table(family: str | None = None) -> pd.DataFrame:
-    """One row per zoo model: params, MACs for one sample (CNNs) or one token (LLMs)."""
+    """One row per zoo model: params, active params (mixture of experts: the top-k experts
+    one token runs, perfmodel.graph.shape.active_params; empty for dense models), MACs for
+    one sample (CNNs) or one token (LLMs)."""
     refs = references()
     rows = []
     for name in sorted(models()):
@@ -90,7 +93,9 @@ def model_table(family: str | None = None) -> pd.DataFrame:
         ref = refs.get(name, {})
         rows.append({"model": name, "family": g.meta.get("family", ""),
                      "input": "1 token" if llm else g.meta.get("input", ""),
-                     "params": g.params, "macs": float(wl.table["macs"].sum()),
+                     "params": g.params,
+                     "active_params": active_params(g) if g.shape and g.shape.is_moe else None,
+                     "macs": float(wl.table["macs"].sum()),
                      "reference_params": ref.get("params"), "ops": g.num_ops,
                      "source": ref.get("source", g.meta.get("source", ""))})
     return pd.DataFrame(rows)
