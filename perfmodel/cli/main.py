@@ -70,7 +70,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code (0 ok, 2 bad input)."""
+    """Run one command; returns the exit code (0 ok, 2 bad input, 3 the run does not fit
+    in memory and --allow-oom was not given)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(chosen if chosen in COMMANDS else None)
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         print(args.handler(args))
-        return 0
+        return int(getattr(args, "exit_code", 0))  # 3: printed, but does not fit
     except PerfModelError as exc:
         print(f"perfmodel: error: {exc.one_line()}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import argparse
 
 from perfmodel.analytic.capacity import MemoryReport, memory_report
 from perfmodel.analytic.memory import OPTIMIZER_STATE_BYTES
-from perfmodel.cli.output import announce, emit_frame, to_json
+from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
 from perfmodel.errors import ShapeError
 from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace-gb", type=float, default=0.0, help="library workspace, GB")
     p.add_argument("--overhead-gb", type=float, default=0.0,
                    help="framework overhead (CUDA context, allocator), GB; default 0")
+    add_allow_oom(p)
     p.add_argument("--plot", default=None, metavar="FILE", help="stacked breakdown bar")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
@@ -79,6 +80,7 @@ def build_report(args: argparse.Namespace) -> MemoryReport:
 
 def handle(args: argparse.Namespace) -> str:
     report = build_report(args)
+    flag_oom(args, report.verdict.fits, args.model)
     if args.plot:
         from perfmodel.report.memory import plot_breakdown
         announce(plot_breakdown(report, args.model, load_device(args.hw), args.plot,

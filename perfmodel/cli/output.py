@@ -59,3 +59,26 @@ def announce(path: Any) -> Any:
     returns the path."""
     sys.stderr.write(f"wrote {path}\n")
     return path
+
+
+DOES_NOT_FIT = 3  # exit code of a run that cannot fit in memory (scripts notice it)
+
+
+def add_allow_oom(p: Any) -> None:
+    """The --allow-oom flag of commands whose run may not fit in memory."""
+    p.add_argument("--allow-oom", action="store_true",
+                   help=f"exit 0 even when the run does not fit in memory (default: exit "
+                        f"{DOES_NOT_FIT}, after printing the prediction)")
+
+
+def flag_oom(args: Any, fits: bool, what: str) -> None:
+    """A run that does not fit: one warning on stderr, and exit code DOES_NOT_FIT unless
+    --allow-oom (the prediction is still printed, marked DOES NOT FIT)."""
+    if fits:
+        return
+    allowed = getattr(args, "allow_oom", False)
+    sys.stderr.write(f"perfmodel: warning: {what} does not fit in memory ("
+                     + ("--allow-oom: exit 0" if allowed else
+                        f"exit {DOES_NOT_FIT}; pass --allow-oom to accept") + ")\n")
+    if not allowed:
+        args.exit_code = DOES_NOT_FIT

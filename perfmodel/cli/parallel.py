@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from perfmodel.cli.memory import model_options
-from perfmodel.cli.output import announce, emit_frame, to_json
+from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
 from perfmodel.errors import PerfModelError, PlanError
 from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not overlap the DP gradient reduction with backward")
     p.add_argument("--sim", action="store_true", help="simulate the pipeline (simpy)")
     p.add_argument("--search", action="store_true", help="rank every plan that fits")
+    add_allow_oom(p)
     p.add_argument("--top", type=int, default=10, help="plans shown by --search")
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="per-device pipeline Gantt chart (simulated)")
@@ -154,6 +155,7 @@ def handle(args: argparse.Namespace) -> str:
     plan, job = build_plan(args)
     method = "sim" if (args.sim or args.plot) else "analytic"
     pred = predict_step(graph, job, plan, system, device, method=method)
+    flag_oom(args, pred.fits, f"{graph.name} with this plan")
     if args.plot:
         from perfmodel.report.pipeline import plot_pipeline_gantt
         announce(plot_pipeline_gantt(pred.pipeline_run.compute(), args.plot,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from perfmodel.analytic.roofline import FUSION_MODES, Prediction, predict
-from perfmodel.cli.output import announce, emit_frame, to_json
+from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
 from perfmodel.workload.build import build_workload, check_context
@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="epilogue: elementwise/norm ops run inside the kernel before them, "
                         "as inference engines (TensorRT, vLLM) do; none: one kernel per op")
     p.add_argument("--top", type=int, default=10, help="ops shown in the table (by time)")
+    add_allow_oom(p)
     p.add_argument("--plot", default=None, metavar="FILE", help="write a roofline chart")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
@@ -49,17 +50,32 @@ def run_prediction(args: argparse.Namespace) -> Prediction:
                    fusion=getattr(args, "fusion", "none"))
 
 
+def capacity(pred: Prediction, args: argparse.Namespace) -> dict:
+    """The run's memory verdict on one device (weights, KV cache, activations: the one
+    memory model, perfmodel.analytic.capacity), as the prediction's ``capacity``."""
+    from perfmodel.analytic.capacity import verdict
+    from perfmodel.workload.plan import ParallelPlan
+    v = verdict(load_model(args.model), ParallelPlan(), pred.workload.job, load_device(args.hw))
+    return {"fits": v.fits, "total_bytes": v.total_bytes, "capacity_bytes": v.capacity_bytes}
+
+
 def handle(args: argparse.Namespace) -> str:
     pred = run_prediction(args)
+    cap = capacity(pred, args)
+    flag_oom(args, cap["fits"], f"{args.model} at batch {pred.summary['batch']}")
+    warnings = [] if cap["fits"] else [
+        f"DOES NOT FIT: {cap['total_bytes'] / 1e9:.1f} GB needed of "
+        f"{cap['capacity_bytes'] / 1e9:.0f} GB; these numbers are for a run that cannot "
+        "happen on one device"]
     if args.plot:
         from perfmodel.report.roofline import plot_roofline
         announce(plot_roofline(pred, load_device(args.hw), args.plot, overwrite=args.force))
     if args.format == "json":
-        return to_json(pred.to_dict())
+        return to_json({**pred.to_dict(), "capacity": cap, "warnings": warnings})
     ops = pred.ops.assign(share=pred.ops["time_s"] / max(pred.summary["latency_s"], 1e-30))
     if args.format == "csv":
         return emit_frame(ops, "csv")
-    return _table(pred, ops, args.top)
+    return "\n".join([*warnings, _table(pred, ops, args.top)])
 
 
 def _table(pred: Prediction, ops, top: int) -> str:

@@ -93,7 +93,10 @@ def test_user_model_and_user_device(tmp_path, capsys):
                    {"relu": {}}, {"flatten": {}}, {"linear": {"out_features": 2}}]}))
     code, out, err = run(capsys, "roofline", str(tmp_path / "net.yaml"), "--hw",
                          str(tmp_path / "npu.yaml"), "--format", "json")
-    assert code == 0, err
+    # the tiny device holds 1 kB: the run does not fit, so exit 3 with the prediction printed
+    assert code == 3 and "does not fit in memory" in err
+    assert json.loads(out)["capacity"]["fits"] is False
+    assert json.loads(out)["warnings"][0].startswith("DOES NOT FIT")
     s = json.loads(out)["summary"]
     # conv: 4 * (3*3*3) + 4 = 112 params; linear: 256 * 2 + 2 = 514.
     assert s["params"] == 112 + 514

@@ -45,3 +45,15 @@ def test_bad_figure_paths_are_one_line_errors(capsys, tmp_path, cmd):
     code, _, err = run(capsys, *cmd, "--plot", str(tmp_path / "no" / "such" / "x.png"))
     assert code == 2 and "does not exist" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("cmd", [
+    ("roofline", "llama-2-70b", "--hw", "a100"),                 # 138 GB of fp16 weights
+    ("memory", "llama-2-70b", "--hw", "a100"),
+    ("parallel", "gpt3-175b", "--system", "dgx-a100", "--gpus", "8", "--tp", "8"),
+], ids=lambda c: c[0])
+def test_a_run_that_cannot_fit_exits_3_unless_allowed(capsys, cmd):
+    code, out, err = run(capsys, *cmd)
+    assert code == 3 and "does not fit in memory" in err and out   # printed, marked
+    code, _, err = run(capsys, *cmd, "--allow-oom")
+    assert code == 0 and "--allow-oom: exit 0" in err
