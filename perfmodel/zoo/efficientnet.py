@@ -1,9 +1,15 @@
-"""EfficientNet B0-B4 as torchvision builds them (Tan & Le, ICML 2019).
+"""EfficientNet B0-B4 (Tan & Le, ICML 2019) and EfficientNetV2 S/M/L (Tan & Le, ICML 2021)
+as torchvision builds them.
 
 One base network (MBConv stages of Table 1 in the paper) scaled by a width multiplier
 (channels, rounded with ``make_divisible(., 8)``), a depth multiplier (repeats, rounded
 up) and an input resolution. Scope names follow torchvision's modules
 (``features.2.1.block.3``). Stochastic depth is a no-op at inference and is left out.
+
+EfficientNetV2 (``efficientnet_v2``) has no compound scaling: each size is its own stage
+table (the paper's Table 4 for S; torchvision ``_efficientnet_conf`` for all three). Its
+early stages use Fused-MBConv (the 1x1 expand and the depthwise kxk fused into one regular
+kxk conv, no squeeze-excite); the head conv has 1280 channels.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from perfmodel.zoo.mobile import (
     squeeze_excite,
 )
 
-__all__ = ["MODELS", "REFERENCE", "efficientnet"]
+__all__ = ["MODELS", "REFERENCE", "efficientnet", "efficientnet_v2"]
 
 # (expand ratio, kernel, stride, in channels, out channels, repeats): torchvision
 # ``_efficientnet_conf("efficientnet_b*")``, the B0 baseline (Tan & Le 2019, Table 1).
@@ -91,8 +97,69 @@ def efficientnet(variant: str = "b0", *, num_classes: int = 1000,
     return b.build()
 
 
+# --- EfficientNetV2 ---------------------------------------------------------------------
+
+# (fused?, expand ratio, kernel, stride, in channels, out channels, repeats) and the
+# resolution of torchvision's weights (the crop at which it publishes GFLOPS).
+_F, _M = True, False
+EFFICIENTNET_V2 = {
+    "s": (((_F, 1, 3, 1, 24, 24, 2), (_F, 4, 3, 2, 24, 48, 4), (_F, 4, 3, 2, 48, 64, 4),
+           (_M, 4, 3, 2, 64, 128, 6), (_M, 6, 3, 1, 128, 160, 9),
+           (_M, 6, 3, 2, 160, 256, 15)), 384),
+    "m": (((_F, 1, 3, 1, 24, 24, 3), (_F, 4, 3, 2, 24, 48, 5), (_F, 4, 3, 2, 48, 80, 5),
+           (_M, 4, 3, 2, 80, 160, 7), (_M, 6, 3, 1, 160, 176, 14),
+           (_M, 6, 3, 2, 176, 304, 18), (_M, 6, 3, 1, 304, 512, 5)), 480),
+    "l": (((_F, 1, 3, 1, 32, 32, 4), (_F, 4, 3, 2, 32, 64, 7), (_F, 4, 3, 2, 64, 96, 7),
+           (_M, 4, 3, 2, 96, 192, 10), (_M, 6, 3, 1, 192, 224, 19),
+           (_M, 6, 3, 2, 224, 384, 25), (_M, 6, 3, 1, 384, 640, 7)), 480),
+}
+
+
+def _fused_mbconv(b: GraphBuilder, x: Tensor, expand: int, kernel: int, stride: int,
+                  out: int) -> Tensor:
+    """torchvision ``FusedMBConv``: kxk conv (stride) to ``expand`` x channels, then a 1x1
+    projection; with expand 1, a single kxk conv to ``out``. SiLU; residual when the shape
+    is unchanged."""
+    c = channels(x)
+    hidden = make_divisible(c * expand, 8)
+    with b.scope("block"):
+        if hidden != c:
+            y = conv_norm_act(b, x, hidden, kernel, name="0", stride=stride, act=SILU)
+            y = conv_norm_act(b, y, out, 1, name="1", act=None)
+        else:
+            y = conv_norm_act(b, x, out, kernel, name="0", stride=stride, act=SILU)
+    return b.add(y, x, name="add") if stride == 1 and c == out else y
+
+
+def efficientnet_v2(variant: str = "s", *, num_classes: int = 1000,
+                    image_size: int | None = None) -> ModelGraph:
+    """EfficientNetV2-``variant`` (s, m, l) as torchvision ``efficientnet_v2_<variant>``;
+    ``image_size`` defaults to its weights' crop (384, 480, 480)."""
+    stages, native = EFFICIENTNET_V2[variant]
+    size = image_size or native
+    b = GraphBuilder(f"efficientnet_v2_{variant}", family="efficientnet_v2",
+                     source=f"torchvision.models.efficientnet_v2_{variant}",
+                     input=f"3x{size}x{size}", default_batch=1, is_llm=False)
+    x = b.input("image", (3, size, size))
+    x = conv_norm_act(b, x, stages[0][4], 3, name="features.0", stride=2, act=SILU)
+    for s, (fused, t, k, stride, _cin, cout, n) in enumerate(stages, start=1):
+        for i in range(n):
+            st = stride if i == 0 else 1
+            with b.scope(f"features.{s}.{i}"):
+                if fused:
+                    x = _fused_mbconv(b, x, t, k, st, cout)
+                else:
+                    x = _mbconv(b, x, t, k, st, cout, max(1, channels(x) // 4))
+    x = conv_norm_act(b, x, 1280, 1, name=f"features.{len(stages) + 1}", act=SILU)
+    x = b.flatten(b.adaptive_avgpool(x, 1, name="avgpool"), name="flatten")
+    x = b.dropout(x, name="classifier.0")
+    b.linear(x, num_classes, name="classifier.1")
+    return b.build()
+
+
 MODELS: dict[str, Callable[..., ModelGraph]] = {
-    f"efficientnet_{v}": partial(efficientnet, v) for v in EFFICIENTNET_SCALING
+    **{f"efficientnet_{v}": partial(efficientnet, v) for v in EFFICIENTNET_SCALING},
+    **{f"efficientnet_v2_{v}": partial(efficientnet_v2, v) for v in EFFICIENTNET_V2},
 }
 
 # torchvision docs "Table of all available classification weights" (GFLOPS to 2 decimals;
@@ -103,11 +170,17 @@ _TV_PUBLISHED = {  # variant -> (params, GFLOPS = GMACs, weights)
     "b2": (9_109_994, 1.088, "EfficientNet_B2_Weights.IMAGENET1K_V1: 1.09 GFLOPS at 288"),
     "b3": (12_233_232, 1.827, "EfficientNet_B3_Weights.IMAGENET1K_V1: 1.83 GFLOPS"),
     "b4": (19_341_616, 4.394, "EfficientNet_B4_Weights.IMAGENET1K_V1: 4.39 GFLOPS"),
+    "v2_s": (21_458_488, 8.366, "EfficientNet_V2_S_Weights.IMAGENET1K_V1: 8.37 GFLOPS at 384"),
+    "v2_m": (54_139_356, 24.582, "EfficientNet_V2_M_Weights.IMAGENET1K_V1: 24.58 GFLOPS at "
+                                 "480"),
+    "v2_l": (118_515_272, 56.08, "EfficientNet_V2_L_Weights.IMAGENET1K_V1: 56.08 GFLOPS at "
+                                 "480"),
 }
 REFERENCE: dict[str, dict] = {
     f"efficientnet_{v}": {
         "params": params, "macs": gflops * 1e9,
-        "source": f"torchvision docs, {weights} (meta _ops {gflops}), {params:,} params; "
+        "source": f"torchvision docs (docs.pytorch.org/vision/stable/models.html), {weights} "
+                  f"(meta _ops {gflops}), {params:,} params; "
                   f"{TORCHVISION}",
     }
     for v, (params, gflops, weights) in _TV_PUBLISHED.items()

@@ -28,6 +28,12 @@ ZOO_MODULES = (
     "perfmodel.zoo.reparam",
     "perfmodel.zoo.rnn",
     "perfmodel.zoo.transformer",
+    "perfmodel.zoo.regnet",
+    "perfmodel.zoo.mnasnet",
+    "perfmodel.zoo.swin",
+    "perfmodel.zoo.deit",
+    "perfmodel.zoo.mixer",
+    "perfmodel.zoo.xception",
 )
 
 

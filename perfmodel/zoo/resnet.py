@@ -1,4 +1,4 @@
-"""Residual CNNs: ResNet-18/34/50/101/152 and ConvNeXt-T, op by op as torchvision.
+"""Residual CNNs: ResNet-18/34/50/101/152 and ConvNeXt T/S/B/L, op by op as torchvision.
 
 ResNet follows ``torchvision/models/resnet.py`` (He et al. 2016, "Deep residual learning
 for image recognition"; bottleneck stride on the 3x3 conv, i.e. "ResNet v1.5");
@@ -20,7 +20,7 @@ from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.model_graph import ModelGraph
 
-__all__ = ["MODELS", "REFERENCE", "resnet", "convnext_tiny"]
+__all__ = ["MODELS", "REFERENCE", "resnet", "convnext", "convnext_tiny"]
 
 _TV = "torchvision.models"
 
@@ -108,19 +108,31 @@ def _cn_block(b: GraphBuilder, x: Tensor) -> Tensor:
     return b.add(y, x, name="add")
 
 
-# (input channels, output channels of the following downsampling layer or None, blocks)
-_CONVNEXT_TINY = ((96, 192, 3), (192, 384, 3), (384, 768, 9), (768, None, 3))
+# variant -> per stage (input channels, output channels of the following downsampling
+# layer or None, blocks): torchvision ``convnext_<variant>``'s CNBlockConfig lists (Liu et al.
+# 2022, section 3: C = (96, 192, 384, 768) with B = (3, 3, 9, 3) for T, (3, 3, 27, 3) for S,
+# C = (128, ...) for B and (192, ...) for L).
+_CONVNEXT: dict[str, tuple[tuple[int, int | None, int], ...]] = {
+    "tiny": ((96, 192, 3), (192, 384, 3), (384, 768, 9), (768, None, 3)),
+    "small": ((96, 192, 3), (192, 384, 3), (384, 768, 27), (768, None, 3)),
+    "base": ((128, 256, 3), (256, 512, 3), (512, 1024, 27), (1024, None, 3)),
+    "large": ((192, 384, 3), (384, 768, 3), (768, 1536, 27), (1536, None, 3)),
+}
 
 
-def convnext_tiny(*, num_classes: int = 1000) -> ModelGraph:
-    """ConvNeXt-T: 4x4/4 patchify stem + LayerNorm, four stages of CNBlocks separated by
-    LayerNorm + 2x2/2 conv downsampling, global pool, LayerNorm, Linear."""
-    b = _builder("convnext_tiny", "convnext")
+def convnext(variant: str = "tiny", *, num_classes: int = 1000) -> ModelGraph:
+    """ConvNeXt-``variant``: 4x4/4 patchify stem + LayerNorm, four stages of CNBlocks
+    separated by LayerNorm + 2x2/2 conv downsampling, global pool, LayerNorm, Linear."""
+    if variant not in _CONVNEXT:
+        raise UnknownNameError(f"unknown ConvNeXt variant {variant!r}",
+                               did_you_mean(variant, _CONVNEXT))
+    stages = _CONVNEXT[variant]
+    b = _builder(f"convnext_{variant}", "convnext")
     x = b.input("image", (3, 224, 224))
     with b.scope("features"):
         with b.scope("0"):
-            x = _layernorm2d(b, b.conv2d(x, 96, 4, 4, name="0"), "1")
-        for stage, (_, out, n) in enumerate(_CONVNEXT_TINY):
+            x = _layernorm2d(b, b.conv2d(x, stages[0][0], 4, 4, name="0"), "1")
+        for stage, (_, out, n) in enumerate(stages):
             for i in range(n):
                 with b.scope(f"{2 * stage + 1}.{i}"):
                     x = _cn_block(b, x)
@@ -134,14 +146,20 @@ def convnext_tiny(*, num_classes: int = 1000) -> ModelGraph:
     return b.build()
 
 
+def convnext_tiny(*, num_classes: int = 1000) -> ModelGraph:
+    """ConvNeXt-T (``convnext("tiny")``)."""
+    return convnext("tiny", num_classes=num_classes)
+
+
 # --- registry and published figures -----------------------------------------------------
 
 MODELS: dict[str, Callable[..., ModelGraph]] = {
     **{f"resnet{d}": partial(resnet, depth=d) for d in _RESNET_DEPTHS},
-    "convnext_tiny": convnext_tiny,
+    **{f"convnext_{v}": partial(convnext, v) for v in _CONVNEXT},
 }
 
-_DOCS = 'torchvision docs, "Table of all available classification weights"'
+_DOCS = ('torchvision docs, "Table of all available classification weights" '
+         "(docs.pytorch.org/vision/stable/models.html)")
 
 
 def _ref(weights: str, params: int, gmacs: float) -> dict[str, object]:
@@ -160,4 +178,7 @@ REFERENCE: dict[str, dict[str, object]] = {
     "resnet101": _ref("ResNet101_Weights.IMAGENET1K_V1", 44_549_160, 7.801),
     "resnet152": _ref("ResNet152_Weights.IMAGENET1K_V1", 60_192_808, 11.514),
     "convnext_tiny": _ref("ConvNeXt_Tiny_Weights.IMAGENET1K_V1", 28_589_128, 4.456),
+    "convnext_small": _ref("ConvNeXt_Small_Weights.IMAGENET1K_V1", 50_223_688, 8.684),
+    "convnext_base": _ref("ConvNeXt_Base_Weights.IMAGENET1K_V1", 88_591_464, 15.355),
+    "convnext_large": _ref("ConvNeXt_Large_Weights.IMAGENET1K_V1", 197_767_336, 34.361),
 }

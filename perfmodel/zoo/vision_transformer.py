@@ -6,6 +6,8 @@ embedding added, then 12 pre-norm encoder layers (multi-head self-attention, MLP
 GELU) and a final LayerNorm; the class token's output feeds a linear head. Scopes carry
 torchvision's module names (``encoder.layers.encoder_layer_3.self_attention``).
 
+``distilled=True`` adds DeiT's distillation token and head (:mod:`perfmodel.zoo.deit`).
+
 ``REFERENCE`` holds the published size: parameters (exact) and MACs (torchvision's
 "GFLOPS" column, which counts multiply-accumulates).
 """
@@ -55,17 +57,18 @@ def _encoder_block(b: GraphBuilder, x: Tensor, heads: int, mlp_dim: int) -> Tens
     return b.add(y, x, name="add_2")
 
 
-def _embed(b: GraphBuilder, x: Tensor, patch: int, dim: int) -> Tensor:
+def _embed(b: GraphBuilder, x: Tensor, patch: int, dim: int, prefix: int = 1) -> Tensor:
     """``_process_input`` and the token prefix: patchify conv, flatten to (B, N, dim),
-    concat the class token, add the position embedding. The class token and position
-    embedding are parameters; they ride on the concat and add ops that use them
-    (weights (1, 1, dim) and (1, N+1, dim)), so they are counted."""
+    concat the class token (and DeiT's distillation token: ``prefix`` 2), add the position
+    embedding. The tokens and position embedding are parameters; they ride on the concat
+    and add ops that use them (weights (1, 1, dim) each and (1, N+prefix, dim)), so they
+    are counted."""
     x = b.conv2d(x, dim, patch, patch, name="conv_proj")
     batch, _, gh, gw = x.shape
     x = b.permute(b.reshape(x, (batch, dim, int(gh) * int(gw)), name="flatten_patches"),
                   (0, 2, 1), name="to_tokens")
-    tokens = int(gh) * int(gw) + 1
-    x = b.add_op(OpKind.CONCAT, [x], (batch, tokens, dim), weights=[(1, 1, dim)],
+    tokens = int(gh) * int(gw) + prefix
+    x = b.add_op(OpKind.CONCAT, [x], (batch, tokens, dim), weights=[(1, 1, dim)] * prefix,
                  name="class_token", dim=1)
     with b.scope("encoder"):
         x = b.add_op(OpKind.ADD, [x], x.shape, weights=[(1, tokens, dim)],
@@ -75,19 +78,29 @@ def _embed(b: GraphBuilder, x: Tensor, patch: int, dim: int) -> Tensor:
 
 def vision_transformer(*, patch: int = 16, layers: int = 12, heads: int = 12,
                        dim: int = 768, mlp_dim: int = 3072, image_size: int = 224,
-                       num_classes: int = 1000, name: str = "vit_b_16") -> ModelGraph:
-    """A torchvision ``VisionTransformer``; the defaults are ViT-B/16."""
-    b = GraphBuilder(name, family="vit", source=f"torchvision.models.{name}",
+                       num_classes: int = 1000, name: str = "vit_b_16",
+                       distilled: bool = False, family: str = "vit",
+                       source: str | None = None) -> ModelGraph:
+    """A torchvision ``VisionTransformer``; the defaults are ViT-B/16. ``distilled`` adds
+    DeiT's distillation token and head."""
+    b = GraphBuilder(name, family=family, source=source or f"torchvision.models.{name}",
                      input=f"3x{image_size}x{image_size}", default_batch=1, is_llm=False)
-    x = _embed(b, b.input("image", (3, image_size, image_size)), patch, dim)
+    x = _embed(b, b.input("image", (3, image_size, image_size)), patch, dim,
+               2 if distilled else 1)
     with b.scope("encoder"):
         for i in range(layers):
             with b.scope(f"layers.encoder_layer_{i}"):
                 x = _encoder_block(b, x, heads, mlp_dim)
         x = b.layernorm(x, name="ln")
-    x = b.reshape(b.slice(x, 1, 1, name="class_token_out"), (x.shape[0], dim),
-                  name="class_token_view")
-    b.linear(x, num_classes, name="heads.head")
+    cls = b.reshape(b.slice(x, 1, 1, name="class_token_out"), (x.shape[0], dim),
+                    name="class_token_view")
+    logits = b.linear(cls, num_classes, name="heads.head")
+    if distilled:  # timm VisionTransformerDistilled at inference: (head + head_dist) / 2
+        dist = b.reshape(b.slice(x, 1, 1, name="dist_token_out"), (x.shape[0], dim),
+                         name="dist_token_view")
+        both = b.add(logits, b.linear(dist, num_classes, name="heads.head_dist"),
+                     name="heads.sum")
+        b.mul(both, name="heads.mean")
     return b.build()
 
 
