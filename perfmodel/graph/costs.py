@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from perfmodel.errors import UnsupportedOpError
 from perfmodel.graph.kinds import ZERO_COST_KINDS, OpKind
 from perfmodel.graph.op import Op, TensorSpec
+from perfmodel.graph.shape import attended_pairs
 
 __all__ = ["OpCost", "COST_RULES", "ELEMENTWISE_FLOPS", "cost_of", "is_costed",
            "seed_conv_macs"]
@@ -129,12 +130,18 @@ def _attention_pairs(op: Op) -> tuple[int, int, int, int, float]:
 
     Causal: query i of the Q new tokens sits at position T-Q+i and sees T-Q+i+1 keys, so
     pairs = Q*T - Q*(Q-1)/2 (a causal-aware kernel such as FlashAttention skips the rest);
-    for Q = T this is T(T+1)/2, for decode (Q = 1) it is T.
+    for Q = T this is T(T+1)/2, for decode (Q = 1) it is T. A ``window`` (sliding-window
+    layer) or ``chunk`` (chunked-attention layer) attr caps the keys each query sees
+    (perfmodel.graph.shape.attended_pairs).
     """
     b, h, q, d = _s(op.inputs[0])
     t = _s(op.inputs[1])[2]
-    pairs = q * t - q * (q - 1) / 2 if op.attr("causal", False) and q <= t else q * t
-    return b, h, d, q, pairs
+    return b, h, d, q, _pairs(op, q, t)
+
+
+def _pairs(op: Op, q: int, t: int) -> float:
+    return attended_pairs(q, t, causal=bool(op.attr("causal", False)),
+                          window=op.attr("window", None), chunk=op.attr("chunk", None))
 
 
 def _attn_score(op: Op, w: Widths) -> OpCost:
@@ -148,16 +155,17 @@ def _attn_context(op: Op, w: Widths) -> OpCost:
     b, h, q, _ = _s(op.inputs[0])
     d = _s(op.inputs[1])[3]
     t = _s(op.inputs[1])[2]
-    pairs = q * t - q * (q - 1) / 2 if op.attr("causal", False) and q <= t else q * t
-    return _dense(op, w, macs=b * h * d * pairs)
+    return _dense(op, w, macs=b * h * d * _pairs(op, q, t))
 
 
 def _attention(op: Op, w: Widths) -> OpCost:
-    """Fused attention (Q, K, V in; O out): both matmuls, 2*B*H*d*pairs MACs, plus the
-    softmax's ELEMENTWISE_FLOPS['softmax'] per score. Scores never leave on-chip memory
-    (Dao et al. 2022), so bytes are Q, K, V read and O written."""
+    """Fused attention (Q, K, V in; O out): both matmuls, B*H*pairs*(d_qk + d_v) MACs (d_v
+    the value heads' width: MLA's absorbed attention has d_qk = latent + rope, d_v =
+    latent), plus the softmax's ELEMENTWISE_FLOPS['softmax'] per score. Scores never leave
+    on-chip memory (Dao et al. 2022), so bytes are Q, K, V read and O written."""
     b, h, d, _, pairs = _attention_pairs(op)
-    macs = 2 * b * h * d * pairs
+    d_v = _s(op.inputs[2])[3] if len(op.inputs) > 2 else d
+    macs = b * h * (d + d_v) * pairs
     return _dense(op, w, macs=macs, flops=2 * macs + ELEMENTWISE_FLOPS["softmax"] * b * h * pairs)
 
 

@@ -27,7 +27,7 @@ ATTENTION_KERNELS = ("flash", "unfused")
 
 def stage_of(layer: str) -> str:
     """Where pipeline parallelism puts an op of builder scope ``layer``: ``first`` (the
-    embeddings), ``block`` (the first block, ``layers.0``, which stands for every block),
+    embeddings), ``block`` (the first block, ``layers.0``),
     ``other`` (a later block) or ``last`` (final norm, heads, pooler)."""
     if layer == "layers.0" or layer.startswith("layers.0."):
         return "block"
@@ -38,7 +38,7 @@ def stage_of(layer: str) -> str:
 
 class StageParams(NamedTuple):
     """Parameters of a layered model by where pipeline parallelism puts them: ``first``
-    (embeddings, on the first stage), ``layer`` (one block, ``layers.0``) and ``last``
+    (embeddings, on the first stage), ``layer`` (the average block) and ``last``
     (final norm, LM head, pooler, on the last stage). Tied weights are counted once."""
 
     first: float
@@ -95,13 +95,21 @@ class ModelGraph:
 
     @cached_property
     def stage_params(self) -> StageParams:
-        """Parameters of the first-stage extras, of one block and of the last-stage extras
-        (ops scoped ``embeddings.*``, ``layers.0.*`` and the rest outside ``layers.*``)."""
+        """Parameters of the first-stage extras, of the average block and of the last-stage
+        extras (ops scoped ``embeddings.*``, ``layers.N.*`` and the rest). The average block
+        (all blocks' parameters over their count) makes blocks x layer the model's total
+        even where blocks differ (DeepSeek's first dense layers beside MoE ones, Llama 4's
+        interleaved MoE), which ``layers.0`` alone would not."""
         sums = {"first": 0.0, "block": 0.0, "other": 0.0, "last": 0.0}
+        blocks: set[str] = set()
         for op in self.ops:
+            where = stage_of(op.layer)
+            if where in ("block", "other"):
+                blocks.add(op.layer[len(LAYER_SCOPE):].split(".", 1)[0])
             if not op.tied:
-                sums[stage_of(op.layer)] += float(sum(w.numel for w in op.weights))
-        return StageParams(sums["first"], sums["block"], sums["last"])
+                sums[where] += float(sum(w.numel for w in op.weights))
+        layer = (sums["block"] + sums["other"]) / max(len(blocks), 1)
+        return StageParams(sums["first"], layer, sums["last"])
 
     @cached_property
     def attention_kernels(self) -> str:

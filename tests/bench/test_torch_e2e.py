@@ -74,11 +74,12 @@ def test_hf_config_round_trips_through_load_hf_config(tmp_path):
         graph = load_model(name)
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(
-            json.dumps(hf_config_dict(graph.shape, graph.meta["family"])))
+            json.dumps({**hf_config_dict(graph.shape, graph.meta["family"]),
+                        "_name_or_path": f"org/{name}"}))
         shape, meta = load_hf_config(tmp_path / name)
         back = build_transformer(shape, meta["name"])
         assert back.params == graph.params, name
-        assert meta["name"] == name
+        assert meta["name"] == name   # from _name_or_path's last part, not the folder
 
 
 def test_hf_config_of_a_tiny_shape_round_trips(tmp_path):
