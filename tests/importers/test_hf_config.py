@@ -146,10 +146,14 @@ B = 1_000_000_000
 # as the model page shows it, or a card's exact count).
 PUBLISHED = {
     "llama-2-7b": (6_738_415_616, 0, "HF meta-llama/Llama-2-7b-hf safetensors total"),
+    # Index total_size 16,060,522,496 bytes / 2 (bf16); the same index is quoted in the
+    # transformers docs (models page, "total_size": 16060522496).
     "llama-3.1-8b": (8_030_261_248, 0, "HF meta-llama/Llama-3.1-8B safetensors total"),
     "llama-3.1-405b": (405_853_388_800, 0, "HF meta-llama/Llama-3.1-405B safetensors total"),
+    # Index total_size 14,483,464,192 bytes / 2 (bf16), as quoted in several public copies.
     "mistral-7b-v0.1": (7_241_732_096, 0, "HF mistralai/Mistral-7B-v0.1 safetensors total"),
     "mixtral-8x7b": (46_702_792_704, 0, "HF mistralai/Mixtral-8x7B-v0.1 safetensors total"),
+    # Index total_size 15,231,233,024 bytes / 2 (bf16), as quoted in public copies.
     "qwen2-7b": (7_615_616_512, 0, "HF Qwen/Qwen2-7B safetensors total"),
     # Qwen2-57B-A14B's card gives "57B" and the Hub "57.4B": rounded to 0.1B (0.1 %).
     "qwen2-57b-a14b": (57.4 * B, 0.001, "HF Qwen/Qwen2-57B-A14B: 57.4B, rounded"),
@@ -157,6 +161,7 @@ PUBLISHED = {
     "qwen3-30b-a3b": (30_532_122_624, 0, "HF Qwen/Qwen3-30B-A3B safetensors total"),
     "gemma-7b": (8_537_680_896, 0, "HF google/gemma-7b safetensors total"),
     "gemma-2-9b": (9_241_705_984, 0, "HF google/gemma-2-9b safetensors total"),
+    # Index total_size 7,642,159,104 bytes / 2 (bf16), as quoted in public copies.
     "phi-3-mini-4k": (3_821_079_552, 0, "HF microsoft/Phi-3-mini-4k-instruct safetensors total"),
     "deepseek-v2-lite": (15_706_484_224, 0, "HF deepseek-ai/DeepSeek-V2-Lite safetensors total"),
     # The card's "671B" main model (the Hub's 685B adds the 14B MTP module, left out here):
@@ -168,9 +173,22 @@ PUBLISHED = {
     "falcon-7b": (6_921_720_704, 0, "HF tiiuae/falcon-7b safetensors total"),
     # NVIDIA's Minitron-4B-Base card: 4.19B, rounded to 10M (0.1 %).
     "minitron-4b": (4.19 * B, 0.001, "nvidia/Minitron-4B-Base card: 4.19B, rounded"),
-    "gpt2": (124_439_808, 0, "HF openai-community/gpt2 safetensors total"),
-    "bert-base-uncased": (109_482_240, 0, "BertModel with pooler, HF bert-base-uncased"),
-    "t5-base": (222_903_552, 0, "HF google-t5/t5-base safetensors total (tied head)"),
+    # The next four from huggingface/safetensors@01b9ce07 temp.md (F32 element counts of the
+    # Hub model.safetensors files). gpt2's file holds 137,022,720: the weights plus the 12
+    # causal-mask buffers h.*.attn.bias (1 x 1 x 1024 x 1024 each), which are no parameters.
+    "gpt2": (137_022_720 - 12 * 1024 * 1024, 0,
+             "HF gpt2 safetensors 137,022,720 less 12 attn.bias mask buffers"),
+    # bert-base-uncased's file holds 110,106,428 with the pretraining heads: MLM transform
+    # 768 x 768 + 768, its LayerNorm 2 x 768, decoder bias 30,522 (decoder weight tied), NSP
+    # 768 x 2 + 2. BertModel with pooler is the rest; the same table lists BertModel-only
+    # checkpoints of this shape (cambridgeltl/SapBERT-from-PubMedBERT-fulltext) at 109,482,240.
+    "bert-base-uncased": (110_106_428 - (768 * 768 + 768 + 2 * 768 + 30522 + 768 * 2 + 2), 0,
+                          "HF bert-base-uncased safetensors less the pretraining heads"),
+    # t5-base's file holds 222,903,936: it includes a stray decoder.block.0.layer.1
+    # EncDecAttention.relative_attention_bias (32 buckets x 12 heads = 384) that transformers'
+    # T5 models list in _keys_to_ignore_on_load_unexpected and never load.
+    "t5-base": (222_903_936 - 32 * 12, 0,
+                "HF t5-base safetensors 222,903,936 less the unused 32 x 12 bias"),
     "flan-t5-base": (247_577_856, 0, "HF google/flan-t5-base safetensors total"),
 }
 
