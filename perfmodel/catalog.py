@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from perfmodel.errors import UnknownNameError, did_you_mean
 from perfmodel.graph.shape import active_params
 from perfmodel.hardware.load import list_devices, load_device
 from perfmodel.hardware.spec import DeviceSpec
@@ -84,8 +85,10 @@ def model_table(family: str | None = None) -> pd.DataFrame:
     one sample (CNNs) or one token (LLMs)."""
     refs = references()
     rows = []
+    families: set[str] = set()
     for name in sorted(models()):
         g = load_model(name)
+        families.add(str(g.meta.get("family", "")))
         if family and g.meta.get("family") != family:
             continue
         llm = bool(g.meta.get("is_llm")) or g.shape is not None
@@ -98,4 +101,7 @@ def model_table(family: str | None = None) -> pd.DataFrame:
                      "macs": float(wl.table["macs"].sum()),
                      "reference_params": ref.get("params"), "ops": g.num_ops,
                      "source": ref.get("source", g.meta.get("source", ""))})
+    if not rows:
+        raise UnknownNameError(f"no zoo model of family {family!r}",
+                               did_you_mean(str(family), sorted(families - {""})))
     return pd.DataFrame(rows)

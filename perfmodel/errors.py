@@ -34,7 +34,7 @@ class PerfModelError(Exception):
     def one_line(self) -> str:
         where = f"{self.key_path}: " if self.key_path else ""
         tail = f" (hint: {self.hint})" if self.hint else ""
-        return f"{where}{self.message}{tail}"
+        return " ".join(f"{where}{self.message}{tail}".split())  # one line, always
 
 
 class SpecError(PerfModelError):

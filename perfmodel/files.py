@@ -30,7 +30,16 @@ def read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise SpecError(f"file not found: {path}", "check the path, or name a shipped spec")
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not a UTF-8 text file (byte {exc.start}: "
+                        f"{exc.object[exc.start:exc.start + 1]!r})",
+                        "give a YAML file saved as UTF-8 text") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {path}: {exc.strerror or exc}",
+                        "check the path and its permissions") from None
+    try:
+        return yaml.load(text, Loader=_SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

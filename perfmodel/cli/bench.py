@@ -13,6 +13,7 @@ from perfmodel.bench.host import HOST_SUITES, host_spec, run_host
 from perfmodel.bench.measurement import write_measurements
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.errors import PerfModelError
+from perfmodel.files import check_writable
 from perfmodel.hardware.write import write_spec
 from perfmodel.units import format_si
 from perfmodel.zoo.registry import canonical_name, load_model
@@ -98,8 +99,7 @@ def handle(args: argparse.Namespace) -> str:
     if not args.out:
         raise PerfModelError("bench needs --out FILE.csv (or --build-only)",
                              "e.g. perfmodel bench --backend cpu --out host.csv")
-    if Path(args.out).exists() and not args.force:
-        raise PerfModelError(f"{args.out} already exists", "pass --force to overwrite it")
+    check_writable(args.out, args.force, (".csv",))
     if args.repeats is not None and args.repeats <= 0:
         raise PerfModelError(f"--repeats must be positive, got {args.repeats}", "e.g. 20")
     suites = _list(args.suite)

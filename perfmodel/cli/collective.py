@@ -28,6 +28,7 @@ from perfmodel.errors import PerfModelError, ShapeError
 from perfmodel.files import check_writable
 from perfmodel.hardware.system import SystemSpec, load_system
 from perfmodel.units import parse_bytes, sweep_sizes
+from perfmodel.workload.job import check_positive
 
 if TYPE_CHECKING:
     from perfmodel.sim.collective_sweep import CollectiveSweep
@@ -97,6 +98,7 @@ def _run(args: argparse.Namespace, system: SystemSpec, v: np.ndarray, method: st
          record: bool = False) -> CollectiveSweep:
     from perfmodel.sim.collective_sweep import collective_sweep
 
+    check_positive("chunks", args.chunks)
     return collective_sweep(system, args.primitive, v, args.nodes, args.gpus, args.algo,
                             args.dtype, method=method, chunks=args.chunks,
                             slowdown=_slowdowns(args) if method == "sim" else None,

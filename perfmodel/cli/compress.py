@@ -58,7 +58,8 @@ def compression_table(args: argparse.Namespace) -> tuple[pd.DataFrame, str, str,
     graph = load_model(args.model)
     check_context(graph, args.seq, args.allow_long_context)
     strategies = [parse_strategy(s, resolve_model=load_model) for s in args.strategy]
-    job = Job(phase=args.phase, batch=args.batch or int(graph.meta.get("default_batch", 1)),
+    batch = args.batch if args.batch is not None else int(graph.meta.get("default_batch", 1))
+    job = Job(phase=args.phase, batch=batch,
               seq=args.seq, dtype=args.dtype or device.default_dtype)
     exchange = Exchange(workers=args.workers, link_latency_s=args.link_latency_us * 1e-6)
     df = compare_strategies(graph, device, strategies, job, exchange=exchange,

@@ -69,7 +69,9 @@ def build_plan(args: argparse.Namespace) -> tuple[ParallelPlan, Job]:
         virtual_stages=args.virtual, zero_stage=3 if args.fsdp else args.zero,
         recompute=args.recompute, sequence_parallel=args.sequence_parallel,
         overlap_grad_reduce=not args.no_overlap, attention_dropout=args.attention_dropout)
-    job = Job(phase="train", batch=args.global_batch or plan.data_parallel * args.micro_batch,
+    batch = args.global_batch if args.global_batch is not None \
+        else plan.data_parallel * args.micro_batch
+    job = Job(phase="train", batch=batch,
               seq=args.seq, dtype=args.dtype)
     return plan, job
 
@@ -117,7 +119,7 @@ def _text(pred: StepPrediction) -> str:
 def _search(args: argparse.Namespace, graph: Any, system: Any, device: Any) -> str:
     if args.top <= 0:
         raise PlanError("--top must be positive", "e.g. --top 10")
-    gb = args.global_batch or args.gpus
+    gb = args.global_batch if args.global_batch is not None else args.gpus
     job = Job(phase="train", batch=gb, seq=args.seq, dtype=args.dtype)
     found = search_plans(graph, job, system, args.gpus, device=device, top=args.top)
     df = found.table

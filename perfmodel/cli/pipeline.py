@@ -11,6 +11,7 @@ from perfmodel.analytic.pipeline import SCHEDULES, layer_assignment
 from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import ShapeError
 from perfmodel.sim.schedules import PipelineRun, simulate_pipeline
+from perfmodel.workload.job import check_positive
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> PipelineRun:
 def handle(args: argparse.Namespace) -> str:
     r = run(args)
     s = r.summary()
+    if args.layers is not None:
+        check_positive("layers", args.layers)
     layers = layer_assignment(args.layers, args.stages, args.virtual) if args.layers else None
     if args.plot:
         from perfmodel.report.pipeline import plot_pipeline_gantt

@@ -9,6 +9,7 @@ from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, 
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
 from perfmodel.workload.build import build_workload, check_context
+from perfmodel.workload.job import check_positive
 from perfmodel.workload.schema import PHASES
 from perfmodel.zoo.registry import load_model
 
@@ -60,6 +61,7 @@ def capacity(pred: Prediction, args: argparse.Namespace) -> dict:
 
 
 def handle(args: argparse.Namespace) -> str:
+    check_positive("top", args.top)
     pred = run_prediction(args)
     cap = capacity(pred, args)
     flag_oom(args, cap["fits"], f"{args.model} at batch {pred.summary['batch']}")

@@ -59,6 +59,6 @@ def write_spec(path: str | Path, spec: Mapping[str, Any], *, force: bool = False
     PerfModelError
         The file exists (without ``force``) or its folder does not (nothing is written).
     """
-    p = check_writable(path, force)
+    p = check_writable(path, force, (".yaml", ".yml"))
     spec_loader(spec)(spec, str(p))  # the written file must load
     return write_yaml(p, dict(spec), force=force, header=header)

@@ -330,11 +330,12 @@ def measurement_rows(path: str | Path | None = None, reference: str | None = Non
     df = load_reference(reference) if reference else read_measurements(str(path))
     if families:
         df = df[df["family"].isin(list(families))]
+    if hw:
+        load_device(hw)  # a bad device fails here, with its own message, used or not
     if (df["hw"] == "").any():
         if not hw:
             raise PerfModelError("the measurement rows name no device",
                                  "pass --hw NAME_OR_SPEC.yaml (e.g. the --spec-out of bench)")
-        load_device(hw)  # a bad device fails here, with its own message
         df = df.assign(hw=df["hw"].replace("", hw))
     if df.empty:
         raise PerfModelError("no measurement rows to work on", "check --family")
