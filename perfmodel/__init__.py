@@ -79,6 +79,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
                     "perfmodel.validate.collectives"),
     "leave_one_device_out": "perfmodel.validate.holdout",
+    "from_torch": "perfmodel.importers.torch_fx",
+    "load_onnx": "perfmodel.importers.onnx_model",
     "load_architectures": "perfmodel.hardware.load",
 }
 
@@ -88,7 +90,8 @@ __all__ = [
     "ShapeError", "SpecError", "SystemSpec", "TensorSpec", "UnknownNameError",
     "UnsupportedOpError", "Workload", "__version__", "build_workload", "check_collectives",
     "collective_sweep", "collective_time", "compare_algorithms", "compare_collectives",
-    "device_table", "fit_collectives", "footprint", "leave_one_device_out", "list_devices",
+    "device_table", "fit_collectives", "footprint", "from_torch", "leave_one_device_out",
+    "list_devices", "load_onnx",
     "list_systems", "load_architectures", "load_device",
     "load_model", "load_system", "memory_report", "model_table", "models", "predict",
     "predict_collective",

@@ -26,6 +26,8 @@ PUBLIC |= {"ModelShape", "Job", "ParallelPlan", "Workload", "footprint", "memory
            "predict_step", "search_plans", "device_table", "model_table"}
 # hardware never measured: the architectures' kernel figures, leave-one-device-out
 PUBLIC |= {"load_architectures", "leave_one_device_out"}
+# models users bring: torch modules and ONNX files
+PUBLIC |= {"from_torch", "load_onnx"}
 
 # docs/architecture.md "Layers": each package may import only from those listed for it.
 # errors, units and files sit under everything. Differences from the first DESIGN.md

@@ -12,7 +12,7 @@ from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
 from perfmodel.workload.build import check_context
 from perfmodel.workload.job import PHASES, Job
-from perfmodel.zoo.registry import load_model
+from perfmodel.zoo.registry import load_model, trace_options
 
 SHOWN = ["strategy", "params", "size_on_disk_bytes", "weight_bytes_moved", "macs_executed",
          "latency_s", "speedup", "peak_memory_bytes", "energy_j"]
@@ -55,7 +55,7 @@ def compression_table(args: argparse.Namespace) -> tuple[pd.DataFrame, str, str,
     if not args.strategy:
         raise PlanError("no --strategy given", "e.g. --strategy int8 --strategy prune:2:4")
     device = load_device(args.hw)
-    graph = load_model(args.model)
+    graph = load_model(args.model, **trace_options(args.model, args.batch, args.seq))
     check_context(graph, args.seq, args.allow_long_context)
     strategies = [parse_strategy(s, resolve_model=load_model) for s in args.strategy]
     batch = args.batch if args.batch is not None else int(graph.meta.get("default_batch", 1))

@@ -14,7 +14,7 @@ from perfmodel.units import GB, format_si
 from perfmodel.workload.build import check_context
 from perfmodel.workload.job import PHASES, PRECISIONS, Job
 from perfmodel.workload.plan import RECOMPUTE, SCHEDULES, ParallelPlan
-from perfmodel.zoo.registry import load_model
+from perfmodel.zoo.registry import load_model, trace_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,7 +60,8 @@ def model_options(attention: str) -> dict[str, bool]:
 
 def build_report(args: argparse.Namespace) -> MemoryReport:
     device = load_device(args.hw)
-    graph = load_model(args.model, **model_options(args.attention))
+    graph = load_model(args.model, **model_options(args.attention),
+                       **trace_options(args.model, getattr(args, "batch", None), args.seq))
     check_context(graph, args.seq, args.allow_long_context)
     for name in ("workspace_gb", "overhead_gb"):
         if getattr(args, name) < 0:

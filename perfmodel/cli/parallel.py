@@ -19,7 +19,7 @@ from perfmodel.parallel.step import BREAKDOWN, StepPrediction, predict_step
 from perfmodel.workload.build import check_context
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import RECOMPUTE, SCHEDULES, ParallelPlan, plan_for_devices
-from perfmodel.zoo.registry import load_model
+from perfmodel.zoo.registry import load_model, trace_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -147,7 +147,8 @@ def handle(args: argparse.Namespace) -> str:
         if getattr(args, name) <= 0:
             raise PlanError(f"--{name.replace('_', '-')} must be positive, got "
                             f"{getattr(args, name)}", "pass 1 or more")
-    graph = load_model(args.model, **model_options(args.attention))
+    graph = load_model(args.model, **model_options(args.attention),
+                       **trace_options(args.model, getattr(args, "batch", None), args.seq))
     check_context(graph, args.seq, args.allow_long_context)
     if args.search:
         if args.sim or args.plot:

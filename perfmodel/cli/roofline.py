@@ -6,12 +6,13 @@ import argparse
 
 from perfmodel.analytic.roofline import FUSION_MODES, Prediction, predict
 from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
+from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
 from perfmodel.workload.build import build_workload, check_context
 from perfmodel.workload.job import check_positive
 from perfmodel.workload.schema import PHASES
-from perfmodel.zoo.registry import load_model
+from perfmodel.zoo.registry import load_model, trace_options
 
 OP_COLUMNS = ["name", "kind", "unit_used", "dtype_used", "macs", "flops", "bytes", "intensity",
               "bound", "time_s", "share"]
@@ -40,30 +41,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
 
-def run_prediction(args: argparse.Namespace) -> Prediction:
+def run_prediction(args: argparse.Namespace) -> tuple[Prediction, ModelGraph]:
     device = load_device(args.hw)
-    graph = load_model(args.model)
+    graph = load_model(args.model, **trace_options(args.model, args.batch, args.seq))
     check_context(graph, args.seq, args.allow_long_context)
     dtype = args.dtype or device.default_dtype
     wl = build_workload(graph, batch=args.batch, seq=args.seq, dtype=dtype, phase=args.phase,
                         weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype)
     return predict(wl, device, hierarchical=args.memory_model == "hierarchical",
-                   fusion=getattr(args, "fusion", "none"))
+                   fusion=getattr(args, "fusion", "none")), graph
 
 
-def capacity(pred: Prediction, args: argparse.Namespace) -> dict:
+def capacity(pred: Prediction, graph: ModelGraph, args: argparse.Namespace) -> dict:
     """The run's memory verdict on one device (weights, KV cache, activations: the one
     memory model, perfmodel.analytic.capacity), as the prediction's ``capacity``."""
     from perfmodel.analytic.capacity import verdict
     from perfmodel.workload.plan import ParallelPlan
-    v = verdict(load_model(args.model), ParallelPlan(), pred.workload.job, load_device(args.hw))
+    v = verdict(graph, ParallelPlan(), pred.workload.job, load_device(args.hw))
     return {"fits": v.fits, "total_bytes": v.total_bytes, "capacity_bytes": v.capacity_bytes}
 
 
 def handle(args: argparse.Namespace) -> str:
     check_positive("top", args.top)
-    pred = run_prediction(args)
-    cap = capacity(pred, args)
+    pred, graph = run_prediction(args)
+    cap = capacity(pred, graph, args)
     flag_oom(args, cap["fits"], f"{args.model} at batch {pred.summary['batch']}")
     warnings = [] if cap["fits"] else [
         f"DOES NOT FIT: {cap['total_bytes'] / 1e9:.1f} GB needed of "
@@ -82,7 +83,8 @@ def handle(args: argparse.Namespace) -> str:
 
 def _table(pred: Prediction, ops, top: int) -> str:
     s, a = pred.summary, pred.assumptions
-    shown = ops.sort_values("time_s", ascending=False).head(top)[OP_COLUMNS]
+    priced = ops[ops["bound"] != "none"]   # views and no-ops cost nothing: not listed
+    shown = priced.sort_values("time_s", ascending=False).head(top)[OP_COLUMNS]
     fmt = {"macs": lambda v: format_si(v), "flops": lambda v: format_si(v),
            "bytes": lambda v: format_si(v, "B"), "intensity": lambda v: f"{v:.3g}",
            "time_s": lambda v: format_si(v, "s"), "share": lambda v: f"{100 * v:.1f}%"}

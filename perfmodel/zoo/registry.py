@@ -114,12 +114,25 @@ def _hf(key: str, **options: Any) -> ModelGraph:
 
 def _onnx(key: str, **options: Any) -> ModelGraph:
     from perfmodel.importers.onnx_model import load_onnx
-    return load_onnx(key, **options)
+    return load_onnx(key, **{k: v for k, v in options.items() if k in TRACE_OPTIONS})
 
 
 def _factory(key: str, **options: Any) -> ModelGraph:
     from perfmodel.importers.torch_fx import from_factory
-    return from_factory(key, **options)
+    return from_factory(key, **{k: v for k, v in options.items() if k in TRACE_OPTIONS})
+
+
+TRACE_OPTIONS = ("batch", "seq")  # what an ONNX file's or a torch factory's inputs take
+
+
+def trace_options(model: str, batch: int | None, seq: int | None) -> dict[str, Any]:
+    """The ``load_model`` options a traced model needs: an ONNX file's dynamic dimensions
+    and a torch factory's example inputs are fixed when it is loaded, so the batch and
+    sequence a command prices go in then (``{}`` for zoo names and config files, whose
+    graphs take them at ``build_workload``)."""
+    if not (model.lower().endswith(".onnx") or _is_factory(model)):
+        return {}
+    return {k: v for k, v in (("batch", batch or 1), ("seq", seq)) if v is not None}
 
 
 def _is_factory(key: str) -> bool:

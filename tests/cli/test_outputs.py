@@ -57,3 +57,20 @@ def test_a_run_that_cannot_fit_exits_3_unless_allowed(capsys, cmd):
     assert code == 3 and "does not fit in memory" in err and out   # printed, marked
     code, _, err = run(capsys, *cmd, "--allow-oom")
     assert code == 0 and "--allow-oom: exit 0" in err
+
+
+def test_a_torch_factory_is_traced_at_the_batch_priced(capsys):
+    # tests/importers/fx_factories.tiny_cnn through the CLI: --batch reaches the trace, so
+    # the MACs are 4x those of batch 1; the table lists priced ops only ("Top 5 of 5")
+    pytest.importorskip("torch")
+    import json
+    spec = "tests.importers.fx_factories:tiny_cnn"
+    macs = []
+    for batch in ("1", "4"):
+        code, out, err = run(capsys, "roofline", spec, "--hw", "a100", "--batch", batch,
+                             "--format", "json")
+        assert code == 0, err
+        macs.append(json.loads(out)["summary"]["macs"])
+    assert macs[1] == 4 * macs[0]
+    code, out, _ = run(capsys, "roofline", spec, "--hw", "a100")
+    assert "Top 5 of 5 ops" in out
