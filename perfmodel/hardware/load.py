@@ -238,16 +238,21 @@ def device_from_dict(d: Any, path: str = "<dict>", *,
     Without them, efficiency figures the spec leaves out are ideal.
     """
     c = begin_checks(d, path, "device", "docs/hw_spec_format.md", TOP_KEYS, REQUIRED)
-    if "category" in d and d["category"] not in CATEGORIES:
+    if "category" in d and (not isinstance(d["category"], str)
+                            or d["category"] not in CATEGORIES):
         c.add("category", f"must be one of {', '.join(sorted(CATEGORIES))}")
     compute = d.get("compute") or {}
-    peaks = _peaks(c, compute) if c.keys("compute", compute, COMPUTE_KEYS) else {}
+    if not c.keys("compute", compute, COMPUTE_KEYS):
+        compute = {}
+    peaks = _peaks(c, compute) if compute else {}
     sparse = bool(c.leaf("compute.sparse_2_4", compute["sparse_2_4"], bool)) \
         if "sparse_2_4" in compute else False
     memory = _memory(c, d.get("memory"))
     power = d.get("power") or {}
     tdp = c.leaf("power.tdp_W", power["tdp_W"]) if c.keys("power", power, POWER_KEYS) \
         and "tdp_W" in power else None
+    if not isinstance(power, dict):
+        power = {}
     year = c.leaf("year", d["year"], int) if "year" in d else None
     inter = d.get("interconnect") or {}
     extras: dict[str, Any] = {}

@@ -203,7 +203,7 @@ def _fabric(c: Checker, d: Any) -> Fabric | None:
     if not c.keys("scale_up", d, FABRIC_KEYS):
         return None
     topo = d.get("topology")
-    if topo not in TOPOLOGIES:
+    if not isinstance(topo, str) or topo not in TOPOLOGIES:
         c.add("scale_up.topology",
               f"unknown topology {topo!r} ({did_you_mean(str(topo), TOPOLOGIES)})")
         return None

@@ -41,8 +41,10 @@ from perfmodel.analytic.pipeline import (
     in_flight,
     step_time,
 )
-from perfmodel.errors import ShapeError, UnknownNameError, did_you_mean
+from perfmodel.errors import PlanError, ShapeError, UnknownNameError, did_you_mean
 from perfmodel.sim.engine import Arrival, ClusterSim, SimResult
+
+MAX_TASKS = 2**22  # ~4 M simulated tasks: about a minute of wall time on one core
 
 __all__ = ["Pipe", "PipelineRun", "schedule_order", "gpipe", "one_f_one_b", "interleaved",
            "SCHEDULE_PROCESSES", "chain_topology", "simulate_pipeline"]
@@ -258,6 +260,12 @@ def simulate_pipeline(schedule: str, stages: int, micro_batches: int, t_forward:
         raise UnknownNameError(f"unknown schedule {schedule!r}", did_you_mean(schedule,
                                                                                SCHEDULES))
     check_pipeline(stages, micro_batches, schedule, virtual)
+    tasks = 2 * stages * virtual * micro_batches
+    if tasks > MAX_TASKS:
+        raise PlanError(f"simulating {tasks:,} forward and backward tasks is past the "
+                        f"simulator's limit of {MAX_TASKS:,} (minutes of wall time)",
+                        "use the closed forms (perfmodel.analytic.pipeline.bubble_fraction),"
+                        " or fewer stages x micro-batches")
     n = stages * virtual
     tf, tb = _per_stage("t_forward", t_forward, n), _per_stage("t_backward", t_backward, n)
     if graph is None:

@@ -132,7 +132,7 @@ def trace_options(model: str, batch: int | None, seq: int | None) -> dict[str, A
     graphs take them at ``build_workload``)."""
     if not (model.lower().endswith(".onnx") or _is_factory(model)):
         return {}
-    return {k: v for k, v in (("batch", batch or 1), ("seq", seq)) if v is not None}
+    return {k: v for k, v in (("batch", batch), ("seq", seq)) if v is not None}
 
 
 def _is_factory(key: str) -> bool:
