@@ -19,7 +19,7 @@ def _clean(v: Any) -> Any:
     import numpy as np  # here, not at import: `perfmodel --help` needs no numpy
 
     if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
+        return {str(k): _clean(x) for k, x in v.items() if not str(k).endswith(WALL_CLOCK)}
     if isinstance(v, list | tuple):
         return [_clean(x) for x in v]
     if isinstance(v, np.generic):
@@ -29,8 +29,15 @@ def _clean(v: Any) -> Any:
     return v
 
 
+# keys holding how long perfmodel itself ran (the simulator's wall time): left out of JSON,
+# which is a function of the inputs only (byte-identical run to run); tables print them
+WALL_CLOCK = "wall_s"
+
+
 def to_json(obj: Any) -> str:
-    """Stable JSON: non-finite floats become null, numpy scalars plain numbers."""
+    """Stable JSON: non-finite floats become null, numpy scalars plain numbers, perfmodel's
+    own run times (keys ending in ``wall_s``) left out, so the same input gives the same
+    bytes."""
     return json.dumps(_clean(obj), indent=2, sort_keys=False)
 
 

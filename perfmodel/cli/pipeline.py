@@ -20,9 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="1f1b", choices=SCHEDULES)
     p.add_argument("--virtual", type=int, default=1, help="chunks per device (interleaved)")
     p.add_argument("--t-forward", default="1",
-                   help="forward time per micro-batch and stage (s), or one per virtual "
-                        "stage, comma-separated (uneven stages)")
-    p.add_argument("--t-backward", default="2", help="backward time, same convention")
+                   help="forward seconds per micro-batch on one device's stage (with "
+                        "--virtual v each of its v chunks takes 1/v of it), or one time per "
+                        "virtual stage, comma-separated (uneven stages, taken as given); the "
+                        "defaults 1 and 2 are a unit step with backward = 2 x forward")
+    p.add_argument("--t-backward", default="2", help="backward seconds, same convention")
     p.add_argument("--activation-bytes", type=float, default=0.0,
                    help="bytes sent between stages per micro-batch")
     p.add_argument("--link-GBps", type=float, default=None, help="p2p link bandwidth")
@@ -49,9 +51,12 @@ def run(args: argparse.Namespace) -> PipelineRun:
         raise ShapeError("--link-GBps must be positive", "e.g. --link-GBps 25")
     if args.link_latency_us < 0 or args.activation_bytes < 0:
         raise ShapeError("latency and bytes must be >= 0", "pass 0 or more")
+    tf, tb = _times(args.t_forward, "t-forward"), _times(args.t_backward, "t-backward")
+    check_positive("virtual", args.virtual)
+    if args.schedule == "interleaved":  # a device's stage time, split over its v chunks
+        tf, tb = (t / args.virtual if isinstance(t, float) else t for t in (tf, tb))
     return simulate_pipeline(
-        args.schedule, args.stages, args.micro_batches, _times(args.t_forward, "t-forward"),
-        _times(args.t_backward, "t-backward"), virtual=args.virtual,
+        args.schedule, args.stages, args.micro_batches, tf, tb, virtual=args.virtual,
         activation_bytes=args.activation_bytes,
         link_bandwidth_Bps=(args.link_GBps * 1e9 if args.link_GBps else float("inf")),
         link_latency_s=args.link_latency_us * 1e-6)

@@ -74,3 +74,17 @@ def test_a_torch_factory_is_traced_at_the_batch_priced(capsys):
     assert macs[1] == 4 * macs[0]
     code, out, _ = run(capsys, "roofline", spec, "--hw", "a100")
     assert "Top 5 of 5 ops" in out
+
+
+def test_interleaving_splits_a_device_stage_time_over_its_chunks(capsys):
+    # p 4, m 8, forward 1 + backward 2 per device stage: 1F1B takes (m + p - 1) x 3 = 33 s;
+    # interleaved with v = 2 runs chunks of 0.5 + 1 s: (v m + p - 1) x 1.5 = 28.5 s
+    import json
+    runs = {}
+    for extra in ((), ("--schedule", "interleaved", "--virtual", "2")):
+        code, out, err = run(capsys, "pipeline", "--stages", "4", "--micro-batches", "8",
+                             *extra, "--format", "json")
+        assert code == 0, err
+        runs[extra[1] if extra else "1f1b"] = json.loads(out)
+    assert runs["1f1b"]["step_s"] == pytest.approx(33.0)
+    assert runs["interleaved"]["step_s"] == pytest.approx(28.5)
