@@ -252,7 +252,9 @@ def _best(df: pd.DataFrame, family: str, column: str, mask: pd.Series | None = N
 def host_spec(measurements: pd.DataFrame, info: HostInfo | None = None,
               date: str | None = None) -> dict[str, Any]:
     """A hw_spec mapping for this host from what it detects and what ``measurements`` (CPU
-    backend rows) show. Efficiency is left to the defaults until ``perfmodel calibrate``."""
+    backend rows) show; the launch overhead is the launch rows' median (none if not
+    measured). Compute and memory efficiency are left to the defaults until
+    ``perfmodel calibrate``."""
     missing = [f for f in ("gemm", "membw") if not (measurements["family"] == f).any()]
     if missing:
         raise MeasurementError(f"a host spec needs {' and '.join(missing)} measurements",
@@ -265,6 +267,12 @@ def host_spec(measurements: pd.DataFrame, info: HostInfo | None = None,
         _best(measurements, "membw", "achieved_GBps")
     measured = (f"measured by `perfmodel bench --backend cpu` on {date} (numpy "
                 f"{np.__version__}): ")
+    launch = measurements.loc[measurements["family"] == "launch", "time_s"].astype(float)
+    # the per-call cost: the launch rows' median if measured; else none is assumed (the
+    # A100's 3.3 us kernel launch of _defaults.yaml says nothing about a numpy call)
+    overhead = {"value": round(float(launch.median()) * 1e6, 4) if len(launch) else 0.0,
+                "source": "MEASURED-LAUNCH" if len(launch) else
+                "not measured (run the launch suite): none assumed"}
     peaks = {dt: {"value": round(_best(measurements, "gemm", "achieved_TFLOPS",
                                        measurements["dtype"] == dt), 6), "source": "MEASURED-GEMM"}
              for dt in DTYPES if _best(measurements, "gemm", "achieved_TFLOPS",
@@ -279,7 +287,9 @@ def host_spec(measurements: pd.DataFrame, info: HostInfo | None = None,
             "MEASURED-GEMM": measured + "best numpy.matmul rate of the gemm suite for the "
                                         "dtype (BLAS on all cores)",
             "MEASURED-STREAM": measured + f"best STREAM rate on arrays over the {llc / 2**20:g} "
-                                          "MiB last-level cache (cache flushed per repetition)"},
+                                          "MiB last-level cache (cache flushed per repetition)",
+            "MEASURED-LAUNCH": measured + "median time of one numpy call on a one-element "
+                                          "array (the launch suite)"},
         "compute": {"vector_TFLOPS": peaks,
                     "units": {"value": info.cores, "source": "DETECTED"}},
         "memory": [
@@ -289,7 +299,9 @@ def host_spec(measurements: pd.DataFrame, info: HostInfo | None = None,
              "bandwidth_GBps": {"value": round(bw, 3), "source": "MEASURED-STREAM"}},
             {"name": "llc", "role": "cache",
              "capacity_MB": {"value": round(llc / 2**20, 6), "source": "DETECTED"}}],
+        "efficiency": {"launch_overhead_us": overhead},
         "notes": "Written by perfmodel from this host's detection and measurements; peaks are "
-                 "the best measured rates, not a vendor figure. Efficiency factors come from "
+                 "the best measured rates, not a vendor figure, and the per-call overhead is "
+                 "the measured one. Compute and memory efficiency come from "
                  "hw_specs/_defaults.yaml until `perfmodel calibrate` fits them.",
     }

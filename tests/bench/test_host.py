@@ -57,3 +57,18 @@ def test_host_spec_from_measurements():
         dev.provenance["compute.vector_TFLOPS.fp32"]
     assert "detected by perfmodel on 2026-01-02" in dev.provenance["compute.units"]
     assert np.isclose(dev.memory[1].capacity_bytes, 8e6)
+
+
+def test_host_spec_launch_overhead_is_the_measured_call_not_the_a100s():
+    # launch rows of 2 and 4 us: the spec's per-call overhead is their median, 3 us; without
+    # launch rows it is 0, never the A100 kernel launch of _defaults.yaml (3.3 us)
+    base = [{"benchmark": "gemm_numpy", "family": "gemm", "dtype": "fp32", "m": 1, "n": 1,
+             "k": 1, "achieved_TFLOPS": 0.1},
+            {"benchmark": "stream_copy", "family": "membw", "working_set_bytes": 64e6,
+             "achieved_GBps": 20.0}]
+    launch = [{"benchmark": "python_call_add", "family": "launch", "time_s": t}
+              for t in (2e-6, 4e-6)]
+    with_launch = device_from_dict(host_spec(measurement_frame(base + launch), INFO), "h.yaml")
+    assert with_launch.efficiency.launch_overhead_s == pytest.approx(3e-6)
+    without = device_from_dict(host_spec(measurement_frame(base), INFO), "h.yaml")
+    assert without.efficiency.launch_overhead_s == 0.0
