@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import pandas as pd
 
@@ -45,6 +46,9 @@ def handle(args: argparse.Namespace) -> str:
     base = load_device(args.hw) if args.hw else load_device(df["hw"].iloc[0])
     cal = calibrate(df, folds=args.folds, seed=args.seed, group=args.group, models=load_model)
     table = _table(cal.summary, cal.uncalibrated)
+    worse = _worse(table)
+    for line in worse:
+        sys.stderr.write(f"perfmodel: warning: {line}\n")
     written = None
     if args.output:
         spec = calibrated_spec(base, cal, args.measurements or f"reference:{args.reference}")
@@ -53,6 +57,7 @@ def handle(args: argparse.Namespace) -> str:
     e = cal.efficiency
     if args.format == "json":
         return to_json({"table": table.to_dict(orient="records"), "output": written,
+                        "warnings": worse,
                         "launch_overhead_s": e.launch_overhead_s, "compute": e.compute,
                         "memory": e.memory,
                         "compute_curves": {k: c.to_points() for k, c in e.compute_curves.items()},
@@ -69,6 +74,17 @@ def handle(args: argparse.Namespace) -> str:
              f"{e.compute:.3f} and memory {e.memory:.3f} (large kernels), compute curves for "
              f"{', '.join(e.compute_curves) or 'none'}, memory curve with "
              f"{len(e.memory_curve.sizes) if e.memory_curve else 0} points"]
+    lines += [f"WARNING: {w}" for w in worse]
     if written:
         lines.append(f"wrote {written} (use it: perfmodel roofline MODEL --hw {written})")
     return "\n".join(lines)
+
+
+def _worse(table: pd.DataFrame) -> list[str]:
+    """A line per family whose held-out error the fit makes worse than the spec's own."""
+    rows = table[(table["family"] != "all") & table["cv_mape"].notna()
+                 & table["uncalibrated_mape"].notna()]
+    return [f"the fit prices held-out {r.family} rows worse than the uncalibrated spec (MAPE "
+            f"{100 * r.uncalibrated_mape:.1f}% -> {100 * r.cv_mape:.1f}%): keep the spec's "
+            f"own figures for {r.family}, or measure more rows"
+            for r in rows.itertuples() if r.cv_mape > r.uncalibrated_mape]

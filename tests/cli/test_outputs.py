@@ -88,3 +88,14 @@ def test_interleaving_splits_a_device_stage_time_over_its_chunks(capsys):
         runs[extra[1] if extra else "1f1b"] = json.loads(out)
     assert runs["1f1b"]["step_s"] == pytest.approx(33.0)
     assert runs["interleaved"]["step_s"] == pytest.approx(28.5)
+
+
+def test_calibrate_says_when_its_fit_is_worse_than_the_spec(capsys):
+    # the shipped V100 bandwidth rows: the kernel model prices them at 0.5 % MAPE, a fit on
+    # 12 rows cross-validates worse; calibrate must say so, not write it silently
+    import json
+    code, out, err = run(capsys, "calibrate", "--reference", "v100", "--family", "membw",
+                         "--format", "json")
+    assert code == 0, err
+    warnings = json.loads(out)["warnings"]
+    assert warnings and "membw" in warnings[0] and "worse" in err
