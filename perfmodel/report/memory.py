@@ -39,13 +39,14 @@ def plot_memory_wall(table: pd.DataFrame, path: str | Path, overwrite: bool = Fa
     """Peak FLOP/s, bandwidth and capacity by year (log scale), and FLOP per byte."""
     out = figure_path(path, overwrite)
     plt = pyplot()
-    t = table.dropna(subset=["year"])
+    t = table.dropna(subset=["year"])  # every shipped device has a cited year
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
     a.semilogy(t["year"], t["peak_flops_per_s"] / 1e12, "o",
                label="peak TFLOP/s (fp16, else bf16, else fp32)")
     a.semilogy(t["year"], t["bandwidth_Bps"] / 1e9, "s", label="bandwidth GB/s")
     a.semilogy(t["year"], t["capacity_bytes"] / 1e9, "^", label="capacity GB")
     a.set_xlabel("year")
+    a.set_ylabel("TFLOP/s, GB/s, GB (log scale)")
     a.legend(fontsize=8)
     a.grid(True, which="both", alpha=0.3)
     b.semilogy(t["year"], t["flop_per_byte"], "o")

@@ -49,7 +49,11 @@ def plot_pipeline_gantt(compute: pd.DataFrame, path: str | Path, title: str = ""
                     va="center", fontsize=6)
     ax.set_yticks(range(len(devices)), devices, fontsize=7)
     ax.invert_yaxis()
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color=plt.get_cmap("Blues")(0.7), label="forward"),
+                       Patch(color=plt.get_cmap("Greens")(0.7), label="backward")],
+              fontsize=7, loc="upper right")
     ax.set_xlabel("time (s)")
-    ax.set_title(title or "pipeline schedule (blue: forward, green: backward)", fontsize=9)
+    ax.set_title(title or "pipeline schedule", fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     return save(fig, out)

@@ -24,16 +24,18 @@ def plot_roofline(pred: Prediction, device: DeviceSpec, path: str | Path,
     x = np.logspace(-2, 4, 400)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for (unit, dt), peak in sorted(device.peak_flops.items(), key=lambda kv: -kv[1]):
-        p = peak * device.efficiency.compute
-        ax.loglog(x, np.minimum(p, x * bw), lw=1.2, label=f"{unit} {dt}: {peak / 1e12:g} TFLOP/s")
-        ax.plot([p / bw], [p], "k.", ms=4)
+        p = peak * device.efficiency.compute / 1e12
+        rate = "TOPS" if dt.startswith("int") else "TFLOP/s"  # integer ops are not FLOP
+        ax.loglog(x, np.minimum(p, x * bw / 1e12), lw=1.2,
+                  label=f"{unit} {dt}: {peak / 1e12:g} {rate}")
+        ax.plot([p * 1e12 / bw], [p], "k.", ms=4)
     sizes = 400 * ops["time_s"] / max(float(ops["time_s"].max()), 1e-30) + 6
     for kind, grp in ops.groupby("kind"):
-        ax.scatter(grp["intensity"], grp["achieved_flops_per_s"], s=sizes[grp.index],
+        ax.scatter(grp["intensity"], grp["achieved_flops_per_s"] / 1e12, s=sizes[grp.index],
                    alpha=0.6, label=f"op: {kind}")
     s = pred.summary
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")
-    ax.set_ylabel("attainable FLOP/s (efficiency applied)")
+    ax.set_ylabel("attainable TFLOP/s (integer roofs: TOPS; efficiency applied)")
     ax.set_title(f"{s['model']} on {device.display_name}: {s['phase']}, batch {s['batch']}, "
                  f"{s['dtype']}\nlatency {s['latency_s'] * 1e3:.3g} ms, utilization "
                  f"{100 * s['utilization']:.2g}%; dots mark ridge points", fontsize=9)
