@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
+
 from perfmodel.analytic.capacity import MemoryReport, memory_report
 from perfmodel.analytic.memory import OPTIMIZER_STATE_BYTES
 from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
@@ -88,8 +90,12 @@ def handle(args: argparse.Namespace) -> str:
                                 args.force))
     if args.format == "json":
         return to_json(report.to_dict())
-    if args.format == "csv":
-        return emit_frame(report.breakdown, "csv")
+    if args.format == "csv":  # the components, then total and capacity with the verdict
+        v = report.verdict
+        extra = pd.DataFrame({"component": ["total", "capacity"],
+                              "bytes": [v.total_bytes, v.capacity_bytes]})
+        return emit_frame(pd.concat([report.breakdown, extra], ignore_index=True)
+                          .assign(fits=v.fits), "csv")
     return _table(report, args)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
+
 from perfmodel.analytic.roofline import FUSION_MODES, Prediction, predict
 from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
 from perfmodel.graph.model_graph import ModelGraph
@@ -76,8 +78,14 @@ def handle(args: argparse.Namespace) -> str:
     if args.format == "json":
         return to_json({**pred.to_dict(), "capacity": cap, "warnings": warnings})
     ops = pred.ops.assign(share=pred.ops["time_s"] / max(pred.summary["latency_s"], 1e-30))
-    if args.format == "csv":
-        return emit_frame(ops, "csv")
+    if args.format == "csv":  # the ops, then one summary row (name "TOTAL") with the verdict
+        s = pred.summary
+        total = {"model": s["model"], "name": "TOTAL", "kind": "summary",
+                 **{c: float(ops[c].sum()) for c in ("macs", "flops", "bytes", "time_s",
+                                                      "compute_s", "memory_s", "overhead_s")},
+                 "bound": s["bound"], "share": 1.0, "fits": cap["fits"]}
+        return emit_frame(pd.concat([ops.assign(fits=None), pd.DataFrame([total])],
+                                    ignore_index=True), "csv")
     return "\n".join([*warnings, _table(pred, ops, args.top)])
 
 

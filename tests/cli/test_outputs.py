@@ -99,3 +99,19 @@ def test_calibrate_says_when_its_fit_is_worse_than_the_spec(capsys):
     assert code == 0, err
     warnings = json.loads(out)["warnings"]
     assert warnings and "membw" in warnings[0] and "worse" in err
+
+
+def test_csv_carries_the_summary_and_the_verdict(capsys):
+    import io
+
+    import pandas as pd
+    code, out, _ = run(capsys, "roofline", "resnet18", "--hw", "a100", "--format", "csv")
+    df = pd.read_csv(io.StringIO(out))
+    total = df[df["name"] == "TOTAL"].iloc[0]
+    ops = df[df["name"] != "TOTAL"]
+    assert total["macs"] == ops["macs"].sum() and bool(total["fits"])
+    assert total["time_s"] == pytest.approx(ops["time_s"].sum())
+    code, out, _ = run(capsys, "memory", "llama-2-70b", "--hw", "a100", "--format", "csv")
+    df = pd.read_csv(io.StringIO(out)).set_index("component")
+    assert code == 3 and not df["fits"].any()
+    assert df.loc["capacity", "bytes"] == 80e9 < df.loc["total", "bytes"]
