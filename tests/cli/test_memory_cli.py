@@ -41,7 +41,8 @@ def test_memory_resnet_on_orin_csv(capsys):
     code, out, _ = run(capsys, "memory", "resnet50", "--hw", "jetson-orin", "--batch", "64",
                        "--phase", "train", "--format", "csv")
     assert code == 0
-    assert out.splitlines()[0] == "component,bytes"
+    assert out.splitlines()[0] == "component,bytes,fits"   # the verdict rides along
+    assert out.splitlines()[-1].startswith("capacity,")
 
 
 def _train_json(capsys, *argv):
