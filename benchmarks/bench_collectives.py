@@ -5,7 +5,8 @@
                                                          # files cite as FIT-* and print them
     python benchmarks/bench_collectives.py --skip-des    # accuracy and analytic sweep only
 
-Accuracy: every row of shared/reference/measurements/collectives.csv is mapped to a shipped
+Accuracy: every row of measurements/reference/collectives.csv (a verbatim copy of the
+published collective measurements, with their citations) is mapped to a shipped
 system (hw_specs/systems) and predicted with the alpha-beta model (algorithm "auto", as NCCL
 picks). Rows are split into the calibration set (the rows the FIT-* figures of dgx-a100.yaml
 and polaris.yaml were fitted on; nothing else is fitted) and held-out rows; rows whose system
@@ -37,7 +38,7 @@ from perfmodel.validate.collectives import SIZE_RANGES, cross_validate, median_k
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get(
     "PERFMODEL_COLLECTIVES_CSV",
-    ROOT.parent / "shared" / "reference" / "measurements" / "collectives.csv"))
+    ROOT / "measurements" / "reference" / "collectives.csv"))  # shipped: a clone has it
 KIB, MIB = 1024, 1024 * 1024
 
 # Calibration sets (the FIT-* sources in hw_specs/systems/dgx-a100.yaml and polaris.yaml).
