@@ -16,6 +16,7 @@ The simulator and the validation layer are imported by the commands that use the
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,8 +134,27 @@ def _fmt() -> dict[str, Any]:
             "busbw_GBps": lambda x: f"{x:.2f}"}
 
 
+LONG_SIM_DEVICES = 256  # from here a discrete-event run takes seconds to minutes
+
+
+def _announce_long_sim(args: argparse.Namespace, system: SystemSpec, v: np.ndarray) -> None:
+    """Before a simulation at cluster scale: say so on stderr, with the alpha-beta model's
+    answer first, so a user waiting has a number (and knows the wait is expected)."""
+    model = _run(args, system, v, "analytic").table
+    p = int(model["p"].iloc[0])
+    if not args.sim or p < LONG_SIM_DEVICES or args.format != "table":
+        return
+    t = ", ".join(f"{int(s)} B: {u:.4g} us" for s, u in
+                  zip(model["size_bytes"].head(3), model["time_us"].head(3), strict=False))
+    sys.stderr.write(f"perfmodel: simulating {len(v)} size(s) on {p} devices: expect "
+                     f"seconds to minutes (the simulator runs about 10^5-10^6 transfers/s); "
+                     f"the alpha-beta model says {t}{' ...' if len(v) > 3 else ''}\n")
+
+
 def _sweep(args: argparse.Namespace, system: SystemSpec) -> str:
     v = _sizes(args)
+    if args.sim:
+        _announce_long_sim(args, system, v)
     sweep = _run(args, system, v, "sim" if args.sim else "analytic",
                  record=bool(args.plot) and len(v) == 1)
     table, last = sweep.table, sweep.last_run
