@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import logging
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from perfmodel.cli.output import FORMATS
 from perfmodel.errors import PerfModelError
 
-__all__ = ["main", "run", "build_parser", "COMMANDS"]
+__all__ = ["main", "run", "build_parser", "COMMANDS", "EXAMPLES"]
 
 # Command -> (the module that implements it: add_arguments, handle; its one-line help).
 # A module is imported only for the command being run, and `perfmodel --help` imports none,
@@ -43,6 +44,74 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Command -> two command lines shown under "Examples:" in its --help. Each one runs as printed
+# with shipped names (tests/cli/test_help.py runs them all); none needs a GPU.
+EXAMPLES: dict[str, tuple[str, str]] = {
+    "roofline": ("perfmodel roofline resnet50 --hw a100",
+                 "perfmodel roofline llama-2-7b --hw h100 --phase decode --seq 2048 --batch 8"),
+    "models": ("perfmodel models",
+               "perfmodel models --family llama --format csv"),
+    "hw": ("perfmodel hw",
+           "perfmodel hw show h100"),
+    "memory": ("perfmodel memory llama-2-7b --hw a100 --phase decode --batch 16 --seq 4096",
+               "perfmodel memory llama-2-13b --hw a100 --phase train --batch 32 --seq 4096 "
+               "--tp 4 --pp 2 --dp 4 --zero 1"),
+    "memory-wall": ("perfmodel memory-wall",
+                    "perfmodel memory-wall --plot wall.png"),
+    "compress": ("perfmodel compress resnet50 --hw a100 --strategy int8 "
+                 "--strategy prune:0.5:structured",
+                 "perfmodel compress llama-2-7b --hw h100 --phase decode --strategy w4a16 "
+                 "--strategy fp8"),
+    "collective": ("perfmodel collective all_reduce --system dgx-h100 --min-bytes 8 "
+                   "--max-bytes 1G",
+                   "perfmodel collective all_reduce --system dgx-a100 --nodes 2 "
+                   "--algo hierarchical --bytes 256M --sim"),
+    "pipeline": ("perfmodel pipeline --stages 4 --micro-batches 8",
+                 "perfmodel pipeline --stages 4 --micro-batches 8 --schedule interleaved "
+                 "--virtual 2 --layers 32"),
+    "parallel": ("perfmodel parallel llama-2-7b --system dgx-a100 --gpus 8 --tp 2 --pp 2 "
+                 "--global-batch 64",
+                 "perfmodel parallel llama-2-13b --system dgx-h100 --gpus 16 --global-batch 256 "
+                 "--search --top 5"),
+    "bench": ("perfmodel bench --backend cpu --quick --out host.csv",
+              "perfmodel bench --build-only --print-commands"),
+    "validate": ("perfmodel validate --reference a100",
+                 "perfmodel validate --reference a100 --family gemm,membw --by dtype"),
+    "calibrate": ("perfmodel calibrate --reference t4 --group framework",
+                  "perfmodel calibrate --reference a100 --family gemm,membw "
+                  "-o a100-calibrated.yaml"),
+}
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                     argparse.RawDescriptionHelpFormatter):
+    """Every option's default after its help, where the default says something (not None,
+    False or empty, and not already told in the help text); descriptions and the examples
+    epilog keep their line breaks."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and _tells(action):  # no help text: the default alone
+            action = copy.copy(action)
+            action.help = "default: %(default)s"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if not _tells(action) or "default" in (action.help or "").lower():
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _tells(action: argparse.Action) -> bool:
+    """Whether an option's default is worth printing (None, False, [] mean "not given")."""
+    d = action.default
+    return d is not argparse.SUPPRESS and d is not None and d is not False and d != []
+
+
+def _epilog(command: str) -> str | None:
+    lines = EXAMPLES.get(command, ())
+    return "Examples:\n" + "\n".join(f"  {line}" for line in lines) if lines else None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors go through our one-line error path (exit 2)."""
 
@@ -53,15 +122,17 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser: every command listed with its help; only ``command``'s sub-parser (if
     given) is complete, its module imported to add its arguments."""
-    parser = _Parser(prog="perfmodel", description="Predict how AI models run on hardware.")
+    parser = _Parser(prog="perfmodel", description="Predict how AI models run on hardware.",
+                     epilog="`perfmodel COMMAND --help`: a command's options, their defaults "
+                            "and two examples.", formatter_class=_HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (path, text) in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text, epilog=_epilog(name),
+                           formatter_class=_HelpFormatter)
         if name != command:
-            sub.add_parser(name, help=text, description=text)
             continue
         module = importlib.import_module(path)
-        p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--format", choices=FORMATS, default="table",
                        help="output format (json is stable for scripts)")
         module.add_arguments(p)
