@@ -10,6 +10,7 @@ import pandas as pd
 from perfmodel.cli.output import emit_frame, to_json
 from perfmodel.cli.validate import add_measurement_arguments, load_rows
 from perfmodel.errors import PerfModelError
+from perfmodel.files import check_writable
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.write import write_spec
 from perfmodel.validate.calibrate import calibrate, calibrated_spec
@@ -42,6 +43,8 @@ def handle(args: argparse.Namespace) -> str:
     if args.folds < 2:
         raise PerfModelError(f"--folds must be at least 2, got {args.folds}",
                              "cross-validation fits on some folds and reports on the rest")
+    if args.output:  # refused before the fit, not after it
+        check_writable(args.output, args.force, (".yaml", ".yml"))
     df = load_rows(args)
     base = load_device(args.hw) if args.hw else load_device(df["hw"].iloc[0])
     cal = calibrate(df, folds=args.folds, seed=args.seed, group=args.group, models=load_model)
