@@ -22,6 +22,10 @@ prices the graph at any batch and seq, as a zoo model. A dim that is no multiple
 (S+1 after a class token) keeps the whole graph at the sizes it was loaded with
 (``meta["fixed_dims"]``, and a warning).
 
+This module reads the file, infers the shapes and walks the nodes (``load_onnx``); the
+rules and patterns are in :mod:`perfmodel.importers.onnx_rules`, the values and the
+converter they share in :mod:`perfmodel.importers.onnx_walk`.
+
 onnx is imported on first use (``pip install ".[onnx]"``); the core never needs it.
 """
 
@@ -32,16 +36,27 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from perfmodel.errors import PerfModelError, ShapeError, SpecError
-from perfmodel.graph.builder import GraphBuilder, Tensor
-from perfmodel.graph.kinds import OpKind
+from perfmodel.graph.builder import GraphBuilder
 from perfmodel.graph.model_graph import ModelGraph
-from perfmodel.graph.op import Dim, TensorSpec
+from perfmodel.importers.onnx_rules import RULES, Patterns, lookup
+from perfmodel.importers.onnx_walk import (
+    Act,
+    Const,
+    Converter,
+    Fixed,
+    InferredShapes,
+    Shapes,
+    Unmapped,
+    Value,
+    Weight,
+    attr,
+    dtype,
+    weight_inputs,
+)
 
 __all__ = ["load_onnx", "RULES", "INSTALL"]
 
@@ -50,14 +65,12 @@ log = logging.getLogger(__name__)
 INSTALL = 'pip install ".[onnx]"'
 BATCH_NAME = re.compile(r"batch|^(n|b|bs)$", re.IGNORECASE)
 SEQ_NAME = re.compile(r"seq|len|token|time|step|position|^(s|t)$", re.IGNORECASE)
-WHOLE = 99          # keep every dim of an op's tensors one entry (rank-sensitive rules)
 INLINE_LIMIT = 64   # float initializers at most this big stay in the shape-inference model
 FOLD_LIMIT = 4096   # shape computations folded for shape inference: at most this big
 FOLD_ROUNDS = 4     # infer, fold what became known, infer again
 SHAPE_OPS = frozenset({"Shape", "Size"})  # outputs are constants, whatever the input
 # never folded: they make big tensors from a shape (whose output shapes infer without it)
 NO_FOLD = frozenset({"ConstantOfShape", "Expand", "Tile", "If", "Loop", "Scan"})
-Shapes = dict[str, tuple[int | None, ...]]
 
 
 def _onnx() -> Any:
@@ -67,39 +80,6 @@ def _onnx() -> Any:
     except ImportError:
         raise PerfModelError("reading .onnx files needs the onnx package, which is not "
                              "installed", INSTALL) from None
-
-
-# --- values flowing along the graph -----------------------------------------------------
-
-@dataclass(frozen=True)
-class _Act:
-    """An activation: the perfmodel op that produced it (None for a graph input)."""
-
-    producer: str | None
-
-
-@dataclass(frozen=True)
-class _Weight:
-    """Initializers (or a view of them) reaching an op: counted on the op that reads them."""
-
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Const:
-    """A constant: Constant nodes, integer and scalar initializers, shapes of tensors."""
-
-
-Value = _Act | _Weight | _Const | None
-Factor = tuple[int, tuple[str, ...]]  # a dim as coefficient x symbols: 12 B is (12, ("B",))
-
-
-class _Fixed(Exception):
-    """A dim that is no multiple of the symbols: the graph keeps concrete shapes."""
-
-
-class _Unmapped(Exception):
-    """A node its rule cannot map (a computed weight, a 1-D operand): priced as unsupported."""
 
 
 # --- reading and shape inference --------------------------------------------------------
@@ -126,20 +106,13 @@ def _read(onnx: Any, path: Path) -> Any:
     return model
 
 
-def _dtype(onnx: Any, elem_type: int) -> str:
-    """``float``, ``int`` (integers and bools) or ``other`` for an ONNX element type."""
-    name = str(onnx.TensorProto.DataType.Name(elem_type))
-    return ("float" if "FLOAT" in name or name == "DOUBLE"
-            else "int" if name.startswith(("INT", "UINT")) or name == "BOOL" else "other")
-
-
 def _light(onnx: Any, model: Any, folder: Path) -> tuple[Any, list[Any]]:
     """A copy for shape inference, and its real inputs: big float initializers become typed
     inputs (their values never matter); the others stay, their external data loaded (Reshape
     targets, Resize scales). Declared shapes are dropped but for custom-domain outputs."""
     g, helper = model.graph, onnx.helper
     big = {t.name for t in g.initializer
-           if _dtype(onnx, t.data_type) == "float" and math.prod(t.dims) > INLINE_LIMIT}
+           if dtype(onnx, t.data_type) == "float" and math.prod(t.dims) > INLINE_LIMIT}
     kept = []
     for t in g.initializer:
         if t.name not in big:
@@ -229,12 +202,12 @@ def _fold_constants(onnx: Any, m: Any, shapes: Shapes) -> bool:
         try:
             if node.op_type in SHAPE_OPS and shape is not None and None not in shape:
                 dims = np.array(shape, dtype=np.int64)
-                lo, hi = _attr(node, "start", 0), _attr(node, "end", len(dims))
+                lo, hi = attr(node, "start", 0), attr(node, "end", len(dims))
                 outs = [dims[lo:hi] if node.op_type == "Shape" else np.array(dims.prod())]
             elif node.op_type in NO_FOLD or node.op_type.startswith("Random") or \
                     node.domain not in ("", "ai.onnx") or any(i and i not in known
                                                               for i in node.input):
-                raise _Unmapped(node.op_type)
+                raise Unmapped(node.op_type)
             else:
                 outs = list(ReferenceEvaluator(node, opsets=opsets).run(
                     None, {i: known[i] for i in node.input if i}))
@@ -251,402 +224,6 @@ def _fold_constants(onnx: Any, m: Any, shapes: Shapes) -> bool:
         m.graph.node.extend(keep)
         m.graph.initializer.extend(folded)
     return bool(folded)
-
-
-@dataclass
-class _Shapes:
-    """The inferred shapes at the requested sizes (``base``) and, per symbol, at that symbol
-    one larger (``probes``: symbol, its value, that run's shapes; none: fixed shapes)."""
-
-    base: Shapes
-    probes: list[tuple[str, int, Shapes]]
-
-    def factors(self, name: str) -> tuple[Factor, ...] | None:
-        """Each dim of ``name`` as coefficient x symbols; None if its shape is unknown."""
-        base = self.base.get(name)
-        if base is None or any(d is None or d <= 0 for d in base):
-            return None
-        out: list[Factor] = []
-        for axis, d in enumerate(base):
-            v = int(d or 0)
-            c, syms = v, tuple[str, ...]()
-            for sym, value, run in self.probes:
-                other = run.get(name)
-                if other is None or len(other) != len(base) or other[axis] is None:
-                    raise _Fixed(name)
-                w = int(other[axis] or 0)
-                if w == v:
-                    continue
-                if v * (value + 1) != w * value or c % value:  # not proportional to sym
-                    raise _Fixed(name)
-                c, syms = c // value, (*syms, sym)
-            out.append((c, syms))
-        return tuple(out)
-
-
-def _expand(factors: tuple[Factor, ...], keep: int) -> tuple[Dim, ...]:
-    """Dims as perfmodel shape entries: 12 B becomes two dims (B, 12), B S two (B, S), which
-    keeps numel and GEMM rows; the last ``keep`` dims must stay one entry each."""
-    out: list[Dim] = []
-    for i, (c, syms) in enumerate(factors):
-        if not syms or (c == 1 and len(syms) == 1):
-            out.append(syms[0] if syms else c)
-        elif i < len(factors) - keep:
-            out.extend([*syms, *([c] if c != 1 else [])])
-        else:
-            raise _Fixed(str(factors))
-    return tuple(out)
-
-
-# --- the walk: nodes -> ops -------------------------------------------------------------
-
-@dataclass
-class _Converter:
-    """Builds the graph node by node; remembers which initializers are already counted."""
-
-    onnx: Any
-    b: GraphBuilder
-    shapes: _Shapes
-    types: dict[str, int]
-    inits: dict[str, tuple[int, ...]]
-    where: str
-    values: dict[str, Value] = field(default_factory=dict)
-    producers: dict[str, Any] = field(default_factory=dict)
-    claimed: set[str] = field(default_factory=set)
-
-    def dims(self, name: str, keep: int = 0, required: bool = True) -> tuple[Dim, ...]:
-        f = self.shapes.factors(name)
-        if f is not None:
-            return _expand(f, keep)
-        if not required:
-            return ()
-        node = self.producers.get(name)
-        made = f" (output of {node.op_type} node {node.name!r})" if node is not None else ""
-        raise ShapeError(f"{self.where}: the shape of tensor {name!r}{made} cannot be "
-                         "inferred", "ONNX shape inference needs every op to be known to it; "
-                         "declare the tensor's shape in the model's value_info")
-
-    def concrete(self, name: str) -> tuple[int, ...]:
-        f = self.shapes.factors(name) if name not in self.inits else None
-        if name not in self.inits and (f is None or any(syms for _, syms in f)):
-            raise _Unmapped(name)
-        return self.inits[name] if f is None else tuple(c for c, _ in f)
-
-    def producer(self, name: str) -> str | None:
-        v = self.values.get(name)
-        return v.producer if isinstance(v, _Act) else None
-
-    def claim(self, node: Any, names: list[str], specs: list[tuple[int, ...]]) -> bool:
-        """Count ``names`` once: True (tied) when the op must not count them again. When the
-        op's weight specs do not hold exactly these initializers (a slice, a computed
-        weight), the new ones ride on a zero-cost identity op of their own."""
-        new = [n for n in names if n not in self.claimed]
-        self.claimed.update(new)
-        exact = sum(map(math.prod, specs)) == sum(math.prod(self.inits[n]) for n in names)
-        if not names or (len(new) == len(names) and exact):
-            return False
-        if new:
-            self.b.add_op(OpKind.IDENTITY, [], (), weights=[self.inits[n] for n in new],
-                          name=f"{node.name.lstrip('/')}.params")
-        return True
-
-    def emit(self, node: Any, kind: str, inputs: Sequence[tuple[str, tuple[Dim, ...]]],
-             out: tuple[Dim, ...], weights: Sequence[_Weight] = (),
-             specs: list[tuple[int, ...]] | None = None, **attrs: Any) -> None:
-        """One op for ``node``: inputs as (tensor, shape), its weight specs (default: the
-        initializers' shapes); every output of the node becomes its activation."""
-        names = list(dict.fromkeys(n for w in weights for n in w.names))
-        specs = [self.inits[n] for n in names] if specs is None else specs
-        tied = self.claim(node, names, specs)
-        ins = [Tensor(self.producer(n), TensorSpec(s, "index" if _dtype(
-            self.onnx, self.types.get(n, 1)) == "int" else "act")) for n, s in inputs]
-        t = self.b.add_op(kind, ins, out, weights=specs, name=node.name.lstrip("/"),
-                          tied=tied, onnx_op=node.op_type, **attrs)
-        self.set_outputs(node, _Act(t.producer))
-
-    def unsupported(self, node: Any, ins: list[Value]) -> None:
-        domain = "" if node.domain in ("", "ai.onnx") else f"{node.domain}."
-        out = self.dims(node.output[0], required=False) if node.output else ()
-        self.emit(node, f"onnx.{domain}{node.op_type}",
-                  [(n, self.dims(n)) for n in _acts(node, ins)], out, _weights(ins))
-
-    def set_outputs(self, node: Any, value: Value) -> None:
-        self.values.update((o, value) for o in node.output if o)
-
-
-def _attr(node: Any, name: str, default: Any = None) -> Any:
-    helper = importlib.import_module("onnx.helper")
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name),
-                default)
-
-
-def _acts(node: Any, ins: list[Value], upto: int | None = None) -> list[str]:
-    return [n for n, v in zip(node.input[:upto], ins[:upto], strict=False)
-            if isinstance(v, _Act)]
-
-
-def _weights(ins: list[Value], upto: int | None = None) -> list[_Weight]:
-    return [v for v in ins[:upto] if isinstance(v, _Weight)]
-
-
-def _init_shapes(cv: _Converter, weights: Sequence[_Weight]) -> list[tuple[int, ...]]:
-    return [cv.inits[n] for w in weights for n in w.names]
-
-
-# --- rules: one small function per family -----------------------------------------------
-
-Rule = Callable[[_Converter, Any, list[Value]], None]
-
-
-def _op(kind: str, upto: int | None = None, **fixed: Any) -> Rule:
-    """Elementwise ops, norms, softmax, concat, copies: the activations in, the weights
-    among the first ``upto`` inputs read, the output's shape out."""
-    def rule(cv: _Converter, node: Any, ins: list[Value]) -> None:
-        attrs = {k: f(node, cv) if callable(f) else f for k, f in fixed.items()}
-        cv.emit(node, kind, [(n, cv.dims(n)) for n in _acts(node, ins, upto)],
-                cv.dims(node.output[0]), _weights(ins, upto), **attrs)
-    return rule
-
-
-def _view(kind: str) -> Rule:
-    """Views: zero cost on an activation; a view of a weight is still that weight."""
-    def rule(cv: _Converter, node: Any, ins: list[Value]) -> None:
-        if isinstance(ins[0], _Weight):
-            cv.set_outputs(node, ins[0])
-        else:
-            cv.emit(node, kind, [(node.input[0], cv.dims(node.input[0]))],
-                    cv.dims(node.output[0]))
-    return rule
-
-
-def _split(cv: _Converter, node: Any, ins: list[Value]) -> None:
-    """Split: each output a view of the input (no op)."""
-    cv.set_outputs(node, ins[0])
-
-
-def _lookup(cv: _Converter, node: Any, ins: list[Value]) -> None:
-    """Gather / Slice: of a weight, an embedding lookup (reads the rows it gathers); of an
-    activation, a view (constant indices) or a gather we cannot price (computed ones)."""
-    data, idx = ins[0], ins[1] if len(ins) > 1 else None
-    if isinstance(data, _Weight):
-        acts = [(node.input[1], cv.dims(node.input[1]))] if isinstance(idx, _Act) else []
-        cv.emit(node, OpKind.EMBEDDING, acts, cv.dims(node.output[0]), [data])
-    elif node.op_type == "Gather" and isinstance(idx, _Act):
-        raise _Unmapped(node.name)
-    else:
-        _view(OpKind.RESHAPE)(cv, node, ins)
-
-
-def _fold(shape: tuple[Dim, ...]) -> tuple[Dim, Dim]:
-    """Spatial dims as the conv2d rule's (h, w): 1-D as (1, w), 3-D as (d*h, w)."""
-    if len(shape) == 2:
-        return shape[0], shape[1]
-    if any(isinstance(d, str) for d in shape[:-1]):
-        raise _Unmapped(str(shape))
-    return math.prod(shape[:-1]), shape[-1]  # type: ignore[arg-type]
-
-
-def _kernel(k: Sequence[int]) -> tuple[int, int]:
-    """A kernel as the conv2d and pool rules' (kh, kw), folded as ``_fold`` folds dims."""
-    return (int(k[0]), int(k[1])) if len(k) == 2 else (math.prod(k[:-1]), int(k[-1]))
-
-
-def _conv(cv: _Converter, node: Any, ins: list[Value]) -> None:
-    """Conv: weight (Co, Ci/groups, *k), MACs = N * Co * out spatial * Ci/groups * prod(k).
-
-    ConvTranspose is the data gradient of the conv from its output to its input (cuDNN runs
-    it as that conv's dgrad): weight (Ci, Co/groups, *k), MACs = N * Ci * in spatial *
-    Co/groups * prod(k), as fvcore counts it. It is priced as that conv, so its reads and
-    writes are swapped: the total bytes are right, not the split between them."""
-    if not isinstance(ins[1], _Weight) or not isinstance(ins[0], _Act):
-        raise _Unmapped(node.name)
-    co, ci_g, *k = cv.concrete(node.input[1])
-    x, y = node.input[0], node.output[0]
-    if node.op_type == "ConvTranspose":
-        x, y = y, x
-    batch, c, *spatial = cv.dims(y, WHOLE)
-    xb, xc, *xspatial = cv.dims(x, WHOLE)
-    groups, n = int(_attr(node, "group", 1)), len(k)
-    cv.emit(node, OpKind.CONV2D, [(node.input[0], (xb, xc, *_fold(tuple(xspatial))))],
-            (batch, c, *_fold(tuple(spatial))), _weights(ins),
-            [(co, ci_g, *_kernel(k)), *_init_shapes(cv, _weights(ins)[1:])],
-            kernel=_kernel(k), stride=tuple(_attr(node, "strides", [1] * n)),
-            padding=tuple(_attr(node, "pads", [0] * 2 * n)[:n]),
-            dilation=tuple(_attr(node, "dilations", [1] * n)), groups=groups,
-            depthwise=groups > 1 and ci_g == 1,
-            **({"transposed": True} if node.op_type == "ConvTranspose" else {}))
-
-
-def _swap(shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
-    return (*shape[:-2], shape[-1], shape[-2]) if len(shape) >= 2 else shape
-
-
-def _product(cv: _Converter, node: Any, a: tuple[str, Value, bool],
-             b: tuple[str, Value, bool], extra: list[_Weight]) -> None:
-    """a @ b (each operand maybe transposed): two activations make a matmul; a 2-D weight
-    operand a linear (x W: weight (N, K); W x: the linear over x transposed); a weight of
-    more dims a matmul reading it as weights."""
-    (an, av, ta), (bn, bv, tb) = a, b
-    out = node.output[0]
-    if isinstance(av, _Act) and isinstance(bv, _Act):
-        ad, bd = cv.dims(an, 2), cv.dims(bn, 2)
-        cv.emit(node, OpKind.MATMUL, [(an, _swap(ad) if ta else ad),
-                                      (bn, _swap(bd) if tb else bd)], cv.dims(out, 2), extra)
-    elif isinstance(av, _Act) and isinstance(bv, _Weight) and not ta:
-        wd = cv.concrete(bn)
-        if len(wd) == 2:
-            cv.emit(node, OpKind.LINEAR, [(an, cv.dims(an, 1))], cv.dims(out, 1), [bv, *extra],
-                    [wd if tb else (wd[1], wd[0]), *_init_shapes(cv, extra)])
-        elif not tb:
-            cv.emit(node, OpKind.MATMUL, [(an, cv.dims(an, 2))], cv.dims(out, 2), [bv, *extra])
-        else:
-            raise _Unmapped(node.name)
-    elif isinstance(av, _Weight) and isinstance(bv, _Act) and not tb \
-            and len(wd := cv.concrete(an)) == 2:
-        cv.emit(node, OpKind.LINEAR, [(bn, _swap(cv.dims(bn, 2)))], _swap(cv.dims(out, 2)),
-                [av, *extra], [(wd[1], wd[0]) if ta else wd, *_init_shapes(cv, extra)])
-    else:
-        raise _Unmapped(node.name)
-
-
-def _matmul(cv: _Converter, node: Any, ins: list[Value]) -> None:
-    if any(len(cv.shapes.base.get(n) or ()) < 2 for n in node.input[:2]):
-        raise _Unmapped(node.name)  # a vector operand: numpy's 1-D rules
-    _product(cv, node, (node.input[0], ins[0], False), (node.input[1], ins[1], False), [])
-
-
-def _gemm(cv: _Converter, node: Any, ins: list[Value]) -> None:
-    """Gemm: A (M, K) x B (K, N) + C, either transposed; a weight C is the bias."""
-    _product(cv, node, (node.input[0], ins[0], bool(_attr(node, "transA", 0))),
-             (node.input[1], ins[1], bool(_attr(node, "transB", 0))), _weights(ins[2:]))
-
-
-def _heads(shape: tuple[Dim, ...], heads: int | None) -> tuple[Dim, ...]:
-    """(B, H, S, d) as is; (B, S, H*d) split into ``heads`` heads."""
-    if len(shape) == 4:
-        return shape
-    if not heads or not isinstance(shape[2], int):
-        raise _Unmapped(str(shape))
-    return shape[0], heads, shape[1], shape[2] // heads
-
-
-def _attention(cv: _Converter, node: Any, ins: list[Value]) -> None:
-    """ONNX Attention (opset 23): one fused attention op (FlashAttention-style)."""
-    if not all(isinstance(v, _Act) for v in ins[:3]):
-        raise _Unmapped(node.name)
-    kv = _attr(node, "kv_num_heads")
-    q, k, v = (_heads(cv.dims(n, WHOLE), h) for n, h in
-               zip(node.input[:3], (_attr(node, "q_num_heads"), kv, kv), strict=True))
-    cv.emit(node, OpKind.ATTENTION, [*zip(node.input[:3], (q, k, v), strict=True),
-                                     *((n, cv.dims(n)) for n in _acts(node, ins)[3:4])],
-            (*q[:3], v[3]), causal=bool(_attr(node, "is_causal", 0)))
-
-
-def _pool(kind: str) -> Rule:
-    def rule(cv: _Converter, node: Any, ins: list[Value]) -> None:
-        k = _attr(node, "kernel_shape") or cv.concrete(node.input[0])[2:]  # global: all
-        n = len(k)
-        _op(kind, 1, kernel=_kernel(k), stride=tuple(_attr(node, "strides", [1] * n)),
-            padding=tuple(_attr(node, "pads", [0] * 2 * n)[:n]))(cv, node, ins)
-    return rule
-
-
-def _names(rule: Rule, *names: str) -> dict[str, Rule]:
-    return dict.fromkeys(names, rule)
-
-
-RULES: dict[str, Rule] = {
-    **_names(_conv, "Conv", "ConvTranspose"), "Gemm": _gemm, "MatMul": _matmul,
-    "Attention": _attention,
-    **_names(_op(OpKind.ADD), "Add", "Sub", "Sum"),  # one FLOP per element each
-    # mul and its relatives: one FLOP (or one special-function op) per element
-    **_names(_op(OpKind.MUL), "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg"),
-    **_names(_op(OpKind.RELU), "Relu", "LeakyRelu", "PRelu"),  # max(x, a x): one select
-    "Clip": _op(OpKind.RELU6, 1),  # a clamp: two compares (torch's relu6 exports as Clip)
-    "Sigmoid": _op(OpKind.SIGMOID), "Tanh": _op(OpKind.TANH), "Gelu": _op(OpKind.GELU),
-    "HardSwish": _op(OpKind.HARDSWISH), "HardSigmoid": _op(OpKind.HARDSIGMOID),
-    **_names(_op(OpKind.SOFTMAX), "Softmax", "LogSoftmax"),
-    "LayerNormalization": _op(OpKind.LAYERNORM),
-    **_names(_op(OpKind.RMSNORM), "RMSNormalization", "SimplifiedLayerNormalization"),
-    "BatchNormalization": _op(OpKind.BATCHNORM, 3),  # scale and shift; mean, var are buffers
-    "GroupNormalization": _op(OpKind.GROUPNORM, groups=lambda n, cv: _attr(n, "num_groups")),
-    "InstanceNormalization": _op(OpKind.GROUPNORM,
-                                 groups=lambda n, cv: cv.concrete(n.input[0])[1]),
-    **_names(_pool(OpKind.MAXPOOL), "MaxPool", "GlobalMaxPool"),
-    "AveragePool": _pool(OpKind.AVGPOOL), "GlobalAveragePool": _op(OpKind.ADAPTIVE_AVGPOOL),
-    # a mean or sum over dims: one read and one add per input element, as average pooling
-    **_names(_op(OpKind.ADAPTIVE_AVGPOOL, 1), "ReduceMean", "ReduceSum"),
-    "Concat": _op(OpKind.CONCAT, dim=lambda n, cv: _attr(n, "axis")),
-    # data movement without arithmetic we count: read the input, write the output
-    **_names(_op(OpKind.COPY, 1), "Resize", "Upsample", "Pad", "Tile", "Cast"),
-    **_names(_view(OpKind.RESHAPE), "Reshape", "Squeeze", "Unsqueeze", "Expand"),
-    "Flatten": _view(OpKind.FLATTEN), "Transpose": _view(OpKind.PERMUTE),
-    "Identity": _view(OpKind.IDENTITY), "Dropout": _view(OpKind.DROPOUT),
-    **_names(_lookup, "Gather", "Slice"), "Split": _split,
-}
-
-
-# --- patterns: several nodes priced as one op -------------------------------------------
-
-@dataclass
-class _Patterns:
-    """x*0.5*(1+erf(x/sqrt 2)) (torch's exact GELU before opset 20) is a gelu, x*sigmoid(x)
-    a silu, x*hardsigmoid(x) a hardswish. ``ends``: index of the node ending a pattern ->
-    (kind, its input x); ``inner``: the other nodes of the patterns."""
-
-    nodes: Sequence[Any]
-    consts: set[str]
-    ends: dict[int, tuple[str, str]] = field(default_factory=dict)
-    inner: set[int] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.made = {o: i for i, n in enumerate(self.nodes) for o in n.output}
-        self.readers: dict[str, list[int]] = {}
-        for i, n in enumerate(self.nodes):
-            for t in n.input:
-                self.readers.setdefault(t, []).append(i)
-        for i, n in enumerate(self.nodes):
-            if n.op_type in ("Sigmoid", "HardSigmoid"):
-                m = self.only(i, "Mul")
-                if m >= 0 and self.other(m, self.out(i)) == n.input[0]:
-                    kind = OpKind.SILU if n.op_type == "Sigmoid" else OpKind.HARDSWISH
-                    self.found(m, kind, n.input[0], i)
-            elif n.op_type == "Erf":
-                self._gelu(i)
-
-    def out(self, i: int) -> str:
-        return str(self.nodes[i].output[0])
-
-    def only(self, i: int, op: str) -> int:
-        """The one node reading node ``i``'s output, if it is an ``op`` (else -1)."""
-        r = self.readers.get(self.out(i), []) if i >= 0 else []
-        return r[0] if len(r) == 1 and self.nodes[r[0]].op_type == op else -1
-
-    def other(self, i: int, t: str) -> str:
-        """The input of binary node ``i`` that is not ``t``."""
-        ins = list(self.nodes[i].input)
-        return ins[1] if ins[0] == t else ins[0]
-
-    def found(self, end: int, kind: str, x: str, *inner: int) -> None:
-        self.ends[end] = (kind, x)
-        self.inner.update(inner)
-
-    def _gelu(self, e: int) -> None:
-        d = self.made.get(self.nodes[e].input[0], -1)
-        xs = [t for t in self.nodes[d].input if t not in self.consts] if d >= 0 else []
-        a = self.only(e, "Add")
-        m1 = self.only(a, "Mul")
-        if (len(xs) != 1 or self.nodes[d].op_type not in ("Div", "Mul") or m1 < 0
-                or self.only(d, "Erf") != e or self.other(a, self.out(e)) not in self.consts):
-            return
-        x, half = xs[0], self.other(m1, self.out(a))
-        m2 = self.only(m1, "Mul")
-        h = self.made.get(half, -1)
-        if half == x and m2 >= 0 and self.other(m2, self.out(m1)) in self.consts:
-            self.found(m2, OpKind.GELU, x, d, e, a, m1)  # (x * (1 + erf)) * 0.5
-        elif h >= 0 and self.nodes[h].op_type == "Mul" and self.only(h, "Mul") == m1 \
-                and self.other(h, x) in self.consts:
-            self.found(m1, OpKind.GELU, x, d, e, a, h)  # (x * 0.5) * (1 + erf)
 
 
 # --- the importer -----------------------------------------------------------------------
@@ -723,30 +300,30 @@ def load_onnx(path: str | Path, *, batch: int | None = None, seq: int | None = N
     reason = f"its shapes infer only at {fixed_dims} (sizes the export fixed)"
     try:
         graph = _convert(*args, {**meta, **({"fixed_dims": fixed_dims} if fixed_dims else {})},
-                         _Shapes(base, probes))
-    except _Fixed as exc:
+                         InferredShapes(base, probes))
+    except Fixed as exc:
         reason, fixed_dims = f"tensor {exc} is no multiple of batch and seq", sizes
-        graph = _convert(*args, {**meta, "fixed_dims": sizes}, _Shapes(base, []))
+        graph = _convert(*args, {**meta, "fixed_dims": sizes}, InferredShapes(base, []))
     if fixed_dims:
         log.warning("%s: %s; the graph is for %s only", where, reason, fixed_dims)
     return graph
 
 
 def _convert(onnx: Any, model: Any, types: dict[str, int], name: str, where: str,
-             meta: dict[str, Any], shapes: _Shapes) -> ModelGraph:
+             meta: dict[str, Any], shapes: InferredShapes) -> ModelGraph:
     g = model.graph
     inits = {t.name: tuple(int(d) for d in t.dims) for t in g.initializer}
-    cv = _Converter(onnx, GraphBuilder(name, **meta), shapes, types, inits, where)
+    cv = Converter(onnx, GraphBuilder(name, **meta), shapes, types, inits, where)
     for t in g.initializer:
-        cv.values[t.name] = (_Weight((t.name,)) if _dtype(onnx, t.data_type) == "float"
-                             and math.prod(t.dims) > 1 else _Const())
+        cv.values[t.name] = (Weight((t.name,)) if dtype(onnx, t.data_type) == "float"
+                             and math.prod(t.dims) > 1 else Const())
     for i in g.input:
         if i.name not in inits:
-            cv.b.input(i.name, cv.dims(i.name), batch=False, role="index" if _dtype(
+            cv.b.input(i.name, cv.dims(i.name), batch=False, role="index" if dtype(
                 onnx, types.get(i.name, 1)) == "int" else "act")
-            cv.values[i.name] = _Act(None)
-    consts = {t for t, v in cv.values.items() if isinstance(v, _Const)}
-    found = _Patterns(g.node, consts | {o for n in g.node if n.op_type == "Constant"
+            cv.values[i.name] = Act(None)
+    consts = {t for t, v in cv.values.items() if isinstance(v, Const)}
+    found = Patterns(g.node, consts | {o for n in g.node if n.op_type == "Constant"
                                         for o in n.output})
     for i, node in enumerate(g.node):
         cv.producers.update((o, node) for o in node.output)
@@ -759,7 +336,7 @@ def _convert(onnx: Any, model: Any, types: dict[str, int], name: str, where: str
     return graph
 
 
-def _visit(cv: _Converter, node: Any, pattern: tuple[str, str] | None) -> None:
+def _visit(cv: Converter, node: Any, pattern: tuple[str, str] | None) -> None:
     """Map one node: a recognised pattern's op, a constant, a weight computed from weights,
     its rule's op, or (no rule, or the rule cannot map it) an unsupported op."""
     ins: list[Value] = [cv.values.get(n) if n else None for n in node.input]
@@ -769,16 +346,16 @@ def _visit(cv: _Converter, node: Any, pattern: tuple[str, str] | None) -> None:
     default = node.domain in ("", "ai.onnx")
     rule = RULES.get(node.op_type) if default else None
     if default and node.op_type in (*SHAPE_OPS, "Constant"):
-        cv.set_outputs(node, _Const())
-    elif not any(isinstance(v, _Act) for v in ins) and not (
-            rule is _lookup and isinstance(ins[0], _Weight)):
-        names = tuple(n for w in _weights(ins) for n in w.names)
-        cv.set_outputs(node, _Weight(names) if names else _Const())
+        cv.set_outputs(node, Const())
+    elif not any(isinstance(v, Act) for v in ins) and not (
+            rule is lookup and isinstance(ins[0], Weight)):
+        names = tuple(n for w in weight_inputs(ins) for n in w.names)
+        cv.set_outputs(node, Weight(names) if names else Const())
     else:
         try:
             if rule is None:
-                raise _Unmapped(node.op_type)
+                raise Unmapped(node.op_type)
             rule(cv, node, ins)
-        except (_Unmapped, ValueError, TypeError, IndexError) as exc:
+        except (Unmapped, ValueError, TypeError, IndexError) as exc:
             log.debug("%s (%s) not mapped: %s", node.name, node.op_type, exc)
             cv.unsupported(node, ins)
