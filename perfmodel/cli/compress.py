@@ -35,12 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="price a --seq past the model's trained context (refused otherwise)")
     p.add_argument("--dtype", default=None, help="baseline dtype (default: the device's "
                                                  "fp16, else bf16, else fp32)")
-    p.add_argument("--phase", default="inference", choices=PHASES)
+    p.add_argument("--phase", default="inference", choices=PHASES,
+                   help="inference (one forward), prefill (the prompt), decode (one token per "
+                        "sequence against a KV cache of --seq), train (forward, backward, "
+                        "optimizer)")
     p.add_argument("--workers", type=int, default=8,
                    help="data-parallel workers exchanging gradients (--phase train)")
     p.add_argument("--link-latency-us", type=float, default=0.0,
                    help="per-message link latency alpha of the gradient exchange")
-    p.add_argument("--memory-model", choices=["flat", "hierarchical"], default="flat")
+    p.add_argument("--memory-model", choices=["flat", "hierarchical"], default="flat",
+                   help="hierarchical: activations that fit stay in the last-level cache")
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="write a speed-up vs size chart")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")

@@ -12,7 +12,8 @@ from perfmodel.hardware.load import load_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list",
+                   help="list: every device; show NAME: one device with every source")
     p.add_argument("name", nargs="?", help="device name, alias or spec file (for show)")
 
 

@@ -22,7 +22,10 @@ from perfmodel.zoo.registry import load_model, trace_options
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="zoo name, model YAML or HF config.json")
     p.add_argument("--hw", required=True, help="device name or spec YAML")
-    p.add_argument("--phase", default="inference", choices=PHASES)
+    p.add_argument("--phase", default="inference", choices=PHASES,
+                   help="inference (one forward), prefill (the prompt), decode (one token per "
+                        "sequence against a KV cache of --seq), train (forward, backward, "
+                        "optimizer)")
     p.add_argument("--batch", type=int, default=1, help="global batch (sequences or images)")
     p.add_argument("--micro-batch", type=int, default=None, help="training micro-batch")
     p.add_argument("--seq", type=int, default=None, help="sequence / context length")
@@ -31,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="weights and activations (default: device's)")
     p.add_argument("--weight-dtype", default=None, help="weights only (e.g. int4)")
     p.add_argument("--kv-dtype", default=None, help="KV cache (default: --dtype)")
-    p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZER_STATE_BYTES))
+    p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZER_STATE_BYTES),
+                   help="training optimizer (its states per parameter)")
     p.add_argument("--precision", default="mixed", choices=PRECISIONS,
                    help="mixed: 16-bit weights/grads + fp32 master and states")
     p.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 (3 = FSDP)")
@@ -39,9 +43,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dp", type=int, default=1, help="data-parallel size")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size")
     p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size")
-    p.add_argument("--sequence-parallel", action="store_true")
-    p.add_argument("--recompute", default="none", choices=RECOMPUTE)
-    p.add_argument("--schedule", default="1f1b", choices=SCHEDULES)
+    p.add_argument("--sequence-parallel", action="store_true",
+                   help="Megatron sequence parallelism: norms and dropout split over the "
+                        "tensor-parallel group (needs --tp > 1)")
+    p.add_argument("--recompute", default="none", choices=RECOMPUTE,
+                   help="activation recomputation: none, full (every layer), selective "
+                        "(attention only, Korthikanti et al. 2022), or torchtitan's "
+                        "selective_op / selective_layer")
+    p.add_argument("--schedule", default="1f1b", choices=SCHEDULES,
+                   help="pipeline schedule: 1f1b (PipeDream-Flush), gpipe, or interleaved 1F1B "
+                        "(Megatron, with --virtual)")
     p.add_argument("--virtual", type=int, default=1, help="chunks per device (interleaved)")
     p.add_argument("--attention", default="flash", choices=ATTENTION_KERNELS,
                    help="flash keeps no s x s attention scores for backward (default); "

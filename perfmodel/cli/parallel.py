@@ -31,19 +31,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pp", type=int, default=1, help="pipeline-parallel size")
     p.add_argument("--dp", type=int, default=None, help="data-parallel size (default: "
                    "gpus / (tp x pp))")
-    p.add_argument("--micro-batch", type=int, default=1)
+    p.add_argument("--micro-batch", type=int, default=1,
+                   help="sequences per micro-batch on one data-parallel rank")
     p.add_argument("--global-batch", type=int, default=None,
                    help="sequences per step (default: dp x micro-batch)")
-    p.add_argument("--seq", type=int, default=2048)
+    p.add_argument("--seq", type=int, default=2048, help="tokens per sequence")
     p.add_argument("--allow-long-context", action="store_true",
                    help="price a --seq past the model's trained context (refused otherwise)")
-    p.add_argument("--schedule", default="1f1b", choices=SCHEDULES)
+    p.add_argument("--schedule", default="1f1b", choices=SCHEDULES,
+                   help="pipeline schedule: 1f1b (PipeDream-Flush), gpipe, or interleaved 1F1B "
+                        "(Megatron, with --virtual)")
     p.add_argument("--virtual", type=int, default=1, help="chunks per device (interleaved)")
     p.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 (3 = FSDP)")
     p.add_argument("--fsdp", action="store_true", help="same as --zero 3")
-    p.add_argument("--recompute", default="none", choices=RECOMPUTE)
-    p.add_argument("--sequence-parallel", action="store_true")
-    p.add_argument("--dtype", default="bf16")
+    p.add_argument("--recompute", default="none", choices=RECOMPUTE,
+                   help="activation recomputation: none, full (every layer), selective "
+                        "(attention only, Korthikanti et al. 2022), or torchtitan's "
+                        "selective_op / selective_layer")
+    p.add_argument("--sequence-parallel", action="store_true",
+                   help="Megatron sequence parallelism: norms and dropout split over the "
+                        "tensor-parallel group (needs --tp > 1)")
+    p.add_argument("--dtype", default="bf16", help="compute dtype of the training step")
     p.add_argument("--attention", default="flash", choices=ATTENTION_KERNELS,
                    help="attention kernels: flash (fused, causal-aware; default) or unfused "
                         "(Megatron-LM 2022: baddbmm, softmax, bmm over all s^2 scores)")

@@ -17,7 +17,9 @@ from perfmodel.workload.job import check_positive
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stages", type=int, required=True, help="pipeline devices p")
     p.add_argument("--micro-batches", type=int, required=True, help="micro-batches m")
-    p.add_argument("--schedule", default="1f1b", choices=SCHEDULES)
+    p.add_argument("--schedule", default="1f1b", choices=SCHEDULES,
+                   help="pipeline schedule: 1f1b (PipeDream-Flush), gpipe, or interleaved 1F1B "
+                        "(Megatron, with --virtual)")
     p.add_argument("--virtual", type=int, default=1, help="chunks per device (interleaved)")
     p.add_argument("--t-forward", default="1",
                    help="forward seconds per micro-batch on one device's stage (with "

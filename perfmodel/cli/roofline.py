@@ -31,7 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                  "fp16, else bf16, else fp32)")
     p.add_argument("--weight-dtype", default=None, help="weight dtype (default: --dtype)")
     p.add_argument("--kv-dtype", default=None, help="KV-cache dtype (default: --dtype)")
-    p.add_argument("--phase", default="inference", choices=PHASES)
+    p.add_argument("--phase", default="inference", choices=PHASES,
+                   help="inference (one forward), prefill (the prompt), decode (one token per "
+                        "sequence against a KV cache of --seq), train (forward, backward, "
+                        "optimizer)")
     p.add_argument("--memory-model", choices=["flat", "hierarchical"], default="flat",
                    help="hierarchical: activations that fit stay in the last-level cache")
     p.add_argument("--fusion", choices=FUSION_MODES, default="none",
