@@ -65,7 +65,11 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
     """A hint listing the nearest valid names (difflib), or all of them if few."""
     options = sorted(set(map(str, choices)))
     by_lower = {c.lower(): c for c in options}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.6)
+    key = name.lower()
+    # close spellings (a 0.65 ratio: 'adir' is not 'gaudi3') and names it begins ('rms')
+    close = difflib.get_close_matches(key, list(by_lower), n=n, cutoff=0.65)
+    close += [c for c in by_lower if len(key) >= 2 and c.startswith(key) and c not in close]
+    close = close[:n]
     if close:
         return "did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
     shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")

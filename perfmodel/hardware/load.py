@@ -410,6 +410,9 @@ def load_device(name_or_path: str | Path, directory: Path | None = None) -> Devi
     directory = directory or hw_specs_dir()
     key = str(name_or_path)
     path = Path(key)
+    if path.is_dir():
+        raise SpecError(f"{path} is a folder, not a device spec",
+                        "name a device (perfmodel hw) or a spec YAML file")
     if not (key.endswith((".yaml", ".yml")) or path.is_file()):
         idx = _index(str(directory))
         if key.lower() not in idx:

@@ -175,7 +175,8 @@ class DeviceSpec:
 
     def check_dtype(self, dtype: str) -> None:
         if dtype not in self.dtypes:
+            hint = did_you_mean(dtype, self.dtypes)
             raise UnsupportedOpError(
                 f"device {self.name!r} does not support dtype {dtype!r}",
-                f"use one of {', '.join(self.dtypes)}" + (
-                    "" if not self.dtypes else f" ({did_you_mean(dtype, self.dtypes)})"))
+                hint if hint.startswith("did you mean") else
+                f"use one of: {', '.join(self.dtypes)}")

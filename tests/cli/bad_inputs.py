@@ -243,3 +243,9 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("collective", "check", "--system", "dgx-a100", "--nccl-tests", "{tmp}/nccl.txt",
       "--calibrate-out", "{tmp}/existing.yaml"), "exists"),
 ]
+# messages that once misled (issue "Trust"): each names the real problem
+CASES += [
+    (("roofline", "resnet50", "--hw", "cortex-a72", "--dtype", "fp16"), "use one of: fp32"),
+    (("roofline", "resnet50", "--hw", "{tmp}"), "is a folder"),
+    (("roofline", "resnet50", "--hw", "adir"), "choose one of"),     # not "did you mean gaudi3"
+]
