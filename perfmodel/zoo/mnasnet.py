@@ -18,6 +18,7 @@ from functools import partial
 from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.zoo.mobile import channels
+from perfmodel.zoo.sources import TORCHVISION_DOCS
 
 __all__ = ["MODELS", "REFERENCE", "mnasnet", "mnasnet_depths"]
 
@@ -85,8 +86,7 @@ MODELS: dict[str, Callable[..., ModelGraph]] = {
     f"mnasnet{v}": partial(mnasnet, a, name=f"mnasnet{v}") for v, a in _ALPHAS.items()
 }
 
-_DOCS = ('torchvision docs, "Table of all available classification weights" '
-         "(docs.pytorch.org/vision/stable/models.html)")
+_DOCS = TORCHVISION_DOCS
 # variant -> (params, GFLOPS = GMACs at 224: the weights' meta _ops, 3 decimals)
 _TV_PUBLISHED = {"0_5": (2_218_512, 0.104), "0_75": (3_170_208, 0.215),
                  "1_0": (4_383_312, 0.314), "1_3": (6_282_256, 0.526)}

@@ -24,6 +24,7 @@ from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.zoo.mobile import channels, conv_norm_act, make_divisible, squeeze_excite
+from perfmodel.zoo.sources import TORCHVISION_DOCS
 
 __all__ = ["MODELS", "REFERENCE", "regnet", "regnet_stages", "REGNET_PARAMS"]
 
@@ -109,8 +110,7 @@ MODELS: dict[str, Callable[..., ModelGraph]] = {
     name: partial(regnet, name) for name in REGNET_PARAMS
 }
 
-_DOCS = ('torchvision docs, "Table of all available classification weights" '
-         "(docs.pytorch.org/vision/stable/models.html)")
+_DOCS = TORCHVISION_DOCS
 # name -> (weights, params, GFLOPS = GMACs at 224: the weights' meta _ops, 3 decimals)
 _TV_PUBLISHED = {
     "regnet_x_400mf": ("RegNet_X_400MF_Weights.IMAGENET1K_V1", 5_495_976, 0.414),

@@ -19,6 +19,7 @@ from perfmodel.errors import UnknownNameError, did_you_mean
 from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.zoo.sources import TORCHVISION_DOCS
 
 __all__ = ["MODELS", "REFERENCE", "resnet", "convnext", "convnext_tiny"]
 
@@ -158,8 +159,7 @@ MODELS: dict[str, Callable[..., ModelGraph]] = {
     **{f"convnext_{v}": partial(convnext, v) for v in _CONVNEXT},
 }
 
-_DOCS = ('torchvision docs, "Table of all available classification weights" '
-         "(docs.pytorch.org/vision/stable/models.html)")
+_DOCS = TORCHVISION_DOCS
 
 
 def _ref(weights: str, params: int, gmacs: float) -> dict[str, object]:

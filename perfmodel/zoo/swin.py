@@ -38,6 +38,7 @@ from perfmodel.graph.builder import GraphBuilder, Tensor
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.op import TensorSpec
+from perfmodel.zoo.sources import TORCHVISION_DOCS
 
 __all__ = ["MODELS", "REFERENCE", "swin", "SWIN_CONFIGS"]
 
@@ -172,8 +173,7 @@ MODELS: dict[str, Callable[..., ModelGraph]] = {
     name: partial(swin, name) for name in SWIN_CONFIGS
 }
 
-_DOCS = ('torchvision docs, "Table of all available classification weights" '
-         "(docs.pytorch.org/vision/stable/models.html)")
+_DOCS = TORCHVISION_DOCS
 # name -> (weights, params, GFLOPS = GMACs: the weights' meta _ops, 3 decimals, at the crop)
 _TV_PUBLISHED = {
     "swin_t": ("Swin_T_Weights.IMAGENET1K_V1", 28_288_354, 4.491),

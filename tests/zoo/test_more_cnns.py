@@ -9,17 +9,17 @@ card for Xception. Structural tests are worked by hand in the comments.
 
 from __future__ import annotations
 
-from functools import cache
-
-import networkx as nx
 import pytest
 
-from perfmodel.graph.costs import is_costed
 from perfmodel.graph.kinds import OpKind
-from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.zoo import efficientnet, mnasnet, resnet, xception
 from tests.zoo.graph_sums import macs, out_shape, params
-from tests.zoo.torchvision_check import torchvision_params
+from tests.zoo.torchvision_check import (
+    GFLOPS_ROUNDING,
+    ZooRows,
+    check_well_formed,
+    torchvision_params,
+)
 
 NEW = {
     resnet: ("convnext_small", "convnext_base", "convnext_large"),
@@ -27,15 +27,9 @@ NEW = {
     efficientnet: ("efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"),
     xception: ("xception",),
 }
-ROWS = [(name, module) for module, names in NEW.items() for name in names]
-IDS = [name for name, _ in ROWS]
+Z = ZooRows(NEW)
+ROWS, IDS, build = Z.rows, Z.ids, Z.build
 TORCHVISION = [name for name, module in ROWS if module is not xception]
-GFLOPS_ROUNDING = 0.0005e9  # torchvision's meta _ops: GFLOPS (= GMACs) to 3 decimals
-
-
-@cache
-def build(name: str) -> ModelGraph:
-    return next(m.MODELS[name]() for m in NEW if name in m.MODELS)
 
 
 @pytest.mark.parametrize(("name", "module"), ROWS, ids=IDS)
@@ -58,12 +52,8 @@ def test_macs_within_published_rounding(name, module):
 @pytest.mark.parametrize(("name", "module"), ROWS, ids=IDS)
 def test_graph_is_well_formed(name, module):
     g = build(name)
-    assert g.name == name and module.REFERENCE[name]["source"]
+    check_well_formed(g, module, name)
     assert {"family", "source", "input", "default_batch", "is_llm"} <= set(g.meta)
-    assert nx.is_directed_acyclic_graph(g.graph)
-    assert all(is_costed(op.kind) for op in g.ops)
-    assert g.ops[-1].outputs[0].shape == ("B", 1000)
-    assert module.MODELS[name](num_classes=10).ops[-1].outputs[0].shape == ("B", 10)
 
 
 def test_convnext_variants_differ_only_in_widths_and_depths():

@@ -9,27 +9,21 @@ worked by hand in the comments.
 
 from __future__ import annotations
 
-from functools import cache
-
-import networkx as nx
 import pytest
 
-from perfmodel.graph.costs import is_costed
 from perfmodel.graph.kinds import OpKind
-from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.zoo import deit, mixer, swin, vision_transformer
 from tests.zoo.graph_sums import macs, out_shape, params
-from tests.zoo.torchvision_check import torchvision_params
+from tests.zoo.torchvision_check import (
+    GFLOPS_ROUNDING,
+    ZooRows,
+    check_well_formed,
+    torchvision_params,
+)
 
 NEW = {swin: tuple(swin.MODELS), deit: tuple(deit.MODELS), mixer: tuple(mixer.MODELS)}
-ROWS = [(name, module) for module, names in NEW.items() for name in names]
-IDS = [name for name, _ in ROWS]
-GFLOPS_ROUNDING = 0.0005e9  # torchvision's meta _ops: GFLOPS (= GMACs) to 3 decimals
-
-
-@cache
-def build(name: str) -> ModelGraph:
-    return next(m.MODELS[name]() for m in NEW if name in m.MODELS)
+Z = ZooRows(NEW)
+ROWS, IDS, build = Z.rows, Z.ids, Z.build
 
 
 @pytest.mark.parametrize(("name", "module"), ROWS, ids=IDS)
@@ -52,12 +46,7 @@ def test_macs_within_published_rounding(name, module):
 
 @pytest.mark.parametrize(("name", "module"), ROWS, ids=IDS)
 def test_graph_is_well_formed(name, module):
-    g = build(name)
-    assert g.name == name and module.REFERENCE[name]["source"]
-    assert nx.is_directed_acyclic_graph(g.graph)
-    assert all(is_costed(op.kind) for op in g.ops)
-    assert g.ops[-1].outputs[0].shape == ("B", 1000)
-    assert module.MODELS[name](num_classes=10).ops[-1].outputs[0].shape == ("B", 10)
+    check_well_formed(build(name), module, name)
 
 
 def test_swin_t_window_attention_by_hand():

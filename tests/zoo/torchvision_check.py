@@ -40,3 +40,35 @@ def torchvision_params(name: str) -> int:
         with _no_init(torch):
             model = tv.models.get_model(name)
     return sum(p.numel() for p in model.parameters())
+
+
+GFLOPS_ROUNDING = 0.0005e9  # torchvision's meta _ops: GFLOPS (= GMACs) to 3 decimals
+
+
+class ZooRows:
+    """The rows a zoo test module checks: (name, module) per model of ``new`` (module ->
+    names), their ids, and each model's graph built once."""
+
+    def __init__(self, new: dict) -> None:
+        self.rows = [(name, module) for module, names in new.items() for name in names]
+        self.ids = [name for name, _ in self.rows]
+        self._graphs: dict = {}
+
+    def build(self, name: str):
+        if name not in self._graphs:
+            self._graphs[name] = next(m.MODELS[name]() for _, m in self.rows
+                                      if name in m.MODELS)
+        return self._graphs[name]
+
+
+def check_well_formed(g, module, name: str) -> None:
+    """A zoo graph: named, cited, acyclic, every op priced, a 1000-way head that
+    ``num_classes`` changes."""
+    import networkx as nx
+
+    from perfmodel.graph.costs import is_costed
+    assert g.name == name and module.REFERENCE[name]["source"]
+    assert nx.is_directed_acyclic_graph(g.graph)
+    assert all(is_costed(op.kind) for op in g.ops)
+    assert g.ops[-1].outputs[0].shape == ("B", 1000)
+    assert module.MODELS[name](num_classes=10).ops[-1].outputs[0].shape == ("B", 10)
