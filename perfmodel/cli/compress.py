@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from perfmodel.cli.output import announce, emit_frame, to_json
+from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
 from perfmodel.errors import PlanError
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
@@ -15,7 +15,7 @@ from perfmodel.workload.job import PHASES, Job
 from perfmodel.zoo.registry import load_model, trace_options
 
 SHOWN = ["strategy", "params", "size_on_disk_bytes", "weight_bytes_moved", "macs_executed",
-         "latency_s", "speedup", "peak_memory_bytes", "energy_j"]
+         "latency_s", "speedup", "peak_memory_bytes", "fits", "energy_j"]
 HEADERS = {"size_on_disk_bytes": "size on disk", "weight_bytes_moved": "weights moved",
            "macs_executed": "MACs run", "latency_s": "latency", "speedup": "speed-up",
            "peak_memory_bytes": "peak memory", "energy_j": "energy",
@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-message link latency alpha of the gradient exchange")
     p.add_argument("--memory-model", choices=["flat", "hierarchical"], default="flat",
                    help="hierarchical: activations that fit stay in the last-level cache")
+    add_allow_oom(p)
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="write a speed-up vs size chart")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
@@ -73,6 +74,8 @@ def compression_table(args: argparse.Namespace) -> tuple[pd.DataFrame, str, str,
 
 def handle(args: argparse.Namespace) -> str:
     df, model, device, job = compression_table(args)
+    # exit 3 only when no row fits: a strategy that makes the model fit is the answer
+    flag_oom(args, bool(df["fits"].any()), f"{model} under every strategy")
     if args.plot:
         from perfmodel.report.compress import plot_tradeoff
         announce(plot_tradeoff(df, args.plot, overwrite=args.force,

@@ -35,7 +35,7 @@ __all__ = ["Exchange", "compare_strategies", "peak_memory", "TABLE_COLUMNS"]
 
 TABLE_COLUMNS = ("strategy", "params", "size_on_disk_bytes", "size_ratio",
                  "weight_bytes_moved", "macs_executed", "latency_s", "speedup",
-                 "peak_memory_bytes", "energy_j", "energy_tdp_j", "bound", "notes")
+                 "peak_memory_bytes", "fits", "energy_j", "energy_tdp_j", "bound", "notes")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ def _price(graph: ModelGraph, device: DeviceSpec, job: Job, exchange: Exchange,
             "size_on_disk_bytes": float(fwd["storage_bytes"].sum()),
             "weight_bytes_moved": float(s["weight_bytes_moved"]),
             "macs_executed": float(s["macs_executed"]), "latency_s": latency,
-            "peak_memory_bytes": peak_memory(graph, device, job),
+            "peak_memory_bytes": (peak := peak_memory(graph, device, job)),
+            "fits": peak <= device.memory_capacity,  # the row's capacity verdict
             "energy_j": energy["energy_j"], "energy_tdp_j": energy["energy_tdp_j"],
             "bound": s["bound"], "notes": notes, **row}
 

@@ -115,3 +115,16 @@ def test_csv_carries_the_summary_and_the_verdict(capsys):
     df = pd.read_csv(io.StringIO(out)).set_index("component")
     assert code == 3 and not df["fits"].any()
     assert df.loc["capacity", "bytes"] == 80e9 < df.loc["total", "bytes"]
+
+
+def test_compress_carries_a_verdict_per_strategy(capsys):
+    # llama-2-70b on a 16 GB T4: fp16 (138 GB) and int8 (69 GB) weights fit neither: exit 3;
+    # on an 80 GB A100 int8 fits though fp16 does not: the strategy is the answer, exit 0
+    import json
+    code, out, _ = run(capsys, "compress", "llama-2-70b", "--hw", "t4", "--strategy", "int8",
+                       "--format", "json")
+    assert code == 3 and not any(r["fits"] for r in json.loads(out))
+    code, out, _ = run(capsys, "compress", "llama-2-70b", "--hw", "a100", "--strategy", "int8",
+                       "--format", "json")
+    rows = {r["strategy"]: r["fits"] for r in json.loads(out)}
+    assert code == 0 and rows == {"baseline": False, "int8": True}
