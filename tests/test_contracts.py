@@ -36,9 +36,9 @@ PUBLIC |= {"from_torch", "load_onnx"}
 # analytic (compress.tradeoff), bench reads a ModelGraph (torch_e2e), validate runs the
 # training-step model (validate.training). No package imports zoo but the CLI: names
 # become graphs at the edge.
-BASE = {"errors", "units", "files"}
+BASE = {"errors", "units", "files", "progress"}
 ALLOWED = {
-    "errors": set(), "units": {"errors"}, "files": {"errors"},
+    "errors": set(), "units": {"errors"}, "files": {"errors"}, "progress": set(),
     "hardware": BASE,
     "graph": BASE,
     "importers": BASE | {"graph"},

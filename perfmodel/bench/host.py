@@ -31,6 +31,7 @@ import pandas as pd
 
 from perfmodel.bench.measurement import add_derived, measurement_frame
 from perfmodel.errors import MeasurementError, UnknownNameError, did_you_mean
+from perfmodel.progress import track
 
 __all__ = ["HostInfo", "detect_host", "run_host", "host_spec", "HOST_SUITES", "time_call"]
 
@@ -226,10 +227,12 @@ def run_host(suites: Iterable[str] = ("gemm", "membw", "launch"), *, quick: bool
     repeats = repeats or (11 if quick else 21)
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
+    suites = list(suites)
     for suite in suites:
         if suite not in HOST_SUITES:
             raise UnknownNameError(f"unknown CPU suite {suite!r}",
                                    did_you_mean(suite, HOST_SUITES))
+    for suite in track(suites, "CPU suites", len(suites)):
         rows += HOST_SUITES[suite](quick, repeats, rng, info)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     default_method = f"time.perf_counter per call; median of {repeats} after 2 warm-up calls"

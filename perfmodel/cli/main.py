@@ -6,6 +6,7 @@ import argparse
 import copy
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -126,6 +127,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      epilog="`perfmodel COMMAND --help`: a command's options, their defaults "
                             "and two examples.", formatter_class=_HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars (they show only on a terminal, with the "
+                             "rich package installed)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (path, text) in COMMANDS.items():
         p = sub.add_parser(name, help=text, description=text, epilog=_epilog(name),
@@ -148,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(chosen if chosen in COMMANDS else None)
     try:
         args = parser.parse_args(argv)
+        if args.quiet:  # read by perfmodel.progress in this process
+            os.environ["PERFMODEL_QUIET"] = "1"
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="perfmodel: %(levelname)s: %(message)s")
         if not getattr(args, "handler", None):

@@ -26,6 +26,7 @@ from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec
 from perfmodel.parallel.partition import layer_costs, shape_of, stage_times
 from perfmodel.parallel.step import step_from_costs
+from perfmodel.progress import track
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan
 
@@ -121,7 +122,8 @@ def search_plans(graph: ModelGraph, job: Job, system: SystemSpec, devices: int, 
     costs = layer_costs(graph, int(job.seq or 1), job.dtype, job.optimizer)
     cache: dict[tuple[Any, ...], Any] = {}
     rows = []
-    for plan, total, ok in zip(plans, mem, fits, strict=True):
+    for plan, total, ok in track(zip(plans, mem, fits, strict=True), "pricing plans",
+                                 len(plans)):
         if not ok and not include_unfit:
             continue
         key = (plan.tensor_parallel, plan.micro_batch_of(job.batch), plan.sequence_parallel,

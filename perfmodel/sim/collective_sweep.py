@@ -25,6 +25,7 @@ from perfmodel.analytic.collectives import BUS_FACTOR
 from perfmodel.analytic.network import predict_collective
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
 from perfmodel.hardware.system import SystemSpec
+from perfmodel.progress import track
 from perfmodel.units import dtype_bytes
 
 __all__ = ["CollectiveSweep", "collective_sweep", "compare_algorithms", "METHODS"]
@@ -73,7 +74,7 @@ def _simulated(run: _Run, sizes: np.ndarray, model: pd.DataFrame) -> tuple[pd.Da
 
     algo = "ring" if run.algorithm == "auto" else run.algorithm
     rows, last = [], None
-    for size in sizes:
+    for size in track(sizes, f"simulating {run.primitive}", len(sizes)):
         last = simulate_collective(run.system, run.primitive, float(size), run.nodes,
                                    run.per_node, algo, run.chunks,
                                    device_slowdown=dict(run.slowdown), record=run.record)

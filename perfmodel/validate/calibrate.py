@@ -33,6 +33,7 @@ import pandas as pd
 from perfmodel.errors import MeasurementError
 from perfmodel.hardware.efficiency import EfficiencyCurve
 from perfmodel.hardware.spec import DeviceSpec, Efficiency
+from perfmodel.progress import track
 from perfmodel.validate.compare import ModelResolver, compare, gemm_workload, with_efficiency
 from perfmodel.validate.metrics import error_summary
 
@@ -203,7 +204,7 @@ def calibrate(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
     fold = _folds(len(df), folds, seed)
     micro = ~df["family"].isin(["inference"])
     cv = uncal.copy()
-    for f in range(max(folds, 1)):
+    for f in track(range(max(folds, 1)), "cross-validating", max(folds, 1)):
         train, test = micro & (fold != f), micro & (fold == f)
         if not test.any():
             continue
