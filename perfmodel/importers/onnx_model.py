@@ -99,6 +99,14 @@ def _read(onnx: Any, path: Path) -> Any:
                         hint) from None
     if not model.HasField("graph") or not model.graph.node:
         raise SpecError(f"{path}: not an ONNX model (no graph nodes)", hint)
+    try:  # a corrupted file can still parse, with strings that are not UTF-8
+        for node in model.graph.node:
+            [node.name, node.op_type, node.domain, *node.input, *node.output]  # noqa: B018
+        for t in (*model.graph.input, *model.graph.output, *model.graph.initializer):
+            t.name  # noqa: B018  (decoding is the check)
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: a malformed ONNX model (names that are not UTF-8 text)",
+                        "re-export it, or check it: onnx.checker.check_model(path)") from None
     if model.functions:
         model = onnx.inliner.inline_local_functions(model)
     for i, node in enumerate(model.graph.node):
@@ -273,8 +281,23 @@ def load_onnx(path: str | Path, *, batch: int | None = None, seq: int | None = N
     14512586752.0
     """
     onnx, p = _onnx(), Path(path)
-    where = str(p)
     model = _read(onnx, p)
+    try:
+        return _convert_model(onnx, model, p, batch, seq, name)
+    except PerfModelError:
+        raise
+    except Exception as exc:  # a corrupted file that still parses: enums, sizes, strings
+        log.debug("reading %s failed", p, exc_info=True)
+        why = " ".join(str(exc).split())[:200]
+        raise SpecError(f"{p}: a malformed ONNX model ({type(exc).__name__}: {why})",
+                        "re-export it, or check it: onnx.checker.check_model(path) "
+                        "(perfmodel -v shows where reading stopped)") from None
+
+
+def _convert_model(onnx: Any, model: Any, p: Path, batch: int | None, seq: int | None,
+                   name: str | None) -> ModelGraph:
+    """load_onnx's work on a parsed model (see there)."""
+    where = str(p)
     light, inputs = _light(onnx, model, p.parent)
     dynamic = _dynamic_dims(inputs)
     sizes = _sizes(dynamic, batch, seq, where)

@@ -135,3 +135,53 @@ def test_cli_on_binary_files_is_one_error(tmp_path, capsys, payload):
                  ["roofline", "resnet18", "--hw", str(tmp_path / "hw.yaml")]):
         assert main(args) == 2
         assert capsys.readouterr().err.count("\n") == 1
+
+
+@CI
+@given(st.binary(max_size=256))
+def test_onnx_loader_works_or_says_why(tmp_path_factory, blob):
+    pytest.importorskip("onnx")
+    from perfmodel.importers.onnx_model import load_onnx
+    path = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    path.write_bytes(blob)
+    try:
+        load_onnx(path)
+    except PerfModelError:
+        pass
+
+
+def _small_onnx() -> bytes:
+    """A valid conv -> relu -> gemm model (what the mutation fuzz corrupts)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    fc = numpy_helper.from_array(np.ones((2, 4 * 8 * 8), np.float32), "fc")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "fuzz", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                      ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])], [w, fc])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+
+
+@CI
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6),
+       st.integers(0, 10**6))
+def test_onnx_loader_on_corrupted_models(tmp_path_factory, flips, cut):
+    pytest.importorskip("onnx")
+    from perfmodel.importers.onnx_model import load_onnx
+    blob = bytearray(_small_onnx())
+    for pos, value in flips:
+        blob[pos % len(blob)] = value
+    path = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    path.write_bytes(bytes(blob[: max(cut % (len(blob) + 1), 1)]) if cut % 3 == 0
+                     else bytes(blob))
+    try:
+        load_onnx(path, batch=2)
+    except PerfModelError:
+        pass
