@@ -267,6 +267,17 @@ def _chain(sim: ClusterSim, rings: list[list[str]], nbytes: float, chunks: int, 
             sim.env.process(hop(i))
 
 
+def _send(sim: ClusterSim, src: str, dst: str, nbytes: float, label: str, last: bool
+          ) -> Proc:
+    """A transfer; the ``last`` of a flow also waits for its data to arrive (the route's
+    latency after the hold), so the collective ends when its data is there, not when the
+    final send leaves its link."""
+    arrival = Arrival(sim.env) if last else None
+    yield from sim.transfer(src, dst, nbytes, label, arrival=arrival)
+    if arrival is not None and not arrival.processed:
+        yield arrival
+
+
 def _root_direct(sim: ClusterSim, order: list[str], nbytes: float, chunks: int, name: str,
                  inward: bool) -> None:
     """Scatter (root sends V/p to each rank) or gather (each rank sends V/p to the root),
@@ -276,7 +287,7 @@ def _root_direct(sim: ClusterSim, order: list[str], nbytes: float, chunks: int, 
     def one(peer: str) -> Proc:
         for j in range(chunks):
             src, dst = (peer, root) if inward else (root, peer)
-            yield from sim.transfer(src, dst, piece, f"{name} {peer}.{j}")
+            yield from _send(sim, src, dst, piece, f"{name} {peer}.{j}", j == chunks - 1)
 
     for peer in order[1:]:
         sim.env.process(one(peer))
@@ -291,7 +302,8 @@ def _all_to_all(sim: ClusterSim, order: list[str], nbytes: float, chunks: int) -
     def device(i: int) -> Proc:
         for r in range(1, p):
             for j in range(chunks):
-                yield from sim.transfer(order[i], order[(i + r) % p], piece, f"a2a r{r}.{j}")
+                yield from _send(sim, order[i], order[(i + r) % p], piece, f"a2a r{r}.{j}",
+                                 r == p - 1 and j == chunks - 1)
 
     for i in range(p):
         sim.env.process(device(i))
@@ -300,8 +312,8 @@ def _all_to_all(sim: ClusterSim, order: list[str], nbytes: float, chunks: int) -
 def _send_recv(sim: ClusterSim, order: list[str], nbytes: float, chunks: int) -> None:
     def device(i: int) -> Proc:
         for j in range(chunks):
-            yield from sim.transfer(order[i], order[(i + 1) % len(order)], nbytes / chunks,
-                                    f"sendrecv .{j}")
+            yield from _send(sim, order[i], order[(i + 1) % len(order)], nbytes / chunks,
+                             f"sendrecv .{j}", j == chunks - 1)
 
     for i in range(len(order)):
         sim.env.process(device(i))

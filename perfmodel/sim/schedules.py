@@ -284,4 +284,6 @@ def simulate_pipeline(schedule: str, stages: int, micro_batches: int, t_forward:
     ideal = max(per_device)
     closed = float(bubble_fraction(stages, micro_batches, schedule, virtual))
     bubble = (result.time_s - ideal) / ideal if ideal > 0 else 0.0
+    if abs(bubble) < 1e-12:  # a sum of times against their product: rounding, not a bubble
+        bubble = 0.0
     return PipelineRun(result, schedule, stages, micro_batches, virtual, ideal, bubble, closed)
