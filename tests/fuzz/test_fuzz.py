@@ -153,7 +153,6 @@ def test_onnx_loader_works_or_says_why(tmp_path_factory, blob):
 def _small_onnx() -> bytes:
     """A valid conv -> relu -> gemm model (what the mutation fuzz corrupts)."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
     fc = numpy_helper.from_array(np.ones((2, 4 * 8 * 8), np.float32), "fc")
