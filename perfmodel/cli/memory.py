@@ -8,7 +8,14 @@ import pandas as pd
 
 from perfmodel.analytic.capacity import MemoryReport, memory_report
 from perfmodel.analytic.memory import OPTIMIZER_STATE_BYTES
-from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
+from perfmodel.cli.output import (
+    add_allow_oom,
+    announce,
+    emit_frame,
+    fit_warnings,
+    flag_oom,
+    to_json,
+)
 from perfmodel.errors import ShapeError
 from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
@@ -95,19 +102,21 @@ def build_report(args: argparse.Namespace) -> MemoryReport:
 def handle(args: argparse.Namespace) -> str:
     report = build_report(args)
     flag_oom(args, report.verdict.fits, args.model)
+    v = report.verdict
+    warnings = fit_warnings(v.fits, v.total_bytes, v.capacity_bytes)
     if args.plot:
         from perfmodel.report.memory import plot_breakdown
         announce(plot_breakdown(report, args.model, load_device(args.hw), args.plot,
                                 args.force))
     if args.format == "json":
-        return to_json(report.to_dict())
+        return to_json({**report.to_dict(), "warnings": warnings})
     if args.format == "csv":  # the components, then total and capacity with the verdict
         v = report.verdict
         extra = pd.DataFrame({"component": ["total", "capacity"],
                               "bytes": [v.total_bytes, v.capacity_bytes]})
         return emit_frame(pd.concat([report.breakdown, extra], ignore_index=True)
                           .assign(fits=v.fits), "csv")
-    return _table(report, args)
+    return "\n".join([*warnings, _table(report, args)])
 
 
 def _gb(v: float | None) -> str:

@@ -78,6 +78,15 @@ def add_allow_oom(p: Any) -> None:
                         f"{DOES_NOT_FIT}, after printing the prediction)")
 
 
+def fit_warnings(fits: bool, total_bytes: float, capacity_bytes: float,
+                 where: str = "one device") -> list[str]:
+    """The ``warnings`` of a prediction: a run that cannot fit says so first (JSON and the
+    table's first line)."""
+    return [] if fits else [
+        f"DOES NOT FIT: {total_bytes / 1e9:.1f} GB needed of {capacity_bytes / 1e9:.0f} GB "
+        f"per device; these numbers are for a run that cannot happen on {where}"]
+
+
 def flag_oom(args: Any, fits: bool, what: str) -> None:
     """A run that does not fit: one warning on stderr, and exit code DOES_NOT_FIT unless
     --allow-oom (the prediction is still printed, marked DOES NOT FIT)."""

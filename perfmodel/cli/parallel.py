@@ -9,7 +9,14 @@ from typing import Any
 import pandas as pd
 
 from perfmodel.cli.memory import model_options
-from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
+from perfmodel.cli.output import (
+    add_allow_oom,
+    announce,
+    emit_frame,
+    fit_warnings,
+    flag_oom,
+    to_json,
+)
 from perfmodel.errors import PerfModelError, PlanError
 from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
@@ -167,6 +174,8 @@ def handle(args: argparse.Namespace) -> str:
     method = "sim" if (args.sim or args.plot) else "analytic"
     pred = predict_step(graph, job, plan, system, device, method=method)
     flag_oom(args, pred.fits, f"{graph.name} with this plan")
+    warnings = fit_warnings(pred.fits, pred.memory["total"], pred.capacity_bytes,
+                            "these devices with this plan")
     if args.plot:
         from perfmodel.report.pipeline import plot_pipeline_gantt
         announce(plot_pipeline_gantt(pred.pipeline_run.compute(), args.plot,
@@ -174,11 +183,11 @@ def handle(args: argparse.Namespace) -> str:
                             overwrite=args.force,
                             annotate=plan.micro_batches(job.batch) <= 32))
     if args.format == "json":
-        return to_json(pred.to_dict())
+        return to_json({**pred.to_dict(), "warnings": warnings})
     if args.format == "csv":
         d = pred.to_dict()
         flat = {k: v for k, v in d.items() if not isinstance(v, dict)}
         flat.update({f"{k}_s": v for k, v in pred.breakdown.items()})
         flat["memory_bytes"] = pred.memory["total"]
         return emit_frame(pd.DataFrame([flat]), "csv")
-    return _text(pred)
+    return "\n".join([*warnings, _text(pred)])

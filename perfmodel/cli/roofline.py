@@ -7,7 +7,14 @@ import argparse
 import pandas as pd
 
 from perfmodel.analytic.roofline import FUSION_MODES, Prediction, predict
-from perfmodel.cli.output import add_allow_oom, announce, emit_frame, flag_oom, to_json
+from perfmodel.cli.output import (
+    add_allow_oom,
+    announce,
+    emit_frame,
+    fit_warnings,
+    flag_oom,
+    to_json,
+)
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.load import load_device
 from perfmodel.units import format_si
@@ -71,10 +78,7 @@ def handle(args: argparse.Namespace) -> str:
     pred, graph = run_prediction(args)
     cap = capacity(pred, graph, args)
     flag_oom(args, cap["fits"], f"{args.model} at batch {pred.summary['batch']}")
-    warnings = [] if cap["fits"] else [
-        f"DOES NOT FIT: {cap['total_bytes'] / 1e9:.1f} GB needed of "
-        f"{cap['capacity_bytes'] / 1e9:.0f} GB; these numbers are for a run that cannot "
-        "happen on one device"]
+    warnings = fit_warnings(cap["fits"], cap["total_bytes"], cap["capacity_bytes"])
     if args.plot:
         from perfmodel.report.roofline import plot_roofline
         announce(plot_roofline(pred, load_device(args.hw), args.plot, overwrite=args.force))
