@@ -163,15 +163,15 @@ def _efficiency(c: Checker, d: Mapping[str, Any], model: KernelModel | None,
                       compute_model=use_model, memory_model=use_tech)
 
 
-def _kernel_model(c: Checker, d: Mapping[str, Any], compute: Mapping[str, Any],
+def _kernel_model(c: Checker, name: Any, extras: Mapping[str, Any],
+                  memory: tuple[MemoryLevel, ...], peaks: Mapping[tuple[str, str], float],
                   architectures: Architectures | None
                   ) -> tuple[KernelModel | None, MemoryTechnology | None]:
-    """The device's kernel model and memory technology, where its architecture and main
-    memory are in the architectures file."""
+    """The device's kernel model and memory technology, from the figures the spec already
+    parsed, where its architecture and main memory are in the architectures file."""
     if architectures is None or not architectures[0]:   # no architectures file: no model
         return None, None
     archs, techs = architectures
-    name = d.get("architecture")
     model = None
     if name is not None and (not isinstance(name, str) or name not in archs):
         c.add("architecture", f"unknown architecture {name!r} "
@@ -179,33 +179,23 @@ def _kernel_model(c: Checker, d: Mapping[str, Any], compute: Mapping[str, Any],
     elif name is not None:
         # the matrix engines that each take a tile: SMs / CUs hold their own tensor cores;
         # Gaudi's MMEs, TPU MXUs are fewer than its vector cores (matrix_units)
-        units = compute.get("matrix_units", compute.get("units", {}))
-        clocks = {k: (compute[k] or {}).get("value") for k in CLOCK_KEYS
-                  if isinstance(compute.get(k), Mapping)}
-        factor, note = clock_factor(clocks)
-        model = KernelModel(archs[name], int(units.get("value", 0)) or None
-                            if isinstance(units, Mapping) else None, factor, note,
-                            cache_ridge=_cache_ridge(compute, d.get("memory")))
-    raw_levels = d.get("memory")
-    levels: list[Any] = raw_levels if isinstance(raw_levels, list) else []
-    main = next((m for m in levels if isinstance(m, Mapping)
-                 and m.get("role", "main") == "main"), None)
-    tech = techs.get(str(main.get("name", "")).lower()) if main else None
+        units = extras.get("matrix_units", extras.get("units"))
+        factor, note = clock_factor({k: extras[k] for k in CLOCK_KEYS if k in extras})
+        model = KernelModel(archs[name], int(units) if units else None, factor, note,
+                            cache_ridge=_cache_ridge(peaks, memory))
+    main = next((m for m in memory if m.role == "main"), None)
+    tech = techs.get(main.name.lower()) if main else None
     return model, tech
 
 
-def _cache_ridge(compute: Mapping[str, Any], levels: Any) -> float | None:
+def _cache_ridge(peaks: Mapping[tuple[str, str], float], memory: tuple[MemoryLevel, ...]
+                 ) -> float | None:
     """fp16 (else bf16) tensor peak / last-level cache bandwidth, FLOP per byte, where the
     spec gives both (the kernel model's cap on small tiles); None otherwise."""
-    tensor = compute.get("tensor_TFLOPS") or {}
-    leaf = tensor.get("fp16") or tensor.get("bf16") if isinstance(tensor, Mapping) else None
-    caches = [m for m in (levels if isinstance(levels, list) else [])
-              if isinstance(m, Mapping) and m.get("role") == "cache"]
-    bw = next(((m.get("achieved_GBps") or m.get("bandwidth_GBps") or {}).get("value")
-               for m in caches if m.get("achieved_GBps") or m.get("bandwidth_GBps")), None)
-    peak = leaf.get("value") if isinstance(leaf, Mapping) else None
-    ok = all(isinstance(v, int | float) and v > 0 for v in (peak, bw))
-    return float(peak) * 1e12 / (float(bw) * 1e9) if ok else None  # type: ignore[arg-type]
+    peak = peaks.get(("tensor", "fp16")) or peaks.get(("tensor", "bf16"))
+    bw = next((m.bandwidth_Bps for m in memory if m.role == "cache" and m.bandwidth_Bps),
+              None)
+    return peak / bw if peak and bw else None
 
 
 def clock_factor(clocks: Mapping[str, Any]) -> tuple[float, str]:
@@ -265,7 +255,7 @@ def device_from_dict(d: Any, path: str = "<dict>", *,
     if "sparse_unstructured" in compute:  # a kernel that skips zeros of unstructured sparsity
         extras["sparse_unstructured"] = bool(c.leaf(
             "compute.sparse_unstructured", compute["sparse_unstructured"], bool))
-    model, tech = _kernel_model(c, d, compute if isinstance(compute, Mapping) else {},
+    model, tech = _kernel_model(c, d.get("architecture"), extras, memory, peaks,
                                 architectures)
     eff_d = d.get("efficiency") or {}
     eff = _efficiency(c, eff_d, model, tech, defaults or {}) \
