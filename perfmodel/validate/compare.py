@@ -48,7 +48,7 @@ from perfmodel.workload.schema import COLUMNS as WORKLOAD_COLUMNS
 
 __all__ = ["compare", "one_op_workload", "gemm_workload", "PRICERS", "COMPARE_COLUMNS",
            "with_efficiency", "FRAMEWORK_FUSION", "fusion_of", "GENERATE_PASSES",
-           "generate_passes", "ModelResolver"]
+           "generate_passes", "ModelResolver", "micro_workload"]
 
 # Builds the model a measurement row names (perfmodel.load_model is one)
 ModelResolver = Callable[[str], ModelGraph]
@@ -138,18 +138,23 @@ def write_fraction(benchmark: pd.Series) -> np.ndarray:
     return kernel.map(STREAM_WRITE_FRACTION).fillna(0.5).to_numpy(float)
 
 
-def _price_roofline(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
+def micro_workload(rows: pd.DataFrame, family: str) -> pd.DataFrame:
+    """The one-op Workload table of micro-benchmark rows of one ``family``: a GEMM's
+    m n k, else the row's FLOP and bytes (a streaming kernel's split into reads and writes
+    by its write fraction)."""
     dtypes = rows["dtype"].replace("", "fp32").to_numpy(dtype=object)
     if family == "gemm":
-        wl = gemm_workload(rows["m"], rows["n"], rows["k"], dtypes)
-    else:
-        nbytes = rows["bytes"].fillna(0).to_numpy(float)
-        flops = rows["flops"].fillna(0).to_numpy(float)
-        written = nbytes * write_fraction(rows["benchmark"]) if family == "membw" \
-            else np.zeros(len(rows))
-        wl = one_op_workload(flops, nbytes - written, np.zeros(len(rows)), written,
-                             UNIT[family], dtypes)
-    ops = roofline(wl, device)
+        return gemm_workload(rows["m"], rows["n"], rows["k"], dtypes)
+    nbytes = rows["bytes"].fillna(0).to_numpy(float)
+    flops = rows["flops"].fillna(0).to_numpy(float)
+    written = nbytes * write_fraction(rows["benchmark"]) if family == "membw" \
+        else np.zeros(len(rows))
+    return one_op_workload(flops, nbytes - written, np.zeros(len(rows)), written,
+                           UNIT[family], dtypes)
+
+
+def _price_roofline(rows: pd.DataFrame, device: DeviceSpec, family: str) -> Priced:
+    ops = roofline(micro_workload(rows, family), device)
     n = len(rows)
     return (ops["time_s"].to_numpy(), ops["overhead_s"].to_numpy(), np.ones(n),
             [""] * n)

@@ -32,10 +32,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from perfmodel.analytic.roofline import roofline
 from perfmodel.hardware.load import load_defaults, load_device
 from perfmodel.hardware.spec import DeviceSpec, Efficiency
 from perfmodel.validate.calibrate import fit_efficiency, fit_overhead
-from perfmodel.validate.compare import ModelResolver, compare, with_efficiency
+from perfmodel.validate.compare import (
+    ModelResolver,
+    compare,
+    micro_workload,
+    with_efficiency,
+)
 from perfmodel.validate.metrics import error_summary
 
 __all__ = ["chip_of", "leave_one_device_out", "Holdout", "PREDICTIONS", "HOLDOUT_COLUMNS"]
@@ -113,16 +119,9 @@ def _ratios(rows: pd.DataFrame, devices: Mapping[str, DeviceSpec], column: str,
 
 
 def _ops(rows: pd.DataFrame, dev: DeviceSpec) -> pd.DataFrame:
-    """The roofline table of micro-benchmark rows (GEMMs or streaming kernels)."""
-    from perfmodel.analytic.roofline import roofline
-    from perfmodel.validate.compare import gemm_workload, one_op_workload, write_fraction
-    dts = rows["dtype"].replace("", "fp32").to_numpy(dtype=object)
-    if (rows["family"] == "gemm").all():
-        return roofline(gemm_workload(rows["m"], rows["n"], rows["k"], dts), dev)
-    nbytes = rows["bytes"].fillna(0).to_numpy(float)
-    written = nbytes * write_fraction(rows["benchmark"])
-    return roofline(one_op_workload(np.zeros(len(rows)), nbytes - written, np.zeros(len(rows)),
-                                    written, "vector", dts), dev)
+    """The roofline table of micro-benchmark rows of one family (GEMMs or streaming
+    kernels), as validate.compare prices them."""
+    return roofline(micro_workload(rows, str(rows["family"].iloc[0])), dev)
 
 
 def _with_issue(dev: DeviceSpec, issue: float | None, scale: float | None,
