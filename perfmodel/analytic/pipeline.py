@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
-from perfmodel.workload.job import LIMITS
+from perfmodel.workload.job import LIMITS, check_positive
 from perfmodel.workload.plan import SCHEDULES
 
 __all__ = ["SCHEDULES", "bubble_fraction", "step_time", "in_flight", "layer_assignment",
@@ -35,13 +35,7 @@ def check_pipeline(stages: int, micro_batches: int, schedule: str, virtual: int 
     if schedule not in SCHEDULES:
         raise UnknownNameError(f"unknown schedule {schedule!r}", did_you_mean(schedule, SCHEDULES))
     for name, v in (("stages", stages), ("micro-batches", micro_batches), ("virtual", virtual)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0:
-            raise PlanError(f"{name} must be a positive integer, got {v!r}",
-                            f"pass --{name} 1 or more")
-        if v > LIMITS["parallel"]:
-            raise PlanError(f"{name} {v:,} is past perfmodel's limit of "
-                            f"{LIMITS['parallel']:,} (a typo?)",
-                            f"pass --{name} up to {LIMITS['parallel']:,}")
+        check_positive(name, v, PlanError, f"--{name}", LIMITS["parallel"])
     if schedule == "interleaved" and micro_batches % stages:
         raise PlanError(f"interleaved 1F1B needs micro-batches ({micro_batches}) to be a "
                         f"multiple of the stages ({stages})", "Megatron-LM requires m % p == 0")
