@@ -13,7 +13,6 @@ from perfmodel.cli.output import (
     announce,
     emit_frame,
     fit_warnings,
-    flag_oom,
     to_json,
 )
 from perfmodel.errors import ShapeError
@@ -101,9 +100,8 @@ def build_report(args: argparse.Namespace) -> MemoryReport:
 
 def handle(args: argparse.Namespace) -> str:
     report = build_report(args)
-    flag_oom(args, report.verdict.fits, args.model)
     v = report.verdict
-    warnings = fit_warnings(v.fits, v.total_bytes, v.capacity_bytes)
+    warnings = fit_warnings(args, v.fits, v.total_bytes, v.capacity_bytes, args.model)
     if args.plot:
         from perfmodel.report.memory import plot_breakdown
         announce(plot_breakdown(report, args.model, load_device(args.hw), args.plot,

@@ -78,10 +78,12 @@ def add_allow_oom(p: Any) -> None:
                         f"{DOES_NOT_FIT}, after printing the prediction)")
 
 
-def fit_warnings(fits: bool, total_bytes: float, capacity_bytes: float,
-                 where: str = "one device") -> list[str]:
-    """The ``warnings`` of a prediction: a run that cannot fit says so first (JSON and the
-    table's first line)."""
+def fit_warnings(args: Any, fits: bool, total_bytes: float, capacity_bytes: float,
+                 what: str, where: str = "one device") -> list[str]:
+    """A prediction's capacity verdict for the command: ``flag_oom`` (stderr, exit code),
+    and its ``warnings`` (a run that cannot fit says so first, in JSON and as the table's
+    first line)."""
+    flag_oom(args, fits, what)
     return [] if fits else [
         f"DOES NOT FIT: {total_bytes / 1e9:.1f} GB needed of {capacity_bytes / 1e9:.0f} GB "
         f"per device; these numbers are for a run that cannot happen on {where}"]

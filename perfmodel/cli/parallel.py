@@ -14,7 +14,6 @@ from perfmodel.cli.output import (
     announce,
     emit_frame,
     fit_warnings,
-    flag_oom,
     to_json,
 )
 from perfmodel.errors import PerfModelError, PlanError
@@ -173,9 +172,8 @@ def handle(args: argparse.Namespace) -> str:
     plan, job = build_plan(args)
     method = "sim" if (args.sim or args.plot) else "analytic"
     pred = predict_step(graph, job, plan, system, device, method=method)
-    flag_oom(args, pred.fits, f"{graph.name} with this plan")
-    warnings = fit_warnings(pred.fits, pred.memory["total"], pred.capacity_bytes,
-                            "these devices with this plan")
+    warnings = fit_warnings(args, pred.fits, pred.memory["total"], pred.capacity_bytes,
+                            f"{graph.name} with this plan", "these devices with this plan")
     if args.plot:
         from perfmodel.report.pipeline import plot_pipeline_gantt
         announce(plot_pipeline_gantt(pred.pipeline_run.compute(), args.plot,

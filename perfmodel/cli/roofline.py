@@ -12,7 +12,6 @@ from perfmodel.cli.output import (
     announce,
     emit_frame,
     fit_warnings,
-    flag_oom,
     to_json,
 )
 from perfmodel.graph.model_graph import ModelGraph
@@ -77,8 +76,8 @@ def handle(args: argparse.Namespace) -> str:
     check_positive("top", args.top)
     pred, graph = run_prediction(args)
     cap = capacity(pred, graph, args)
-    flag_oom(args, cap["fits"], f"{args.model} at batch {pred.summary['batch']}")
-    warnings = fit_warnings(cap["fits"], cap["total_bytes"], cap["capacity_bytes"])
+    warnings = fit_warnings(args, cap["fits"], cap["total_bytes"], cap["capacity_bytes"],
+                            f"{args.model} at batch {pred.summary['batch']}")
     if args.plot:
         from perfmodel.report.roofline import plot_roofline
         announce(plot_roofline(pred, load_device(args.hw), args.plot, overwrite=args.force))
