@@ -49,13 +49,15 @@ ALLOWED = {
     "sim": BASE | {"hardware", "analytic", "workload", "graph"},
     "parallel": BASE | {"hardware", "workload", "analytic", "sim", "graph"},
     "bench": BASE | {"hardware", "graph"},
-    "validate": BASE | {"hardware", "workload", "analytic", "bench", "graph", "parallel"},
+    "infer": BASE | {"hardware", "workload", "analytic", "graph"},
+    "validate": BASE | {"hardware", "workload", "analytic", "bench", "graph", "parallel",
+                        "infer"},
     # the API edge beside __init__: catalogs of devices and models (names become graphs)
     "catalog": BASE | {"hardware", "graph", "workload", "zoo"},
     "sweep": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
-                     "bench", "validate"},
+                     "bench", "validate", "infer"},
     "report": BASE | {"analytic", "hardware", "workload", "graph", "sim", "parallel", "compress",
-                      "validate", "bench"},
+                      "validate", "bench", "infer"},
 }
 # The CLI is the top: it may import every package.
 ALLOWED["cli"] = set(ALLOWED) | BASE

@@ -98,7 +98,7 @@ def check_memory_plan(graph: ModelGraph, plan: ParallelPlan, job: Job) -> None:
         if plan.recompute != "none":
             raise PlanError(f"{graph.name}: activation recomputation is modelled for "
                             "transformers only (Korthikanti et al.)", "use --recompute none")
-    if plan.context_parallel > 1 or plan.expert_parallel > 1:
+    if plan.context_parallel > 1 or (plan.expert_parallel > 1 and job.train):
         raise PlanError("the memory model does not split activations over context- or "
                         "expert-parallel ranks yet", "use --cp 1 --ep 1")
 
@@ -116,6 +116,7 @@ class _Stored:
     weights: StageParams
     total_weights: float
     kv_bytes: float
+    expert_weights: float = 0.0
     act_bytes_per_sample: float = 0.0
     peak_bytes_per_sample: float = 0.0
     kv_elems_per_token: float = 0.0
@@ -147,7 +148,9 @@ def _stored_for(graph: ModelGraph, dtype: str, weights: str, kv_dtype: str, fp32
     if any(has_compression(op) for op in graph.ops):
         dense, total = _compressed_weights(graph, dtype, weights, sparse)
     if graph.shape is not None:
-        return _Stored(dense, total, kv)
+        experts = sum(w.numel for op in graph.ops if op.attr("experts", 0) and not op.tied
+                      for w in op.weights) * width
+        return _Stored(dense, total, kv, float(experts))
     wl = build_workload(graph, batch=1, dtype=dtype).table
     works = wl["unit"] != "none"
     one = {"B": 1, "S": 1, "T": 1, "L": 1}
@@ -202,6 +205,11 @@ def _model_states(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stor
     weights = _on_stage(graph.shape, stored.weights, stored.total_weights, tp, pp) \
         / (dp if zero >= 3 else 1)
     if not job.train:
+        ep = plan.expert_parallel
+        if ep > 1 and graph.shape is not None:  # routed experts: E / ep of them per rank
+            layers = graph.shape.num_hidden_layers
+            on_stage = stored.expert_weights * np.ceil(layers / pp) / layers / tp
+            weights = weights - on_stage * (1.0 - 1.0 / ep)
         none = np.zeros_like(weights)
         return {"weights": weights, "gradients": none, "optimizer": none}
     params = _on_stage(graph.shape, graph.stage_params, float(graph.params), tp, pp)

@@ -88,7 +88,7 @@ def check_context(graph: ModelGraph, seq: int | None, allow_long_context: bool =
 def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None = None,
                    dtype: str = "fp16", phase: str = "inference", *,
                    weight_dtype: str | None = None, kv_dtype: str | None = None,
-                   optimizer: str = "adam") -> Workload:
+                   optimizer: str = "adam", context: int | None = None) -> Workload:
     """The Workload of ``graph`` for one request: its table (schema:
     perfmodel.workload.schema) and the resolved Job it was built for.
 
@@ -116,6 +116,11 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
     widths = {"act": lookup_dtype(act).nbytes, "weight": lookup_dtype(wdt).nbytes,
               "kv": lookup_dtype(kvdt).nbytes, "index": 4.0}
     dims = phase_dims(phase, batch, seq)
+    if context is not None:
+        if phase != "prefill" or context < (seq or 1):
+            raise PlanError(f"context {context} needs phase prefill and at least seq "
+                            f"({seq}) tokens", "pass context >= seq with phase='prefill'")
+        dims["T"] = context
     ops = [op for op in graph.ops if not (phase == "train" and op.attr("inference_only"))]
     row_phase = {"train": "forward"}.get(phase, phase)
     memo: dict[tuple[Any, ...], OpCost] = {}

@@ -1,0 +1,1 @@
+"""End-to-end inference: engine profiles, per-GPU sharding, generation timing (``infer``)."""

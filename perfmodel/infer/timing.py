@@ -1,0 +1,138 @@
+"""Time of one forward pass on one GPU: its kernels priced by the roofline, behind the host's
+launch queue, with the communication kernels in between.
+
+Kernels: the roofline's rows (perfmodel.analytic.roofline) grouped as they run, a kernel and
+the epilogues fused into it (``fused``) being one kernel of max(sum compute, sum memory) +
+its launch floor. Communication (tensor-parallel all-reduces, expert-parallel all-to-alls)
+runs as a kernel of its own before each residual add (``COMM_BEFORE``; the caller prices
+it, perfmodel.infer.run).
+
+Launch queue: the host issues kernel j at (j + 1) h (h = the engine's CPU time per kernel,
+eager, or per graph node with CUDA / HIP graphs), the GPU runs them in order, so the pass
+ends at max_j ((j + 1) h + sum of the GPU times of j and all after it) — the last kernel's
+finish when the GPU never waits (``sum g + h``) or when the host is the bottleneck
+(``n h + g_last``), and in between when small, host-bound kernels alternate with long ones.
+
+Context-length dependence: a pass's FLOP and bytes are affine in its context length T
+(attention reads T keys and values; nothing else depends on T), so each kernel's compute
+and memory times are priced at two lengths and interpolated (``AffinePass``): a decode of n
+steps costs sum over steps of the pass at T0 + j, exactly, not n times the last step. The
+efficiencies are taken as those at the two ends (they vary little with T: the attention
+GEMM's shape changes only in its reduction length).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["queue_time", "Kernels", "kernels_of", "AffinePass", "COMM_BEFORE",
+           "STEP_BLOCK"]
+
+# A layer's tensor-parallel reduction runs right before its residual add (after the
+# attention output projection and after the MLP's down projection or the MoE combine).
+COMM_BEFORE = ("attn_residual", "mlp_residual")
+STEP_BLOCK = 256  # decode steps evaluated per numpy block (memory: block x kernels floats)
+
+
+def queue_time(gpu: np.ndarray, host: float) -> np.ndarray:
+    """Finish time of the last of a sequence of kernels behind a launch queue (axis -1:
+    kernels in order; leading axes: independent passes). ``host``: seconds per launch.
+
+    >>> float(queue_time(np.array([10.0, 1.0, 1.0]), 2.0))   # GPU-bound: 2 + 12
+    14.0
+    >>> float(queue_time(np.array([1.0, 1.0, 1.0]), 2.0))    # host-bound: 3 x 2 + 1
+    7.0
+    """
+    g = np.asarray(gpu, float)
+    if g.shape[-1] == 0:
+        return np.zeros(g.shape[:-1])
+    suffix = np.flip(np.cumsum(np.flip(g, -1), -1), -1)
+    launch = host * np.arange(1, g.shape[-1] + 1)
+    return np.max(launch + suffix, axis=-1)
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """One pass's kernels in execution order: compute, memory and floor seconds of each
+    (a communication kernel has only ``comm``), and which are compute-bound."""
+
+    compute: np.ndarray
+    memory: np.ndarray
+    floor: np.ndarray
+    comm: np.ndarray
+
+    @property
+    def gpu(self) -> np.ndarray:
+        return np.maximum(self.compute, self.memory) + self.floor + self.comm
+
+    def __len__(self) -> int:
+        return len(self.compute)
+
+
+def kernels_of(ops: pd.DataFrame, comm: np.ndarray | None = None) -> Kernels:
+    """The kernels of a roofline table (``analytic.roofline.roofline``'s output), with a
+    communication kernel of ``comm[i]`` seconds inserted before row i wherever it is
+    positive (after the kernel row i is fused into, if it is an epilogue)."""
+    works = (ops["flops"].to_numpy(float) > 0) | (ops["bytes_moved"].to_numpy(float) > 0)
+    comm_rows = np.zeros(len(ops)) if comm is None else np.asarray(comm, float)[works]
+    ops = ops[works]
+    fused = ops["fused"].to_numpy(bool)
+    group = np.cumsum(~fused) - 1
+    n = int(group[-1]) + 1 if len(group) else 0
+    c = np.bincount(group, weights=ops["compute_s"].to_numpy(float), minlength=n)
+    m = np.bincount(group, weights=ops["memory_s"].to_numpy(float), minlength=n)
+    o = np.bincount(group, weights=ops["overhead_s"].to_numpy(float), minlength=n)
+    out = np.zeros(n)
+    before = comm_rows > 0
+    if before.any():
+        ins = group[before] + fused[before]
+        order = np.argsort(ins, kind="stable")
+        ins = ins[order]
+        c, m, o = (np.insert(a, ins, 0.0) for a in (c, m, o))
+        out = np.insert(out, ins, comm_rows[before][order])
+    return Kernels(c, m, o, out)
+
+
+@dataclass(frozen=True)
+class AffinePass:
+    """A pass priced at two context lengths ``t0`` < ``t1`` (the same kernels at both):
+    any length between is the linear interpolation of each kernel's compute and memory
+    times (see the module docstring)."""
+
+    at0: Kernels
+    at1: Kernels
+    t0: float
+    t1: float
+
+    def gpu_at(self, t: np.ndarray) -> np.ndarray:
+        """GPU seconds of each kernel (axis -1) at each context length in ``t``."""
+        t = np.asarray(t, float)[..., None]
+        f = (t - self.t0) / (self.t1 - self.t0) if self.t1 > self.t0 else np.zeros_like(t)
+        c = self.at0.compute + f * (self.at1.compute - self.at0.compute)
+        m = self.at0.memory + f * (self.at1.memory - self.at0.memory)
+        return np.maximum(c, m) + self.at0.floor + self.at0.comm
+
+    def split_at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(compute-bound, memory-bound, communication) GPU seconds summed over kernels, at
+        each context length."""
+        t = np.asarray(t, float)[..., None]
+        f = (t - self.t0) / (self.t1 - self.t0) if self.t1 > self.t0 else np.zeros_like(t)
+        c = self.at0.compute + f * (self.at1.compute - self.at0.compute)
+        m = self.at0.memory + f * (self.at1.memory - self.at0.memory)
+        roof = np.maximum(c, m) + self.at0.floor
+        comp = np.where(c >= m, roof, 0.0).sum(-1)
+        return comp, np.where(c < m, roof, 0.0).sum(-1), np.broadcast_to(
+            self.at0.comm.sum(), comp.shape)
+
+    def total(self, lengths: np.ndarray, host: float) -> tuple[float, np.ndarray]:
+        """(sum over passes, per-pass seconds) of passes at ``lengths``, each behind the
+        launch queue with ``host`` seconds per kernel; evaluated STEP_BLOCK passes at a
+        time."""
+        lengths = np.asarray(lengths, float)
+        out = np.empty(len(lengths))
+        for i in range(0, len(lengths), STEP_BLOCK):
+            out[i:i + STEP_BLOCK] = queue_time(self.gpu_at(lengths[i:i + STEP_BLOCK]), host)
+        return float(out.sum()), out
