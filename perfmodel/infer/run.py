@@ -130,16 +130,24 @@ class InferencePrediction:
 def system_for(device: DeviceSpec, gpus: int) -> SystemSpec:
     """A shipped system of ``device`` with at least ``gpus`` per node (the smallest such);
     PlanError naming --system if there is none."""
-    found = []
-    for name in list_systems():
-        s = load_system(name)
-        if s.device == device.name and s.devices_per_node >= gpus:
-            found.append((s.devices_per_node, name, s))
+    found = _systems_of(device.name, gpus)
     if not found:
         raise PlanError(f"no shipped system has {gpus} x {device.name} in a node, and "
                         f"{gpus} GPUs need links to price their communication",
                         "pass --system NAME_OR_FILE (perfmodel hw --systems) or --gpus 1")
     return min(found, key=lambda f: (f[0], f[1]))[2]
+
+
+@lru_cache(maxsize=64)
+def _systems_of(device: str, gpus: int) -> tuple[tuple[int, str, SystemSpec], ...]:
+    """(devices per node, name, system) of the shipped systems of ``device`` that hold
+    ``gpus`` in a node."""
+    found = []
+    for name in list_systems():
+        s = load_system(name)
+        if s.device == device and s.devices_per_node >= gpus:
+            found.append((s.devices_per_node, name, s))
+    return tuple(found)
 
 
 def precision_path(dtype: str, device: DeviceSpec, engine: EngineProfile
@@ -316,8 +324,8 @@ class _Timeline:
             extra: float, p2p: float) -> float:
         """Passes of ``ap`` at ``lengths``; each adds ``extra`` serial seconds (the step's
         CPU work, a graph launch) and ``p2p`` (pipeline sends)."""
-        total, each = ap.total(lengths, host)
-        comp, mem, comm = ap.split_at(lengths)
+        each, comp, mem, comm = ap.run(lengths, host)
+        total = float(each.sum())
         gpu = comp + mem + comm
         for t, e, g, c, m, k in zip(lengths, each, gpu, comp, mem, comm, strict=True):
             self.rows.append((kind, float(t), float(e + extra + p2p), float(g), float(c),

@@ -107,32 +107,32 @@ class AffinePass:
     t0: float
     t1: float
 
+    def _at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(compute, memory) seconds of each kernel (axis -1) at each context length."""
+        t = np.asarray(t, float)[..., None]
+        f = (t - self.t0) / (self.t1 - self.t0) if self.t1 > self.t0 else np.zeros_like(t)
+        c = self.at0.compute + f * (self.at1.compute - self.at0.compute)
+        m = self.at0.memory + f * (self.at1.memory - self.at0.memory)
+        return c, m
+
     def gpu_at(self, t: np.ndarray) -> np.ndarray:
         """GPU seconds of each kernel (axis -1) at each context length in ``t``."""
-        t = np.asarray(t, float)[..., None]
-        f = (t - self.t0) / (self.t1 - self.t0) if self.t1 > self.t0 else np.zeros_like(t)
-        c = self.at0.compute + f * (self.at1.compute - self.at0.compute)
-        m = self.at0.memory + f * (self.at1.memory - self.at0.memory)
+        c, m = self._at(t)
         return np.maximum(c, m) + self.at0.floor + self.at0.comm
 
-    def split_at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(compute-bound, memory-bound, communication) GPU seconds summed over kernels, at
-        each context length."""
-        t = np.asarray(t, float)[..., None]
-        f = (t - self.t0) / (self.t1 - self.t0) if self.t1 > self.t0 else np.zeros_like(t)
-        c = self.at0.compute + f * (self.at1.compute - self.at0.compute)
-        m = self.at0.memory + f * (self.at1.memory - self.at0.memory)
-        roof = np.maximum(c, m) + self.at0.floor
-        comp = np.where(c >= m, roof, 0.0).sum(-1)
-        return comp, np.where(c < m, roof, 0.0).sum(-1), np.broadcast_to(
-            self.at0.comm.sum(), comp.shape)
-
-    def total(self, lengths: np.ndarray, host: float) -> tuple[float, np.ndarray]:
-        """(sum over passes, per-pass seconds) of passes at ``lengths``, each behind the
-        launch queue with ``host`` seconds per kernel; evaluated STEP_BLOCK passes at a
-        time."""
+    def run(self, lengths: np.ndarray, host: float) -> tuple[np.ndarray, ...]:
+        """Per pass at ``lengths``, each behind the launch queue with ``host`` seconds per
+        kernel: (seconds, compute-bound, memory-bound and communication GPU seconds),
+        evaluated STEP_BLOCK passes at a time."""
         lengths = np.asarray(lengths, float)
-        out = np.empty(len(lengths))
+        out = np.empty((4, len(lengths)))
+        comm = self.at0.comm
         for i in range(0, len(lengths), STEP_BLOCK):
-            out[i:i + STEP_BLOCK] = queue_time(self.gpu_at(lengths[i:i + STEP_BLOCK]), host)
-        return float(out.sum()), out
+            c, m = self._at(lengths[i:i + STEP_BLOCK])
+            roof = np.maximum(c, m) + self.at0.floor
+            out[0, i:i + STEP_BLOCK] = queue_time(roof + comm, host)
+            bound = c >= m
+            out[1, i:i + STEP_BLOCK] = (roof * bound).sum(-1)
+            out[2, i:i + STEP_BLOCK] = (roof * ~bound).sum(-1)
+        out[3] = comm.sum()
+        return tuple(out)

@@ -35,7 +35,7 @@ from perfmodel.hardware.efficiency import EfficiencyCurve
 from perfmodel.hardware.spec import DeviceSpec, Efficiency
 from perfmodel.progress import track
 from perfmodel.validate.compare import ModelResolver, compare, gemm_workload, with_efficiency
-from perfmodel.validate.metrics import error_summary
+from perfmodel.validate.metrics import error_summary, fit_overhead
 
 __all__ = ["Calibration", "calibrate", "fit_efficiency", "calibrated_spec", "fit_overhead"]
 
@@ -89,19 +89,6 @@ def _gemm_work(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0), np.zeros(0)
     wl = gemm_workload(rows["m"], rows["n"], rows["k"], rows["dtype"].to_numpy(dtype=object))
     return wl["flops"].to_numpy(float), wl["bytes"].to_numpy(float)
-
-
-def fit_overhead(base_s: np.ndarray, ops: np.ndarray, measured_s: np.ndarray) -> float:
-    """The o >= 0 minimising mean |base + ops o - measured| / measured: the median of
-    (measured - base) / ops weighted by ops / measured (L1 regression through one slope)."""
-    ok = np.isfinite(base_s) & (ops > 0) & (measured_s > 0)
-    if not ok.any():
-        return 0.0
-    cand = (measured_s[ok] - base_s[ok]) / ops[ok]
-    w = ops[ok] / measured_s[ok]
-    order = np.argsort(cand)
-    cum = np.cumsum(w[order])
-    return float(max(cand[order][np.searchsorted(cum, cum[-1] / 2)], 0.0))
 
 
 def fit_efficiency(df: pd.DataFrame, devices: Mapping[str, DeviceSpec], base: Efficiency, *,

@@ -43,6 +43,7 @@ from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.spec import DeviceSpec, Efficiency
 from perfmodel.units import dtype_bytes
+from perfmodel.validate.engines import engine_of_row, price_row
 from perfmodel.workload.build import build_workload
 from perfmodel.workload.schema import COLUMNS as WORKLOAD_COLUMNS
 
@@ -269,8 +270,20 @@ def _price_inference(rows: pd.DataFrame, device: DeviceSpec, family: str,
     memo: dict[tuple, tuple[float, float, int]] = {}
     graphs: dict[str, ModelGraph] = {}
     for i, r in enumerate(rows.itertuples(index=False)):
+        engine = engine_of_row(r.framework) if fusion == "auto" and r.phase in (
+            "generate", "inference") else None
+        if engine is not None:  # the run through its engine (perfmodel.infer)
+            if models is None:
+                raise MeasurementError("inference rows name models, and no resolver was "
+                                       "given", "pass models=perfmodel.load_model")
+            if r.model not in graphs:
+                graphs[r.model] = _resolve(models, r.model)
+            time[i], over[i], ops[i], notes[i] = price_row(r, graphs[r.model], device, engine)
+            notes[i] = "; ".join(x for x in (f"engine {engine.name}", notes[i]) if x)
+            continue
         if pd.notna(r.num_devices) and r.num_devices > 1:
-            notes[i] = f"not predicted: {r.num_devices} devices (single-device roofline)"
+            notes[i] = (f"not predicted: {r.num_devices} devices and no engine profile "
+                        f"claims {r.framework!r}")
             continue
         if models is None:
             raise MeasurementError("inference rows name models, and no resolver was given",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["error_summary", "SUMMARY_COLUMNS"]
+__all__ = ["error_summary", "SUMMARY_COLUMNS", "fit_overhead"]
 
 SUMMARY_COLUMNS = ("family", "rows", "predicted", "mape", "median_abs_error",
                    "p90_abs_error", "median_error")
@@ -33,3 +33,16 @@ def error_summary(compared: pd.DataFrame, by: str = "family") -> pd.DataFrame:
     rows.append(_stats("all", compared))
     out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     return out.rename(columns={"family": by}) if by != "family" else out
+
+
+def fit_overhead(base_s: np.ndarray, ops: np.ndarray, measured_s: np.ndarray) -> float:
+    """The o >= 0 minimising mean |base + ops o - measured| / measured: the median of
+    (measured - base) / ops weighted by ops / measured (L1 regression through one slope)."""
+    ok = np.isfinite(base_s) & (ops > 0) & (measured_s > 0)
+    if not ok.any():
+        return 0.0
+    cand = (measured_s[ok] - base_s[ok]) / ops[ok]
+    w = ops[ok] / measured_s[ok]
+    order = np.argsort(cand)
+    cum = np.cumsum(w[order])
+    return float(max(cand[order][np.searchsorted(cum, cum[-1] / 2)], 0.0))

@@ -9,6 +9,7 @@ from perfmodel.bench.measurement import measurement_frame
 from perfmodel.errors import MeasurementError
 from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.load import device_from_dict, load_device
+from perfmodel.infer.run import infer
 from perfmodel.validate.compare import compare, generate_passes
 from perfmodel.workload.build import build_workload
 from perfmodel.zoo.registry import load_model
@@ -152,16 +153,24 @@ def test_llama_bench_rows_are_one_sequence_with_a_micro_batched_prompt():
 
 
 def test_llama_cpp_generate_row_prices_its_passes():
-    # seq 8, out 4, batch 4 (llama-bench -b 4): 2 prefills of 4 tokens + 4 decodes at KV 10
+    # llama-bench -p 8 -n 4 -b 4: one sequence, the prompt in 2 micro-batches of 4 tokens,
+    # then 4 generated tokens, one decode pass each; priced through the llama-cpp profile
     a100 = load_device("a100")
     g = load_model("llama-2-7b")
-    pre = predict(build_workload(g, batch=1, seq=4, phase="prefill"), a100).summary
-    dec = predict(build_workload(g, batch=1, seq=10, phase="decode"), a100).summary
+    run = infer(g, a100, engine="llama-cpp", batch=1, input_len=8, output_len=5,
+                chunk_tokens=4)
+    assert run.passes["pass"].value_counts().to_dict() == {"prefill": 2, "decode": 4}
     row = {"benchmark": "e2e", "family": "inference", "hw": "a100", "model": "llama-2-7b",
            "batch": 4, "seq": 8, "out_seq": 4, "dtype": "fp16", "phase": "generate",
            "framework": "llama.cpp", "time_s": 0.1}
     out = compare(frame(row), models=load_model)
-    assert out["predicted_s"][0] == pytest.approx(2 * pre["latency_s"] + 4 * dec["latency_s"])
+    assert out["predicted_s"][0] == pytest.approx(run.summary["total_s"], rel=1e-12)
+    assert out["predict_note"][0].startswith("engine llama-cpp")
+    # forcing a fusion mode prices the old way: the forward passes of GENERATE_PASSES
+    pre = predict(build_workload(g, batch=1, seq=4, phase="prefill"), a100).summary
+    dec = predict(build_workload(g, batch=1, seq=10, phase="decode"), a100).summary
+    forced = compare(frame(row), models=load_model, fusion="none")
+    assert forced["predicted_s"][0] == pytest.approx(2 * pre["latency_s"] + 4 * dec["latency_s"])
 
 
 def test_l2_rows_read_at_the_cache_while_the_working_set_fits():
