@@ -23,7 +23,9 @@ import pandas as pd
 
 from perfmodel.analytic.memory import footprint
 from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.shape import active_params
 from perfmodel.hardware.spec import DeviceSpec
+from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan
 
@@ -38,7 +40,9 @@ def decode_limits(graph: ModelGraph, plan: ParallelPlan, job: Job,
     job = job.with_seq(graph.default_seq)
     parts = footprint(graph, plan, replace(job, phase="decode"), device=device)
     bw = device.memory_bandwidth * device.efficiency.memory
-    moved = float(parts["weights"] + parts["kv_cache"])
+    per_replica = np.ceil(job.batch / plan.data_parallel)
+    untouched = _untouched_expert_bytes(graph, plan, job, per_replica)
+    moved = float(parts["weights"] + parts["kv_cache"]) - untouched
     floor = moved / bw
     # Storage dtypes need no compute unit; the ridge uses the nearest one the device has.
     compute_dtype = job.dtype if job.dtype in device.dtypes else device.default_dtype
@@ -48,10 +52,9 @@ def decode_limits(graph: ModelGraph, plan: ParallelPlan, job: Job,
     # heads x head_dim x seq per layer (DOMAIN.md sec. 2), on this device's share.
     attention = (4.0 * shape.num_hidden_layers * shape.num_attention_heads * shape.head_dim
                  * int(job.seq or 1))
-    flops_per_token = (2.0 * graph.params + attention) / (
+    flops_per_token = (2.0 * active_params(graph) + attention) / (
         plan.tensor_parallel * plan.pipeline_parallel)
-    weights = float(parts["weights"])
-    per_replica = np.ceil(job.batch / plan.data_parallel)
+    weights = float(parts["weights"]) - untouched
     kv_per_seq = float(parts["kv_cache"]) / max(per_replica, 1)
     denom = flops_per_token - ridge * kv_per_seq
     ridge_batch = ridge * weights / denom if denom > 0 else None
@@ -62,10 +65,30 @@ def decode_limits(graph: ModelGraph, plan: ParallelPlan, job: Job,
         "tokens_per_s_ceiling_system": per_device * plan.data_parallel,
         "ridge_flop_per_byte": ridge, "ridge_dtype": dt,
         "compute_bound_batch": ridge_batch,
-        "assumption": "every weight and the whole KV cache read once per decode step at "
+        "assumption": "every weight (of a mixture of experts, those of the experts the "
+                      "batch's tokens are routed to, in expectation) and the whole KV cache "
+                      "read once per decode step at "
                       f"{device.efficiency.memory:.2f} x peak bandwidth; compute at "
                       f"{device.efficiency.compute:.2f} x {dt} peak",
     }
+
+
+def _untouched_expert_bytes(graph: ModelGraph, plan: ParallelPlan, job: Job,
+                            tokens: float) -> float:
+    """Bytes of routed-expert weights a decode step of ``tokens`` tokens does not read on
+    one device: of E experts with top-k routing, E (1 - k / E)^tokens are untouched in
+    expectation (perfmodel.graph.costs, the MoE linear rule)."""
+    shape = graph.shape
+    if shape is None or not shape.is_moe:
+        return 0.0
+    e, k = shape.num_local_experts, shape.num_experts_per_tok
+    width = lookup_dtype(job.weights).nbytes
+    held = sum(w.numel for op in graph.ops if op.attr("experts", 0) and not op.tied
+               for w in op.weights) * width
+    layers = shape.num_hidden_layers
+    on_device = held * np.ceil(layers / plan.pipeline_parallel) / layers \
+        / plan.tensor_parallel / plan.expert_parallel
+    return float(on_device * (1.0 - k / e) ** float(tokens))
 
 
 def memory_wall_table(devices: list[DeviceSpec]) -> pd.DataFrame:
