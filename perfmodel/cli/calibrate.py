@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
-from perfmodel.cli.output import emit_frame, to_json
+from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.cli.validate import add_measurement_arguments, load_rows
 from perfmodel.errors import PerfModelError
-from perfmodel.files import check_writable
+from perfmodel.files import check_writable, write_yaml
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.write import write_spec
 from perfmodel.validate.calibrate import calibrate, calibrated_spec
+from perfmodel.validate.engines import engine_holdout, fit_engines, fitted_profile
 from perfmodel.zoo.registry import load_model
 
 
@@ -26,7 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     p.add_argument("--group", default=None,
                    help="fit the inference launch overhead per value of these columns in "
-                        "cross-validation (e.g. framework, or framework,dtype)")
+                        "cross-validation (e.g. framework, or framework,dtype); 'engine' "
+                        "fits each engine profile's host figures on its rows instead")
+    p.add_argument("--engines-dir", default=None, metavar="DIR",
+                   help="with --group engine: write one fitted profile per engine here "
+                        "(NAME-fitted.yaml, inheriting the shipped profile)")
 
 
 def _table(cal_summary: pd.DataFrame, uncal: pd.DataFrame) -> pd.DataFrame:
@@ -39,7 +45,46 @@ def _table(cal_summary: pd.DataFrame, uncal: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _engines(args: argparse.Namespace) -> str:
+    """--group engine: fit each engine profile's host figures on its rows; the error of
+    each device's rows with the fit that left that device out."""
+    df = load_rows(args)
+    figures, rows = fit_engines(df, load_model)
+    if figures.empty:
+        raise PerfModelError("no inference row names an engine that a profile claims",
+                             "see perfmodel infer --list-engines, and the framework column")
+    written = []
+    if args.engines_dir:
+        folder = Path(args.engines_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        where = args.measurements or f"reference:{args.reference}"
+        for fig in figures.to_dict(orient="records"):
+            path = write_yaml(folder / f"{fig['engine']}-fitted.yaml",
+                              fitted_profile(fig, where), force=args.force,
+                              header="engine profile fitted by `perfmodel calibrate --group "
+                                     "engine` (format: docs/engine_format.md)")
+            announce(path)
+            written.append(str(path))
+    holdout = engine_holdout(rows)
+    if args.format == "json":
+        return to_json({"figures": figures.to_dict(orient="records"),
+                        "by_device": holdout.to_dict(orient="records"), "written": written})
+    if args.format == "csv":
+        return emit_frame(holdout, "csv")
+    pct = {c: (lambda v: "-" if pd.isna(v) else f"{100 * v:+.1f}%")
+           for c in holdout.columns if "median" in c or "mae" in c}
+    return "\n".join([f"engine host figures fitted on {len(rows)} rows", "",
+                      emit_frame(figures, "table"), "",
+                      "error by engine and device: in-sample, and fitted without that device",
+                      emit_frame(holdout, "table", pct)])
+
+
 def handle(args: argparse.Namespace) -> str:
+    if args.group == "engine":
+        return _engines(args)
+    if args.engines_dir:
+        raise PerfModelError("--engines-dir needs --group engine",
+                             "add --group engine, or drop --engines-dir")
     if args.folds < 2:
         raise PerfModelError(f"--folds must be at least 2, got {args.folds}",
                              "cross-validation fits on some folds and reports on the rest")

@@ -54,7 +54,7 @@ __all__ = ["compare", "one_op_workload", "gemm_workload", "PRICERS", "COMPARE_CO
 # Builds the model a measurement row names (perfmodel.load_model is one)
 ModelResolver = Callable[[str], ModelGraph]
 
-COMPARE_COLUMNS = ("hw_used", "predicted_s", "overhead_s", "priced_ops", "error",
+COMPARE_COLUMNS = ("hw_used", "engine", "predicted_s", "overhead_s", "priced_ops", "error",
                    "abs_error", "predict_note")
 OUTPUT_DTYPE = {"int8": "int32", "int4": "int32", "fp8": "bf16"}
 UNIT = {"gemm": "tensor", "conv": "tensor", "attention": "tensor", "elementwise": "vector",
@@ -347,6 +347,21 @@ def _devices(df: pd.DataFrame, device: DeviceSpec | None,
     return out
 
 
+def _engine_names(df: pd.DataFrame) -> list[str]:
+    """The engine profile that prices each inference row ('' for other rows)."""
+    names: dict[str, str] = {}
+    out = []
+    for fam, fw in zip(df["family"], df["framework"].fillna(""), strict=True):
+        if fam != "inference":
+            out.append("")
+            continue
+        if fw not in names:
+            prof = engine_of_row(fw)
+            names[fw] = prof.name if prof else ""
+        out.append(names[fw])
+    return out
+
+
 def compare(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
             efficiency_from: DeviceSpec | None = None, fusion: str = "auto",
             models: ModelResolver | None = None) -> pd.DataFrame:
@@ -370,6 +385,7 @@ def compare(measurements: pd.DataFrame, device: DeviceSpec | None = None, *,
         t, o, n, note = pricer(df.iloc[idx], devices[hw], family)
         pred[idx], over[idx], ops[idx], notes[idx] = t, o, n, note
     df["hw_used"] = [devices[h].name for h in df["hw"]]
+    df["engine"] = _engine_names(df)
     df["predicted_s"] = pred
     df["overhead_s"] = over
     df["priced_ops"] = ops

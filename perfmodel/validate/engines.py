@@ -23,7 +23,7 @@ one device only has no such figure (stated as such).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from perfmodel.validate.reference import REFERENCE_DEVICES
 from perfmodel.workload.plan import ParallelPlan
 
 __all__ = ["engine_of_row", "price_row", "fit_engine", "fit_engines", "engine_holdout",
+           "fitted_profile",
            "device_family", "HOST_GRID_US", "GRAPH_GRID_US", "LLAMA_BENCH_UBATCH"]
 
 LLAMA_BENCH_UBATCH = 512  # llama-bench -ub default (ggml-org/llama.cpp tools/llama-bench)
@@ -207,3 +208,18 @@ def engine_holdout(table: pd.DataFrame) -> pd.DataFrame:
         "holdout_median": g["holdout_error"].median(),
         "holdout_mae": g["holdout_error"].apply(lambda e: e.abs().mean()),
     }).reset_index()
+
+
+def fitted_profile(figures: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """An engine profile (YAML mapping) that inherits the shipped one named in
+    ``figures["engine"]`` and sets the host figures fitted on the rows of ``where``."""
+    src = (f"fitted: perfmodel calibrate --group engine on {where} ({figures['rows']} rows, "
+           f"{figures['devices']}; in-sample mean |error| "
+           f"{100 * figures['in_sample_mean_abs_error']:.1f}%)")
+    out: dict[str, Any] = {"schema": 1, "name": f"{figures['engine']}-fitted",
+                           "inherits": figures["engine"], "sources": {"FIT": src}}
+    for key in ("host_per_kernel_us", "graph_per_kernel_us", "per_step_us", "per_call_us"):
+        if key in figures and pd.notna(figures[key]):
+            out[key] = {"value": round(float(figures[key]), 3), "source": "FIT"}
+    return out
+
