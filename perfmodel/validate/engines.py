@@ -71,13 +71,15 @@ def _request(row: Any, engine: EngineProfile) -> dict[str, Any]:
                 else ParallelPlan(tensor_parallel=n))
     seq = int(row.seq) if pd.notna(row.seq) else None
     batch = int(row.batch)
+    dtype = str(row.dtype) if isinstance(row.dtype, str) and row.dtype else None
     if row.phase != "generate":
-        return {"batch": batch, "input_len": seq, "plan": plan}
+        return {"batch": batch, "input_len": seq, "plan": plan, "dtype": dtype}
     out = int(row.out_seq) if pd.notna(row.out_seq) else 1
     if engine.name == "llama-cpp":  # llama-bench: one sequence, -b is the prompt's ubatch
         return {"batch": 1, "input_len": seq, "output_len": out + 1, "plan": plan,
-                "chunk_tokens": max(1, min(batch, LLAMA_BENCH_UBATCH))}
-    return {"batch": batch, "input_len": seq, "output_len": out, "plan": plan}
+                "chunk_tokens": max(1, min(batch, LLAMA_BENCH_UBATCH)), "dtype": dtype}
+    return {"batch": batch, "input_len": seq, "output_len": out, "plan": plan,
+            "dtype": dtype}
 
 
 def price_row(row: Any, graph: ModelGraph, device: DeviceSpec, engine: EngineProfile
@@ -96,28 +98,52 @@ def price_row(row: Any, graph: ModelGraph, device: DeviceSpec, engine: EnginePro
     return float(s["total_s"]), float(pred.breakdown["host"]), passes, note
 
 
+def _sums(row: Any, graph: ModelGraph, device: DeviceSpec, engine: EngineProfile
+          ) -> tuple[float, float, float, float]:
+    """(seconds of the prompt / forward passes, of the decode passes, decode passes, all
+    passes) of a row priced with ``engine``, every wave counted."""
+    try:
+        pred = infer(graph, device, engine=engine, **_request(row, engine))
+    except PerfModelError:
+        return np.nan, np.nan, np.nan, np.nan
+    p, s = pred.passes, pred.summary
+    full = s["batch"] // s["wave_batch"]
+    w = np.where(p["wave"].to_numpy() == "full", full, 1.0)
+    dec = p["pass"].to_numpy() == "decode"
+    sec = p["seconds"].to_numpy(float) * w
+    return float(sec[~dec].sum()), float(sec[dec].sum()), float(w[dec].sum()), float(w.sum())
+
+
 def _curves(rows: pd.DataFrame, engine: EngineProfile, models: Resolver,
             devices: dict[str, DeviceSpec]) -> tuple[np.ndarray, np.ndarray]:
     """Q per row and (h_eager, h_graph) pair (rows x len(HOST) x len(GRAPH)), passes per
-    row."""
-    graphs_used = engine.decode_graphs or engine.prefill_graphs
-    g_grid = GRAPH_GRID_US if graphs_used else (0.0,)
+    row. Prompt and decode passes are priced apart: with graphs in decode, Q(h, g) =
+    P(h) + D(g) + decode passes x h (each step's one graph launch), so the grid costs
+    len(HOST) + len(GRAPH) runs per row, not their product."""
+    graphs = engine.decode_graphs
+    g_grid = GRAPH_GRID_US if graphs else (0.0,)
     q = np.full((len(rows), len(HOST_GRID_US), len(g_grid)), np.nan)
     n = np.full(len(rows), np.nan)
+    bare = dataclasses.replace(engine, per_step_s=0.0, per_call_s=0.0)
     for i, r in enumerate(rows.itertuples(index=False)):
-        graph = models(r.model)
+        graph, dev = models(r.model), devices[r.hw]
+        prompt = np.empty(len(HOST_GRID_US))
+        decode_eager = np.empty(len(HOST_GRID_US))
         for a, h in enumerate(HOST_GRID_US):
-            for b, hg in enumerate(g_grid):
-                eng = dataclasses.replace(engine, host_per_kernel_s=h * 1e-6,
-                                          graph_per_kernel_s=hg * 1e-6, per_step_s=0.0,
-                                          per_call_s=0.0)
-                t, _, passes, note = price_row(r, graph, devices[r.hw], eng)
-                q[i, a, b] = t
-                n[i] = passes
-                if np.isnan(t):
-                    break
-            if np.isnan(q[i, a, 0]):
+            pre, dec, n_dec, n[i] = _sums(r, graph, dev, dataclasses.replace(
+                bare, host_per_kernel_s=h * 1e-6, graph_per_kernel_s=0.0))
+            prompt[a], decode_eager[a] = pre, dec
+            if np.isnan(pre):
                 break
+        if np.isnan(n[i]):
+            continue
+        if not graphs:
+            q[i, :, 0] = prompt + decode_eager
+            continue
+        for b, g in enumerate(g_grid):
+            _, dec, n_dec, _ = _sums(r, graph, dev, dataclasses.replace(
+                bare, host_per_kernel_s=0.0, graph_per_kernel_s=g * 1e-6))
+            q[i, :, b] = prompt + dec + n_dec * np.asarray(HOST_GRID_US) * 1e-6
     return q, n
 
 

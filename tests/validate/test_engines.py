@@ -51,3 +51,22 @@ def test_fitted_profile_inherits_the_shipped_one():
     prof = fitted_profile(figures.iloc[0].to_dict(), "rows.csv")
     assert prof["inherits"] == "pytorch" and prof["host_per_kernel_us"]["value"] == 8.0
     assert prof["sources"]["FIT"].startswith("fitted: perfmodel calibrate --group engine")
+
+
+def test_fit_of_a_graph_engine_recovers_eager_graph_and_step_figures():
+    # vLLM-style: eager prefill (host 15 us a kernel), decode in CUDA graphs (2 us a node),
+    # 400 us a step; rows at several batches and lengths on one device
+    truth = dataclasses.replace(load_engine("vllm"), host_per_kernel_s=15e-6,
+                                graph_per_kernel_s=2e-6, per_step_s=400e-6)
+    g = load_model("llama-2-7b")
+    a100 = load_device("a100-sxm4-40gb")
+    rows = pd.DataFrame([{"family": "inference", "phase": "generate", "model": "llama-2-7b",
+                          "hw": "a100-sxm4-40gb", "batch": b, "seq": s, "out_seq": o,
+                          "num_devices": 1, "framework": "vLLM", "dtype": "fp16"}
+                         for b, s, o in ((1, 16, 8), (1, 256, 32), (8, 64, 16), (32, 512, 4))])
+    rows["time_s"] = [price_row(r, g, a100, truth)[0] for r in rows.itertuples(index=False)]
+    figures, priced = fit_engines(rows, load_model)
+    fig = figures.iloc[0]
+    assert (fig["host_per_kernel_us"], fig["graph_per_kernel_us"]) == (15.0, 2.0)
+    assert fig["per_step_us"] == pytest.approx(400.0, rel=1e-6)
+    assert priced["error"].abs().max() < 1e-9
