@@ -19,8 +19,10 @@ V100 reference rows says so: its source starts with ``fitted``. The fields
   model (session run, input copy, Python).
 * ``chunked_prefill_tokens`` — prompt tokens per prefill chunk (0: the whole prompt at once).
 * ``memory_fraction`` — the share of device memory the engine lets itself use (vLLM's
-  ``gpu_memory_utilization``); ``memory_overhead_GB`` — what it holds besides weights, KV
-  cache and activations (CUDA context, allocator, graphs).
+  ``gpu_memory_utilization``), of the whole device or, with ``memory_fraction_of: free``,
+  of what is free once the weights and the overhead are loaded (TensorRT-LLM's
+  ``free_gpu_memory_fraction``); ``memory_overhead_GB`` — what it holds besides weights,
+  KV cache and activations (CUDA context, allocator, graphs).
 * ``tp_overlap`` — the share of tensor-parallel communication hidden under compute.
 * ``split`` — how several GPUs share a model by default: ``tensor`` or ``layer`` (llama.cpp's
   ``--split-mode layer``: each GPU holds whole layers, one request runs through them in turn).
@@ -57,8 +59,9 @@ NUMBERS = {"host_per_kernel_us": True, "graph_per_kernel_us": True, "per_step_us
            "memory_overhead_GB": True, "tp_overlap": True}
 FLAGS = ("decode_graphs", "prefill_graphs")
 CHOICES = {"fusion": FUSIONS, "attention": ATTENTION_KERNELS, "split": SPLITS}
+OPTIONAL_CHOICES = {"memory_fraction_of": ("total", "free")}
 TOP = {"schema", "name", "display_name", "aliases", "frameworks", "stack", "kind", "sources",
-       "notes", "quantization", "inherits", *NUMBERS, *FLAGS, *CHOICES}
+       "notes", "quantization", "inherits", *NUMBERS, *FLAGS, *CHOICES, *OPTIONAL_CHOICES}
 REQUIRED = ("schema", "name", "stack", "kind", *NUMBERS, *FLAGS, *CHOICES)
 
 
@@ -87,6 +90,7 @@ class EngineProfile:
     quantization: Mapping[str, str]
     aliases: tuple[str, ...] = ()
     frameworks: tuple[str, ...] = ()
+    memory_fraction_of: str = "total"
     path: str = ""
     notes: str = ""
     provenance: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -95,6 +99,15 @@ class EngineProfile:
         """The figures fitted on reference rows rather than taken from a cited source."""
         return tuple(k for k, v in self.provenance.items()
                      if str(v).lower().startswith("fitted"))
+
+    def usable_bytes(self, capacity: float, loaded: float) -> float:
+        """Bytes of a device of ``capacity`` the engine lets a run use, ``loaded`` being
+        what it holds before the KV cache (weights, overhead): the fraction of the device,
+        or with ``memory_fraction_of: free`` all that is loaded plus the fraction of the
+        rest."""
+        if self.memory_fraction_of == "free":
+            return loaded + self.memory_fraction * max(capacity - loaded, 0.0)
+        return self.memory_fraction * capacity
 
     def quant_path(self, fmt: str) -> str:
         """The kernel path for weights in ``fmt`` (fp8, int8, int4): native, weight_only or
@@ -112,6 +125,7 @@ class EngineProfile:
             "per_step_us": self.per_step_s * 1e6, "per_call_us": self.per_call_s * 1e6,
             "chunked_prefill_tokens": self.chunked_prefill_tokens,
             "memory_fraction": self.memory_fraction,
+            "memory_fraction_of": self.memory_fraction_of,
             "memory_overhead_GB": self.memory_overhead_bytes / 1e9,
             "tp_overlap": self.tp_overlap, "split": self.split,
             "quantization": dict(self.quantization),
@@ -162,7 +176,7 @@ def engine_from_dict(d: Any, path: str = "<dict>") -> EngineProfile:
         c.add("tp_overlap.value", f"a share: in [0, 1], got {nums['tp_overlap']}")
     flags = {k: c.leaf(k, d[k], bool) if k in d else None for k in FLAGS}
     choices = {k: _choice(c, k, d[k], allowed) if k in d else None
-               for k, allowed in CHOICES.items()}
+               for k, allowed in {**CHOICES, **OPTIONAL_CHOICES}.items()}
     quant: dict[str, str] = {}
     q = d.get("quantization") or {}
     if c.keys("quantization", q, {"fp8", "int8", "int4"}):
@@ -188,7 +202,8 @@ def engine_from_dict(d: Any, path: str = "<dict>") -> EngineProfile:
         memory_overhead_bytes=float(nums["memory_overhead_GB"] or 0) * 1e9,
         tp_overlap=float(nums["tp_overlap"] or 0), split=str(choices["split"]),
         quantization=quant, aliases=_names(d, "aliases"), frameworks=_names(d, "frameworks"),
-        path=path, notes=str(d.get("notes") or ""), provenance=dict(c.provenance))
+        memory_fraction_of=str(choices["memory_fraction_of"] or "total"), path=path,
+        notes=str(d.get("notes") or ""), provenance=dict(c.provenance))
 
 
 def _merged(d: Any, directory: Path, seen: tuple[str, ...] = ()) -> Any:

@@ -415,10 +415,13 @@ def _forward(s: _Setup, tl: _Timeline, b: int, length: int) -> float:
 
 
 def _memory(s: _Setup, job: Job) -> tuple[dict[str, float], Extras, float]:
+    """Bytes per GPU by component, the footprint's extras, and the bytes the engine lets
+    the run use (EngineProfile.usable_bytes, from what weights and overhead take)."""
     extras = Extras(overhead_bytes=s.engine.memory_overhead_bytes, device=s.device)
     fp = extras.footprint(s.graph, s.plan, job)
-    usable = s.device.memory_capacity * s.engine.memory_fraction
-    return {k: float(fp[k]) for k in (*COMPONENTS, "total")}, extras, usable
+    mem = {k: float(fp[k]) for k in (*COMPONENTS, "total")}
+    usable = s.engine.usable_bytes(s.device.memory_capacity, mem["weights"] + mem["overhead"])
+    return mem, extras, usable
 
 
 def _check(graph: ModelGraph, plan: ParallelPlan, system: SystemSpec | None) -> None:
@@ -507,7 +510,8 @@ def infer(graph: ModelGraph, device: DeviceSpec, *, engine: EngineProfile | str 
     if not fits:
         warnings.append(
             f"DOES NOT FIT: {mem['total'] / 1e9:.1f} GB per GPU > {usable / 1e9:.1f} GB "
-            f"usable ({eng.memory_fraction:g} of {device.memory_capacity / 1e9:.1f} GB under "
+            f"usable ({eng.memory_fraction:g} of {device.memory_capacity / 1e9:.1f} GB"
+            f"{' free after the weights' if eng.memory_fraction_of == 'free' else ''} under "
             f"{eng.display_name}); the times below are for a run that cannot happen")
     elif waves > 1:
         warnings.append(f"batch {batch} does not fit at once: it runs in {waves} waves of "
@@ -578,6 +582,7 @@ def _summary(s: _Setup, batch: int, length: int, out: int, ttft: float, e2e: flo
 def _assumptions(s: _Setup, note: str, chunk: int | None, spec: Speculation | None,
                  waves: int) -> dict[str, Any]:
     eng = s.engine
+    free = eng.memory_fraction_of == "free"
     out: dict[str, Any] = {
         "method": "per pass: roofline kernels (perfmodel.analytic.roofline) behind a launch "
                   "queue (host time per kernel), plus the engine's serial time per step; "
@@ -601,8 +606,9 @@ def _assumptions(s: _Setup, note: str, chunk: int | None, spec: Speculation | No
                            f"{s.imbalance:g} x the mean load"
         if s.plan.expert_parallel > 1 else "none",
         "memory": f"the one memory model (perfmodel.analytic.memory) at the end of the "
-                  f"generation, against {eng.memory_fraction:g} of device memory "
-                  f"({eng.display_name}) less nothing else; engine overhead "
+                  f"generation, against {eng.memory_fraction:g} of the device's memory"
+                  f"{' free after weights and overhead' if free else ''} "
+                  f"({eng.display_name}); engine overhead "
                   f"{eng.memory_overhead_bytes / 1e9:g} GB",
         "waves": f"{waves} waves of the largest batch that fits" if waves > 1 else "one wave",
         "system": s.system.display_name if s.system else "one device",
