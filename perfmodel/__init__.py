@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers and editors
     from perfmodel.graph import GraphBuilder, ModelGraph, ModelShape, Op, OpCost, OpKind, TensorSpec
     from perfmodel.hardware import DeviceSpec, list_devices, load_device
     from perfmodel.hardware.system import SystemSpec, list_systems, load_system
+    from perfmodel.inference_api import infer
     from perfmodel.parallel.search import search_plans
     from perfmodel.parallel.step import predict_step
     from perfmodel.sim.collective_sweep import collective_sweep, compare_algorithms
@@ -74,6 +75,7 @@ _LAZY: dict[str, str] = {
     "predict_collective": "perfmodel.analytic.network",
     **dict.fromkeys(("collective_sweep", "compare_algorithms"), "perfmodel.sim.collective_sweep"),
     "predict_step": "perfmodel.parallel.step",
+    "infer": "perfmodel.inference_api",
     "search_plans": "perfmodel.parallel.search",
     "read_nccl_tests": "perfmodel.bench.nccl_tests",
     **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
@@ -90,7 +92,8 @@ __all__ = [
     "ShapeError", "SpecError", "SystemSpec", "TensorSpec", "UnknownNameError",
     "UnsupportedOpError", "Workload", "__version__", "build_workload", "check_collectives",
     "collective_sweep", "collective_time", "compare_algorithms", "compare_collectives",
-    "device_table", "fit_collectives", "footprint", "from_torch", "leave_one_device_out",
+    "device_table", "fit_collectives", "footprint", "from_torch", "infer",
+    "leave_one_device_out",
     "list_devices", "load_onnx",
     "list_systems", "load_architectures", "load_device",
     "load_model", "load_system", "memory_report", "model_table", "models", "predict",

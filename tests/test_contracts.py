@@ -28,6 +28,8 @@ PUBLIC |= {"ModelShape", "Job", "ParallelPlan", "Workload", "footprint", "memory
 PUBLIC |= {"load_architectures", "leave_one_device_out"}
 # models users bring: torch modules and ONNX files
 PUBLIC |= {"from_torch", "load_onnx"}
+# inference end to end through an engine (names resolved at the API edge)
+PUBLIC |= {"infer"}
 
 # docs/architecture.md "Layers": each package may import only from those listed for it.
 # errors, units and files sit under everything. Differences from the first DESIGN.md
@@ -54,6 +56,8 @@ ALLOWED = {
                         "infer"},
     # the API edge beside __init__: catalogs of devices and models (names become graphs)
     "catalog": BASE | {"hardware", "graph", "workload", "zoo"},
+    # the API edge too: pm.infer turns names into records for perfmodel.infer
+    "inference_api": BASE | {"hardware", "graph", "workload", "infer", "zoo"},
     "sweep": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
                      "bench", "validate", "infer"},
     "report": BASE | {"analytic", "hardware", "workload", "graph", "sim", "parallel", "compress",

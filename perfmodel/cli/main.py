@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                    "size (nccl-tests columns), or compare"),
     "pipeline": ("perfmodel.cli.pipeline", "pipeline schedule (GPipe, 1F1B, interleaved): "
                  "simulated timeline vs closed forms"),
+    "infer": ("perfmodel.cli.infer", "inference end to end through an engine (vLLM, "
+              "TensorRT-LLM, llama.cpp, ...): TTFT, TPOT, tokens/s, memory per GPU"),
     "parallel": ("perfmodel.cli.parallel", "3D-parallel training step (DP x TP x PP): time, "
                  "tokens/s, MFU, bubble, memory; --search"),
     "bench": ("perfmodel.cli.bench", "run the microbenchmarks (CUDA GPU or --backend cpu) and "
@@ -70,6 +72,10 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "pipeline": ("perfmodel pipeline --stages 4 --micro-batches 8",
                  "perfmodel pipeline --stages 4 --micro-batches 8 --schedule interleaved "
                  "--virtual 2 --layers 32"),
+    "infer": ("perfmodel infer llama-2-7b --hw h100 --engine vllm --batch 16 --input-len 512 "
+              "--output-len 128",
+              "perfmodel infer llama-3-70b --system dgx-h100 --tp 8 --engine vllm --batch max "
+              "--input-len 1024 --output-len 512"),
     "parallel": ("perfmodel parallel llama-2-7b --system dgx-a100 --gpus 8 --tp 2 --pp 2 "
                  "--global-batch 64",
                  "perfmodel parallel llama-2-13b --system dgx-h100 --gpus 16 --global-batch 256 "

@@ -42,6 +42,7 @@ R = ("roofline", "resnet50", "--hw", "a100")
 M = ("memory", "llama-2-7b", "--hw", "a100")
 P = ("parallel", "gpt3-175b", "--system", "dgx-a100", "--gpus", "8")
 C = ("collective", "all_reduce", "--system", "dgx-a100")
+N = ("infer", "llama-2-7b", "--hw", "h100")
 CASES: list[tuple[tuple[str, ...], str]] = [
     # --- unknown names -----------------------------------------------------------------
     (("roofline", "resnet5000", "--hw", "a100"), "unknown model"),
@@ -242,6 +243,53 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("bench", "--backend", "cpu", "--out", "{tmp}/measurements.csv"), "exists"),
     (("collective", "check", "--system", "dgx-a100", "--nccl-tests", "{tmp}/nccl.txt",
       "--calibrate-out", "{tmp}/existing.yaml"), "exists"),
+]
+# perfmodel infer: names, sizes, plans, engines, speculative decoding
+CASES += [
+    (("infer", "llama-9b", "--hw", "h100"), "unknown model"),
+    (("infer", "llama-2-7b", "--hw", "h1000"), "unknown device"),
+    (("infer", "llama-2-7b", "--system", "dgx-z100"), "unknown system"),
+    ((*N, "--engine", "vlm"), "did you mean 'vllm'"),
+    ((*N, "--batch", "0"), "batch"),
+    ((*N, "--batch", "-3"), "batch"),
+    ((*N, "--batch", "abc"), "max"),
+    ((*N, "--batch", "2.5"), "max"),
+    ((*N, "--batch", "1000000000000"), "limit"),
+    ((*N, "--input-len", "0"), "input_len"),
+    ((*N, "--input-len", "-5"), "input_len"),
+    ((*N, "--output-len", "0"), "output_len"),
+    ((*N, "--input-len", "4000", "--output-len", "200"), "context"),
+    ((*N, "--chunk-tokens", "0"), "chunk_tokens"),
+    ((*N, "--dtype", "fp7"), "fp7"),
+    ((*N, "--kv-dtype", "fp5"), "fp5"),
+    ((*N, "--tp", "3"), "head"),
+    ((*N, "--tp", "0"), "tensor"),
+    ((*N, "--tp", "16"), "system"),
+    ((*N, "--ep", "2"), "dense"),
+    ((*N, "--dp", "2", "--batch", "1"), "idle"),
+    ((*N, "--gpus", "3", "--split", "tensor"), "head"),
+    ((*N, "--gpus", "0"), "gpus"),
+    ((*N, "--gpus", "4", "--tp", "2"), "does not match"),
+    ((*N, "--gpus", "4", "--dp", "3"), "multiple"),
+    ((*N, "--split", "layer"), "--gpus"),
+    ((*N, "--split", "diagonal", "--gpus", "2"), "invalid choice"),
+    (("infer", "llama-2-7b", "--hw", "h100", "--system", "dgx-h100"), "not allowed"),
+    (("infer", "llama-2-7b"), "--hw"),
+    (("infer", "--hw", "h100"), "MODEL"),
+    (("infer", "resnet50", "--hw", "h100", "--tp", "2"), "transformers"),
+    (("infer", "llama-2-7b", "--hw", "t4", "--batch", "max", "--dtype", "fp32"),
+     "even at batch 1"),
+    ((*N, "--engine", "tensorflow", "--dtype", "int4"), "int4"),
+    ((*N, "--draft", "llama-2-7b", "--acceptance", "1.5"), "acceptance"),
+    ((*N, "--draft", "llama-2-7b", "--draft-tokens", "0"), "draft"),
+    ((*N, "--draft", "llama-9b"), "unknown model"),
+    ((*N, "--imbalance", "0.5"), "imbalance"),
+    ((*N, "--imbalance", "abc"), "invalid float"),
+    ((*N, "--engine", "{tmp}/nosuch.yaml"), "not found"),
+    ((*N, "--engine", "{tmp}/binary.yaml"), "binary.yaml"),
+    ((*N, "--engine", "{tmp}/empty.yaml"), "mapping"),
+    ((*N, "--engine", "{tmp}/model_notamodel.yaml"), "foo"),
+    (("infer", "--show-engine", "nosuch"), "unknown engine"),
 ]
 # messages that once misled (issue "Trust"): each names the real problem
 CASES += [
