@@ -43,6 +43,7 @@ __all__ = ["engine_of_row", "price_row", "fit_engine", "fit_engines", "engine_ho
            "fitted_profile",
            "device_family", "HOST_GRID_US", "GRAPH_GRID_US", "LLAMA_BENCH_UBATCH"]
 
+CV_FOLDS = 5
 LLAMA_BENCH_UBATCH = 512  # llama-bench -ub default (ggml-org/llama.cpp tools/llama-bench)
 # per-kernel host times tried (microseconds): eager dispatch, and per CUDA-graph node
 HOST_GRID_US = (0.0, 2.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 27.0, 36.0, 50.0)
@@ -169,8 +170,9 @@ def _best(q: np.ndarray, n: np.ndarray, meas: np.ndarray, use: np.ndarray
 def fit_engine(rows: pd.DataFrame, engine: EngineProfile, models: Resolver
                ) -> tuple[dict[str, float], pd.DataFrame]:
     """Fit one engine's host figures on its rows (all of them): the figures, and the rows
-    with ``predicted_s`` (in-sample) and ``holdout_s`` (fitted without the row's device
-    family; NaN where the engine has rows on one family only)."""
+    with ``predicted_s`` (in-sample), ``cv_s`` (5-fold by row: fitted without the row's
+    fold) and ``holdout_s`` (fitted without the row's device family; NaN where the engine
+    has rows on one family only)."""
     rows = rows.reset_index(drop=True)
     devices = {h: load_device(h) for h in rows["hw"].unique()}
     q, n = _curves(rows, engine, models, devices)
@@ -182,6 +184,13 @@ def fit_engine(rows: pd.DataFrame, engine: EngineProfile, models: Resolver
                "per_step_us" if _generates(rows) else "per_call_us": c * 1e6,
                "rows": int(np.isfinite(q[:, a, b]).sum()), "in_sample_mean_abs_error": err}
     out = rows.assign(predicted_s=q[:, a, b] + n * c, passes=n)
+    cv = np.full(len(rows), np.nan)  # 5-fold by row: every row from a fit that missed it
+    fold = np.random.default_rng(0).permutation(len(rows)) % CV_FOLDS
+    for f in range(CV_FOLDS):
+        if (fold != f).any():
+            a2, b2, c2, _ = _best(q, n, meas, fold != f)
+            cv[fold == f] = (q[:, a2, b2] + n * c2)[fold == f]
+    out = out.assign(cv_s=cv)
     fam = rows["hw"].map(device_family).to_numpy(object)
     hold = np.full(len(rows), np.nan)
     if len(set(fam)) > 1:
@@ -216,21 +225,24 @@ def fit_engines(measurements: pd.DataFrame, models: Resolver,
                         "devices": ",".join(sorted(rows["hw"].map(device_family).unique()))})
         priced.append(out)
     table = pd.concat(priced, ignore_index=True) if priced else df.iloc[:0]
-    for col, src in (("error", "predicted_s"), ("holdout_error", "holdout_s")):
+    for col, src in (("error", "predicted_s"), ("cv_error", "cv_s"),
+                     ("holdout_error", "holdout_s")):
         if src in table:
             table[col] = (table[src] - table["time_s"]) / table["time_s"]
     return pd.DataFrame(figures), table
 
 
 def engine_holdout(table: pd.DataFrame) -> pd.DataFrame:
-    """Per engine and device family: rows, median and mean absolute error in-sample and
-    with the device left out of the fit (from ``fit_engines``' row table)."""
+    """Per engine and device family: rows, median and mean absolute error in-sample, 5-fold
+    cross-validated, and with the device left out of the fit (``fit_engines``' rows)."""
     t = table.assign(family=table["hw"].map(device_family))
     g = t.groupby(["engine", "family"])
     return pd.DataFrame({
         "rows": g["error"].count(),
         "in_sample_median": g["error"].median(),
         "in_sample_mae": g["error"].apply(lambda e: e.abs().mean()),
+        "cv_median": g["cv_error"].median(),
+        "cv_mae": g["cv_error"].apply(lambda e: e.abs().mean()),
         "holdout_median": g["holdout_error"].median(),
         "holdout_mae": g["holdout_error"].apply(lambda e: e.abs().mean()),
     }).reset_index()
