@@ -111,15 +111,16 @@ class _Stored:
     width, and for models without a shape record the activation bytes per sample (every
     forward output), the largest single op's inputs + outputs (both at the job's dtype, or
     an op's own where a compression set one), and the cached key / value elements per token
-    (their cache views, e.g. of a structurally pruned transformer)."""
+    (their cache views, e.g. of a structurally pruned transformer). The routed
+    experts' weight bytes (``expert_weights``) let expert parallelism split them."""
 
     weights: StageParams
     total_weights: float
     kv_bytes: float
-    expert_weights: float = 0.0
     act_bytes_per_sample: float = 0.0
     peak_bytes_per_sample: float = 0.0
     kv_elems_per_token: float = 0.0
+    expert_weights: float = 0.0
 
 
 def _kv_width(graph: ModelGraph, kv_dtype: str) -> float:
@@ -150,7 +151,7 @@ def _stored_for(graph: ModelGraph, dtype: str, weights: str, kv_dtype: str, fp32
     if graph.shape is not None:
         experts = sum(w.numel for op in graph.ops if op.attr("experts", 0) and not op.tied
                       for w in op.weights) * width
-        return _Stored(dense, total, kv, float(experts))
+        return _Stored(dense, total, kv, expert_weights=float(experts))
     wl = build_workload(graph, batch=1, dtype=dtype).table
     works = wl["unit"] != "none"
     one = {"B": 1, "S": 1, "T": 1, "L": 1}
