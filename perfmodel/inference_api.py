@@ -3,7 +3,7 @@ call ``perfmodel infer`` makes and a notebook makes.
 
 This module sits at the API edge beside ``perfmodel/__init__.py`` and ``catalog.py``: it
 turns names into records (``load_model`` from the zoo, ``load_device``, ``load_system``,
-``load_engine``) and hands them to perfmodel.infer.run.infer, which takes records only.
+``load_engine``) and hands them to perfmodel.inference.run.infer, which takes records only.
 
     >>> from perfmodel.inference_api import infer
     >>> pred = infer("llama-2-7b", "h100", engine="vllm", batch=8, input_len=512,
@@ -22,9 +22,9 @@ from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec, load_system
-from perfmodel.infer.engine import SPLITS, EngineProfile, load_engine
-from perfmodel.infer.run import InferencePrediction, Speculation
-from perfmodel.infer.run import infer as infer_run
+from perfmodel.inference.engine import SPLITS, EngineProfile, load_engine
+from perfmodel.inference.run import InferencePrediction, Speculation
+from perfmodel.inference.run import infer as infer_run
 from perfmodel.workload.build import check_context, model_context
 from perfmodel.workload.job import check_positive
 from perfmodel.workload.plan import ParallelPlan
@@ -66,7 +66,7 @@ def resolve_split(engine: EngineProfile, gpus: int | None, split: str | None, tp
     tp = gpus / dp, ``layer`` is pp = gpus / dp (llama.cpp's --split-mode layer). Without
     ``gpus``, tp and pp as given. PlanError where they disagree.
 
-    >>> from perfmodel.infer.engine import load_engine
+    >>> from perfmodel.inference.engine import load_engine
     >>> resolve_split(load_engine("vllm"), 4, None, 1, 1, 1)
     (4, 1)
     >>> resolve_split(load_engine("vllm"), 4, "layer", 1, 1, 2)
@@ -130,7 +130,7 @@ def infer(model: Model, hw: str | Path | DeviceSpec | None = None, *,
     each accepted with probability ``acceptance``). A prompt plus output past the model's
     trained context is refused unless ``allow_long_context``; without ``input_len`` a language
     model's prompt is its default sequence, less ``output_len`` where both would pass its
-    trained context. Returns the perfmodel.infer.run.InferencePrediction (``.summary``,
+    trained context. Returns the perfmodel.inference.run.InferencePrediction (``.summary``,
     ``.frames()``, ``.fits``).
     """
     device, sys_spec = _where(hw, system)

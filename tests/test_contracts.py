@@ -51,17 +51,17 @@ ALLOWED = {
     "sim": BASE | {"hardware", "analytic", "workload", "graph"},
     "parallel": BASE | {"hardware", "workload", "analytic", "sim", "graph"},
     "bench": BASE | {"hardware", "graph"},
-    "infer": BASE | {"hardware", "workload", "analytic", "graph"},
+    "inference": BASE | {"hardware", "workload", "analytic", "graph"},
     "validate": BASE | {"hardware", "workload", "analytic", "bench", "graph", "parallel",
-                        "infer"},
+                        "inference"},
     # the API edge beside __init__: catalogs of devices and models (names become graphs)
     "catalog": BASE | {"hardware", "graph", "workload", "zoo"},
-    # the API edge too: pm.infer turns names into records for perfmodel.infer
-    "inference_api": BASE | {"hardware", "graph", "workload", "infer", "zoo"},
+    # the API edge too: pm.infer turns names into records for perfmodel.inference
+    "inference_api": BASE | {"hardware", "graph", "workload", "inference", "zoo"},
     "sweep": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
-                     "bench", "validate", "infer"},
+                     "bench", "validate", "inference"},
     "report": BASE | {"analytic", "hardware", "workload", "graph", "sim", "parallel", "compress",
-                      "validate", "bench", "infer"},
+                      "validate", "bench", "inference"},
 }
 # The CLI is the top: it may import every package.
 ALLOWED["cli"] = set(ALLOWED) | BASE

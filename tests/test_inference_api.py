@@ -1,9 +1,8 @@
 """pm.infer: names in, the inference prediction out, the same numbers the CLI prints.
 
-The calls go through perfmodel.inference_api.infer, the function pm.infer serves: in a
-process that has imported the perfmodel.infer package first, ``perfmodel.infer`` is that
-package (the import system binds a subpackage on its parent), not the function; see
-test_pm_infer_survives_an_earlier_import_of_the_infer_package."""
+The calls go through perfmodel.inference_api.infer, the function pm.infer serves; the
+library package is perfmodel.inference, so importing it never shadows the public name
+(test_pm_infer_survives_an_earlier_import_of_the_inference_package)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import pytest
 import perfmodel as pm
 from perfmodel.cli.main import main
 from perfmodel.errors import PlanError, ShapeError, UnknownNameError
-from perfmodel.infer.engine import load_engine
+from perfmodel.inference.engine import load_engine
 from perfmodel.inference_api import default_input_len, infer, resolve_split
 
 ARGS = dict(system="dgx-h100", tp=8, engine="vllm", batch=64, input_len=1024, output_len=512)
@@ -110,12 +109,9 @@ def test_pm_infer_is_the_function_in_a_fresh_process():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the public name pm.infer and the subpackage "
-                   "perfmodel.infer collide: importing perfmodel.infer (any of its modules) "
-                   "before pm.infer is first looked up binds perfmodel.infer to the package "
-                   "(importlib sets a subpackage on its parent), so pm.infer is a module; "
-                   "fix: rename the package (e.g. perfmodel/inference/) or the function")
-def test_pm_infer_survives_an_earlier_import_of_the_infer_package():
-    out = _fresh("import perfmodel.infer.engine\nimport perfmodel as pm\n"
+def test_pm_infer_survives_an_earlier_import_of_the_inference_package():
+    # the package is perfmodel.inference, not perfmodel.infer: importing it first cannot
+    # shadow the public function
+    out = _fresh("import perfmodel.inference.engine\nimport perfmodel as pm\n"
                  "print(callable(pm.infer))")
     assert out.stdout.strip() == "True", out.stderr[-2000:]

@@ -11,8 +11,8 @@ import pandas as pd
 
 from perfmodel.cli.output import add_allow_oom, emit_frame, flag_oom, to_json
 from perfmodel.errors import PerfModelError
-from perfmodel.infer.engine import SPLITS, EngineProfile, list_engines, load_engine
-from perfmodel.infer.run import BREAKDOWN, InferencePrediction
+from perfmodel.inference.engine import SPLITS, EngineProfile, list_engines, load_engine
+from perfmodel.inference.run import BREAKDOWN, InferencePrediction
 from perfmodel.inference_api import infer
 from perfmodel.units import format_si
 

@@ -272,7 +272,7 @@ def _price_inference(rows: pd.DataFrame, device: DeviceSpec, family: str,
     for i, r in enumerate(rows.itertuples(index=False)):
         engine = engine_of_row(r.framework) if fusion == "auto" and r.phase in (
             "generate", "inference") else None
-        if engine is not None:  # the run through its engine (perfmodel.infer)
+        if engine is not None:  # the run through its engine (perfmodel.inference)
             if models is None:
                 raise MeasurementError("inference rows name models, and no resolver was "
                                        "given", "pass models=perfmodel.load_model")

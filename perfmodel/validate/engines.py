@@ -1,8 +1,8 @@
-"""Published inference rows priced through their engine (perfmodel.infer), and the engine
+"""Published inference rows priced through their engine (perfmodel.inference), and the engine
 profiles' host figures fitted on them — pooled, or leaving each device out.
 
 A row names its stack in ``framework``; the engine profile that claims that text
-(``perfmodel.infer.engine.engine_for_framework``) prices it: a generation row (phase
+(``perfmodel.inference.engine.engine_for_framework``) prices it: a generation row (phase
 ``generate``) as ``infer`` of ``batch`` sequences of ``seq`` prompt and ``out_seq`` generated
 tokens, a forward row (phase ``inference``) as one forward; rows on several devices split as
 the engine does by default (tensor parallel, or llama.cpp's layer split) on the shipped
@@ -33,8 +33,8 @@ from perfmodel.errors import PerfModelError
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.spec import DeviceSpec
-from perfmodel.infer.engine import EngineProfile, engine_for_framework
-from perfmodel.infer.run import infer
+from perfmodel.inference.engine import EngineProfile, engine_for_framework
+from perfmodel.inference.run import infer
 from perfmodel.validate.metrics import fit_overhead
 from perfmodel.validate.reference import REFERENCE_DEVICES
 from perfmodel.workload.plan import ParallelPlan

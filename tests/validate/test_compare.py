@@ -9,7 +9,7 @@ from perfmodel.bench.measurement import measurement_frame
 from perfmodel.errors import MeasurementError
 from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.load import device_from_dict, load_device
-from perfmodel.infer.run import infer
+from perfmodel.inference.run import infer
 from perfmodel.validate.compare import compare, generate_passes
 from perfmodel.workload.build import build_workload
 from perfmodel.zoo.registry import load_model

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from perfmodel.hardware.load import load_device
-from perfmodel.infer.engine import load_engine
+from perfmodel.inference.engine import load_engine
 from perfmodel.validate.engines import engine_holdout, fit_engines, fitted_profile, price_row
 from perfmodel.zoo.registry import load_model
 

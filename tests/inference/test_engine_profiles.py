@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from perfmodel.errors import SpecError
-from perfmodel.infer.engine import (
+from perfmodel.inference.engine import (
     engine_for_framework,
     engine_from_dict,
     engines_dir,

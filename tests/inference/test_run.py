@@ -1,4 +1,4 @@
-"""perfmodel.infer.run: hand-worked checks of a generation's cost, its parallel split and its
+"""perfmodel.inference.run: hand-worked checks of a generation's cost, its parallel split and its
 memory, on a device of round numbers (1 PFLOP/s fp16, 1 TB/s, efficiency 1, no floor) and an
 engine with no host cost, so every second below is bytes / bandwidth or FLOP / peak."""
 
@@ -15,10 +15,10 @@ from perfmodel.analytic.network import predict_collective
 from perfmodel.errors import PlanError
 from perfmodel.hardware.load import device_from_dict
 from perfmodel.hardware.system import load_system
-from perfmodel.infer.engine import engine_from_dict
-from perfmodel.infer.run import Speculation, infer
-from perfmodel.infer.shard import is_expert, shard
-from perfmodel.infer.timing import queue_time
+from perfmodel.inference.engine import engine_from_dict
+from perfmodel.inference.run import Speculation, infer
+from perfmodel.inference.shard import is_expert, shard
+from perfmodel.inference.timing import queue_time
 from perfmodel.workload.build import build_workload
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan

@@ -12,7 +12,7 @@ V100 reference rows says so: its source starts with ``fitted``. The fields
   dispatch + the CUDA launch call); ``graph_per_kernel_us`` — the same inside a captured
   CUDA / HIP graph (the GPU front end's gap between graph nodes). Kernels run behind a
   launch queue: a step takes max over kernels j of (launch of j + the GPU time of j and
-  all after it) (perfmodel.infer.generate.queue_time).
+  all after it) (perfmodel.inference.timing.queue_time).
 * ``decode_graphs`` / ``prefill_graphs`` — whether decode steps / prefill run as graphs.
 * ``per_step_us`` — serial CPU work per forward step of a generation (scheduler, sampling,
   detokenization, output processing); ``per_call_us`` — per forward call of a non-generative

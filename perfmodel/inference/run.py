@@ -8,7 +8,7 @@ For a language model, a batch of B sequences of ``input_len`` prompt tokens gene
 * prefill: the prompt in chunks of the engine's ``chunked_prefill_tokens`` (whole if 0),
   chunk i attending to the (i + 1) c tokens so far; the prefill yields the first token.
 * decode: ``output_len - 1`` steps, step j attending to input_len + j tokens, each priced
-  (perfmodel.infer.timing.AffinePass: the sum over steps, not n times one step).
+  (perfmodel.inference.timing.AffinePass: the sum over steps, not n times one step).
 * every pass: its kernels behind the launch queue (the engine's host time per kernel, per
   graph node where the engine captures CUDA graphs), plus the engine's serial time per step
   (scheduler, sampling, detokenization); tensor-parallel all-reduces (2 per layer, of the
@@ -45,9 +45,9 @@ from perfmodel.errors import PlanError, ShapeError
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec, list_systems, load_system
-from perfmodel.infer.engine import EngineProfile, load_engine
-from perfmodel.infer.shard import is_expert, shard
-from perfmodel.infer.timing import AffinePass, Kernels, kernels_of, queue_time
+from perfmodel.inference.engine import EngineProfile, load_engine
+from perfmodel.inference.shard import is_expert, shard
+from perfmodel.inference.timing import AffinePass, Kernels, kernels_of, queue_time
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload
 from perfmodel.workload.job import Job, check_positive

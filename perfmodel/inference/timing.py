@@ -5,7 +5,7 @@ Kernels: the roofline's rows (perfmodel.analytic.roofline) grouped as they run, 
 the epilogues fused into it (``fused``) being one kernel of max(sum compute, sum memory) +
 its launch floor. Communication (tensor-parallel all-reduces, expert-parallel all-to-alls)
 runs as a kernel of its own before each residual add (``COMM_BEFORE``; the caller prices
-it, perfmodel.infer.run).
+it, perfmodel.inference.run).
 
 Launch queue: the host issues kernel j at (j + 1) h (h = the engine's CPU time per kernel,
 eager, or per graph node with CUDA / HIP graphs), the GPU runs them in order, so the pass
