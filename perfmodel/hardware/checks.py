@@ -72,7 +72,8 @@ def begin_checks(d: Any, path: str, what: str, doc: str, top_keys: set[str],
 
     A non-mapping is one immediate SpecError (nothing else can be checked)."""
     if not isinstance(d, Mapping):
-        raise SpecError(f"{path}: a {what} spec must be a YAML mapping",
+        article = "an" if what[:1].lower() in "aeiou" else "a"
+        raise SpecError(f"{path}: {article} {what} spec must be a YAML mapping",
                         f"see {doc} for the format")
     sources = d.get("sources") or {}
     c = Checker(sources if isinstance(sources, Mapping) else {})

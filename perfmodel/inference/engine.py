@@ -248,11 +248,14 @@ def list_engines(directory: Path | None = None) -> list[str]:
 @lru_cache(maxsize=64)
 def _load(key: str, directory: str) -> EngineProfile:
     path = Path(key)
+    if path.is_dir():
+        raise SpecError(f"{path} is a folder, not an engine profile",
+                        "name an engine (perfmodel infer --list-engines) or a YAML file")
     if key.endswith((".yaml", ".yml")) or path.is_file():
-        if path.is_dir():
-            raise SpecError(f"{path} is a folder, not an engine profile",
-                            "name an engine (perfmodel infer --list-engines) or a YAML file")
         return engine_from_dict(_merged(read_yaml(path), Path(directory)), str(path))
+    own = Path(directory) / f"{key.lower()}.yaml"  # a shipped name: no index needed
+    if own.is_file():
+        return engine_from_dict(_merged(read_yaml(own), Path(directory)), own.stem)
     idx = _index(directory)
     hit = idx.get(key.lower())
     if hit is None:

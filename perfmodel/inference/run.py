@@ -424,6 +424,22 @@ def _memory(s: _Setup, job: Job) -> tuple[dict[str, float], Extras, float]:
     return mem, extras, usable
 
 
+# the software stack a device's vendor runs (EngineProfile.stack)
+VENDOR_STACKS = {"nvidia": ("cuda",), "amd": ("rocm",), "intel": ("habana",),
+                 "habana": ("habana",), "google": ("tpu",)}
+
+
+def _stack_warnings(engine: EngineProfile, device: DeviceSpec) -> list[str]:
+    """A warning when the profile is for another vendor's stack (vLLM's CUDA profile on an
+    AMD GPU: its figures are for the wrong software)."""
+    want = VENDOR_STACKS.get(device.vendor.lower())
+    if not want or engine.stack in (*want, "any"):
+        return []
+    return [f"engine profile {engine.name!r} is for the {engine.stack} stack and "
+            f"{device.name} ({device.vendor}) runs {want[0]}: its host figures may not hold "
+            f"(perfmodel infer --list-engines shows the {want[0]} profiles)"]
+
+
 def _check(graph: ModelGraph, plan: ParallelPlan, system: SystemSpec | None) -> None:
     shape = graph.shape
     if shape is None and (plan.tensor_parallel > 1 or plan.pipeline_parallel > 1
@@ -471,8 +487,8 @@ def infer(graph: ModelGraph, device: DeviceSpec, *, engine: EngineProfile | str 
     act, weight, gemm, note = precision_path(dt, device, eng)
     device.check_dtype(act)
     kv = lookup_dtype(kv_dtype).name if kv_dtype else act
-    length = int(input_len or graph.default_seq)  # a prompt, or an encoder's sequence
     out = int(output_len) if llm else 0
+    length = input_len if input_len is not None else graph.default_seq  # prompt / encoder
     check_positive("input_len", length, ShapeError, "--input-len")
     if llm:
         check_positive("output_len", out, ShapeError, "--output-len")
@@ -483,7 +499,7 @@ def infer(graph: ModelGraph, device: DeviceSpec, *, engine: EngineProfile | str 
     check_memory_plan(graph, plan, job)
     _, extras, usable = _memory(s, job)
     max_batch = largest_fitting(graph, plan, job, usable, "batch", extras)
-    warnings: list[str] = []
+    warnings: list[str] = _stack_warnings(eng, device)
     if batch == "max":
         if max_batch is None:
             raise PlanError(f"{graph.name} does not fit on {plan.devices} x {device.name} "
