@@ -42,14 +42,15 @@ from perfmodel.analytic.memory import COMPONENTS, check_memory_plan
 from perfmodel.analytic.network import predict_collective
 from perfmodel.analytic.roofline import FUSION_NOTES, roofline
 from perfmodel.errors import PlanError, ShapeError
-from perfmodel.graph.model_graph import ModelGraph
+from perfmodel.graph.costs import COST_RULES
+from perfmodel.graph.model_graph import LAYER_SCOPE, ModelGraph
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec, list_systems, load_system
 from perfmodel.inference.engine import EngineProfile, load_engine
 from perfmodel.inference.shard import is_expert, shard
 from perfmodel.inference.timing import AffinePass, Kernels, kernels_of, queue_time
 from perfmodel.units import dtype as lookup_dtype
-from perfmodel.workload.build import build_workload
+from perfmodel.workload.build import build_workload, fusible_flags
 from perfmodel.workload.job import Job, check_positive
 from perfmodel.workload.plan import ParallelPlan, check_plan
 
@@ -288,18 +289,66 @@ def _price(s: _Setup, graph: ModelGraph, phase: str, batch: int, seq: int,
                                    s.gemm, s.imbalance), phase, batch, seq, context)
 
 
+def _layer_of(op_layer: str) -> str:
+    """``layers.N`` of an op's scope (``""`` for ops outside the blocks)."""
+    if not op_layer.startswith(LAYER_SCOPE):
+        return ""
+    return LAYER_SCOPE + op_layer[len(LAYER_SCOPE):].split(".", 1)[0]
+
+
+@lru_cache(maxsize=32)
+def _distinct_layers(graph: ModelGraph) -> tuple[ModelGraph, np.ndarray, np.ndarray]:
+    """The graph with one block of each distinct kind (the first of its kind; blocks are
+    alike when their ops match, in order, in kind, shapes, weights and attributes), for
+    each op of the whole graph, in order, the index of the op that prices it in the
+    reduced graph, and the whole graph's epilogue-fusion flags (a block's last op fuses
+    differently at the end of the model). An 80-layer Llama prices 1 block, not 80."""
+    blocks: dict[str, list[int]] = {}
+    for i, op in enumerate(graph.ops):
+        key = _layer_of(op.layer)
+        if key:
+            blocks.setdefault(key, []).append(i)
+    first_of: dict[tuple, str] = {}
+    rep: dict[str, str] = {}
+    for key, idx in blocks.items():
+        sig = tuple((op.kind, op.inputs, op.outputs, op.weights, op.tied,
+                     tuple(sorted((k, repr(v)) for k, v in op.attrs.items())))
+                    for op in (graph.ops[i] for i in idx))
+        rep[key] = first_of.setdefault(sig, key)
+    kept = [i for i, op in enumerate(graph.ops)
+            if rep.get(_layer_of(op.layer), "") == _layer_of(op.layer)]
+    names = {graph.ops[i].name for i in kept}
+    edges = tuple(e for e in graph.edges if e[0] in names and e[1] in names)
+    reduced = ModelGraph(graph.name, tuple(graph.ops[i] for i in kept), edges, graph.inputs,
+                         graph.meta, graph.shape)
+    position = {i: j for j, i in enumerate(kept)}
+    index = np.empty(len(graph.ops), dtype=np.int64)
+    for i, op in enumerate(graph.ops):
+        key = _layer_of(op.layer)
+        if not key:
+            index[i] = position[i]
+    for key, idx in blocks.items():
+        for i, r in zip(idx, blocks[rep[key]], strict=True):
+            index[i] = position[r]
+    flags = fusible_flags(graph, graph.ops, [op.kind in COST_RULES for op in graph.ops])
+    return reduced, index, np.asarray(flags, dtype=bool)
+
+
 @lru_cache(maxsize=512)
 def _price_cached(k: _PriceKey, phase: str, batch: int, seq: int, context: int | None
                   ) -> Kernels:
-    graph = k.graph
-    wl = build_workload(graph, batch=batch, seq=seq, dtype=k.act, phase=phase,
+    reduced, index, fusible = _distinct_layers(k.graph)
+    wl = build_workload(reduced, batch=batch, seq=seq, dtype=k.act, phase=phase,
                         weight_dtype=k.weight, kv_dtype=k.kv, context=context)
     tokens = float(batch * (1 if phase == "decode" else seq))
-    table = shard(wl.table, graph.shape, k.plan.tensor_parallel, k.plan.expert_parallel,
+    table = shard(wl.table, reduced.shape, k.plan.tensor_parallel, k.plan.expert_parallel,
                   tokens, k.imbalance)
     if k.gemm:
         table = table.copy()
         table.loc[table["kind"].astype(str) == "linear", "dtype"] = k.gemm
+    if len(index) != len(table):  # every op of the whole graph, in order
+        table = table.iloc[index].reset_index(drop=True)
+        table["fusible"] = fusible
     ops = roofline(table, k.device.obj, dtype_fallback=True, fusion=k.fusion)
     return kernels_of(ops, _comm_rows(ops, k, tokens))
 

@@ -183,3 +183,22 @@ def test_fp8_on_a_device_without_fp8_falls_back_to_weight_only(llama):
     h100 = pm.load_device("h100")
     r = infer(llama, h100, engine="vllm", batch=1, input_len=64, output_len=2, dtype="fp8")
     assert r.summary["gemm_dtype"] == "fp8"
+
+
+@pytest.mark.parametrize("name", ["llama-2-7b", "deepseek-v3", "gemma-2-9b"])
+def test_pricing_one_block_of_each_kind_equals_pricing_every_block(name):
+    # infer prices each distinct block once and repeats its rows; the kernels must be
+    # those of the whole graph priced op by op (dense-first / MoE / sliding-window mixes)
+    from perfmodel.analytic.roofline import roofline
+    from perfmodel.inference.run import _distinct_layers, _price, _Setup
+    from perfmodel.inference.timing import kernels_of
+    graph = pm.load_model(name)
+    reduced, _, _ = _distinct_layers(graph)
+    assert len(reduced.ops) < len(graph.ops) / 5
+    dev = pm.load_device("h100")
+    s = _Setup(graph, dev, None, _engine(fusion="epilogue"), ParallelPlan(), "bf16", "bf16",
+               "bf16", None, 1.0)
+    got = _price(s, graph, "decode", 4, 300)
+    wl = build_workload(graph, batch=4, seq=300, phase="decode", dtype="bf16")
+    want = kernels_of(roofline(wl.table, dev, dtype_fallback=True, fusion="epilogue"))
+    np.testing.assert_allclose(got.gpu, want.gpu, rtol=1e-12)
