@@ -9,7 +9,7 @@ import pandas as pd
 from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import PerfModelError
 from perfmodel.hardware.load import load_device
-from perfmodel.validate.compare import compare
+from perfmodel.validate.compare import COMPARE_COLUMNS, compare
 from perfmodel.validate.metrics import error_summary
 from perfmodel.validate.reference import REFERENCE_DEVICES, measurement_rows
 from perfmodel.zoo.registry import load_model
@@ -39,7 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="price every row with this spec's efficiency block (a calibrated "
                         "spec) on the row's own device")
     p.add_argument("--by", default="family", help="group the statistics by this column "
-                                                  "(family, framework, model, dtype, ...)")
+                                                  "(family, framework, engine, model, dtype, "
+                                                  "...)")
+    p.add_argument("--fusion", default="auto", choices=("auto", "none", "epilogue"),
+                   help="inference rows: auto prices each through its engine profile "
+                        "(perfmodel infer); none / epilogue force one fusion mode and the "
+                        "single-GPU forward passes of the rows, without engine host costs")
     p.add_argument("--leave-one-device-out", action="store_true",
                    help="per device: error of the A100-fitted defaults (before), of the "
                         "shipped kernel model, and of efficiency fitted on the other devices "
@@ -92,10 +97,10 @@ def handle(args: argparse.Namespace) -> str:
     if args.leave_one_device_out:
         return _holdout(args, df)
     eff = load_device(args.efficiency_from) if args.efficiency_from else None
-    if args.by not in df.columns:
+    if args.by not in df.columns and args.by not in COMPARE_COLUMNS:
         raise PerfModelError(f"cannot group by {args.by!r}: not a measurement column",
-                             "e.g. --by family, framework, model, dtype, benchmark")
-    compared = compare(df, efficiency_from=eff, models=load_model)
+                             "e.g. --by family, framework, engine, model, dtype, benchmark")
+    compared = compare(df, efficiency_from=eff, models=load_model, fusion=args.fusion)
     summary = error_summary(compared, by=args.by)
     if args.plot:
         from perfmodel.report.validation import plot_validation
