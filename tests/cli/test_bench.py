@@ -120,3 +120,28 @@ def test_validate_prices_inference_rows_by_model_name(tmp_path, capsys):
     want = predict(build_workload(load_model("resnet50"), batch=8, dtype="fp16"),
                    load_device("a100")).summary["latency_s"]
     assert row["predicted_s"] == pytest.approx(want)
+
+
+def test_validate_groups_by_engine_and_forces_a_fusion(tmp_path, capsys):
+    # a vLLM generation row is priced through the vllm profile (perfmodel infer); --fusion
+    # none prices it as forward passes without host costs, so the two differ
+    from perfmodel.bench.measurement import measurement_frame, write_measurements
+    from perfmodel.inference.run import infer
+    from perfmodel.zoo.registry import load_model
+
+    csv = tmp_path / "llm.csv"
+    write_measurements(measurement_frame([{
+        "benchmark": "e2e", "family": "inference", "backend": "reference", "device": "a100",
+        "model": "llama-2-7b", "batch": 4, "seq": 128, "out_seq": 16, "dtype": "fp16",
+        "phase": "generate", "framework": "vLLM", "num_devices": 1, "time_s": 0.5}]), csv)
+    code, out, err = run(capsys, "validate", str(csv), "--hw", "a100", "--by", "engine",
+                         "--format", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert [s["engine"] for s in d["summary"]] == ["vllm", "all"]
+    want = infer(load_model("llama-2-7b"), load_device("a100"), engine="vllm", batch=4,
+                 input_len=128, output_len=16, dtype="fp16").summary["total_s"]
+    assert d["rows"][0]["predicted_s"] == pytest.approx(want)
+    code, out, _ = run(capsys, "validate", str(csv), "--hw", "a100", "--fusion", "none",
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["rows"][0]["predicted_s"] < want
