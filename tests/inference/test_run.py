@@ -202,3 +202,32 @@ def test_pricing_one_block_of_each_kind_equals_pricing_every_block(name):
     wl = build_workload(graph, batch=4, seq=300, phase="decode", dtype="bf16")
     want = kernels_of(roofline(wl.table, dev, dtype_fallback=True, fusion="epilogue"))
     np.testing.assert_allclose(got.gpu, want.gpu, rtol=1e-12)
+
+
+def test_layer_split_runs_stages_in_turn_plus_one_send_per_boundary(llama):
+    # llama.cpp's --split-mode layer on 2 GPUs: a decode step is the same kernels as on one
+    # GPU (the stages run one after the other) plus one send of batch x hidden x 2 bytes
+    system = load_system("dgx-a100")
+    one = infer(llama, _device(), engine=_engine(), batch=2, input_len=64, output_len=4)
+    two = infer(llama, _device(), engine=_engine(), batch=2, input_len=64, output_len=4,
+                plan=ParallelPlan(pipeline_parallel=2), system=system)
+    send = predict_collective(system, "send_recv", [2 * 4096 * 2], nodes=1, per_node=2)
+    hop = float(send.table["time_us"].iloc[0]) * 1e-6
+    d1 = one.passes[one.passes["pass"] == "decode"]["seconds"].to_numpy()
+    d2 = two.passes[two.passes["pass"] == "decode"]["seconds"].to_numpy()
+    np.testing.assert_allclose(d2 - d1, hop, rtol=1e-9)
+    assert two.memory["weights"] < 0.55 * one.memory["weights"]
+
+
+def test_expert_parallel_adds_dispatch_and_combine_per_moe_layer():
+    # Mixtral on 2 replicas with ep 2: each of 32 MoE layers a decode step sends its tokens'
+    # top-2 copies out and back: 2 all-to-alls of batch x 2 x 4096 x 2 bytes per rank
+    mix = pm.load_model("mixtral-8x7b")
+    system = load_system("dgx-a100")
+    r = infer(mix, _device(capacity_gb=200), engine=_engine(), batch=8, input_len=64,
+              output_len=3, plan=ParallelPlan(data_parallel=2, expert_parallel=2),
+              system=system)
+    a2a = predict_collective(system, "all_to_all", [4 * 2 * 4096 * 2], nodes=1, per_node=2)
+    per_step = 32 * 2 * float(a2a.table["time_us"].iloc[0]) * 1e-6
+    dec = r.passes[r.passes["pass"] == "decode"]
+    np.testing.assert_allclose(dec["communication_s"], per_step, rtol=1e-12)
