@@ -66,6 +66,20 @@ class Checker:
         return v
 
 
+    def choice(self, path: str, d: Any, allowed: tuple[str, ...],
+               lower: bool = False) -> str | None:
+        """A named choice ``{value: hopper, source: ...}`` among ``allowed`` (compared in
+        lower case if ``lower``); returns it, or None with the problem recorded."""
+        raw = d.get("value") if isinstance(d, Mapping) else None
+        self.leaf(path, {**d, "value": 1} if isinstance(d, Mapping) else d)  # the source
+        v = str(raw).lower() if lower and raw is not None else raw
+        if v not in allowed:
+            self.add(f"{path}.value", f"must be one of {', '.join(allowed)}, got {raw!r} "
+                     f"({did_you_mean(str(raw), allowed)})")
+            return None
+        return str(v)
+
+
 def begin_checks(d: Any, path: str, what: str, doc: str, top_keys: set[str],
                  required: Iterable[str]) -> Checker:
     """A Checker for mapping ``d``, with unknown and missing top-level keys recorded.

@@ -269,17 +269,6 @@ def _network(c: Checker, d: Any) -> Network | None:
                    efficiency_ref_Bps=ref)
 
 
-def _choice(c: Checker, path: str, d: Any, allowed: tuple[str, ...]) -> str | None:
-    """A named choice {value: hopper, source: ...} among ``allowed``."""
-    raw = d.get("value") if isinstance(d, Mapping) else None
-    c.leaf(path, {**d, "value": 1} if isinstance(d, Mapping) else d)  # the source
-    if raw not in allowed:
-        c.add(f"{path}.value", f"must be one of {', '.join(allowed)}, got {raw!r} "
-              f"({did_you_mean(str(raw), allowed)})")
-        return None
-    return str(raw)
-
-
 def _device_name(c: Checker, d: Mapping[str, Any]) -> str:
     name = d.get("device")
     if not isinstance(name, str):
@@ -326,10 +315,10 @@ def system_from_dict(d: Any, path: str = "<dict>") -> SystemSpec:
     if c.keys("collective", coll, COLLECTIVE_KEYS):
         launch = _latency(c, "collective.launch_latency_us", coll.get("launch_latency_us"))
         if "architecture" in coll:
-            arch = _choice(c, "collective.architecture", coll["architecture"],
+            arch = c.choice("collective.architecture", coll["architecture"],
                            NCCL_ARCHITECTURES)
         if "library" in coll:
-            lib = _choice(c, "collective.library", coll["library"], LIBRARIES) or "nccl"
+            lib = c.choice("collective.library", coll["library"], LIBRARIES) or "nccl"
     aliases = d.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         c.add("aliases", "must be a list of names")

@@ -138,22 +138,6 @@ def engines_dir() -> Path:
     return data_dir("engines")
 
 
-def _choice(c: Any, path: str, d: Any, allowed: tuple[str, ...]) -> str | None:
-    if not isinstance(d, Mapping) or "value" not in d:
-        c.add(path, "must be {value: ..., source: ...}")
-        return None
-    src = d.get("source")
-    if not isinstance(src, str) or not src.strip():
-        c.add(f"{path}.source", "missing: every figure needs a source")
-    else:
-        c.provenance[path] = str(c.sources.get(src, src))
-    v = str(d["value"]).lower()
-    if v not in allowed:
-        c.add(f"{path}.value", f"must be one of {', '.join(allowed)}, got {d['value']!r}")
-        return None
-    return v
-
-
 def _names(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
     v = d.get(key) or ()
     return tuple(str(x) for x in (v if isinstance(v, list | tuple) else [v]))
@@ -175,13 +159,13 @@ def engine_from_dict(d: Any, path: str = "<dict>") -> EngineProfile:
     if nums["tp_overlap"] is not None and nums["tp_overlap"] > 1:
         c.add("tp_overlap.value", f"a share: in [0, 1], got {nums['tp_overlap']}")
     flags = {k: c.leaf(k, d[k], bool) if k in d else None for k in FLAGS}
-    choices = {k: _choice(c, k, d[k], allowed) if k in d else None
+    choices = {k: c.choice(k, d[k], allowed, lower=True) if k in d else None
                for k, allowed in {**CHOICES, **OPTIONAL_CHOICES}.items()}
     quant: dict[str, str] = {}
     q = d.get("quantization") or {}
     if c.keys("quantization", q, {"fp8", "int8", "int4"}):
         for fmt, fig in q.items():
-            v = _choice(c, f"quantization.{fmt}", fig, QUANT_PATHS)
+            v = c.choice(f"quantization.{fmt}", fig, QUANT_PATHS, lower=True)
             if v:
                 quant[str(fmt)] = v
     if c.problems:
