@@ -359,9 +359,10 @@ def _host(s: _Setup, graphs: bool) -> float:
 
 @dataclass
 class _Timeline:
-    """Passes as they run: (kind, context, seconds, gpu seconds, compute, memory, comm)."""
+    """Passes as they run: (kind, context, seconds, gpu seconds, compute, memory, comm,
+    kernels launched, their launch floor in seconds)."""
 
-    rows: list[tuple[str, float, float, float, float, float, float]] = field(
+    rows: list[tuple[str, float, float, float, float, float, float, int, float]] = field(
         default_factory=list)
     waves: list[str] = field(default_factory=list)
 
@@ -376,14 +377,16 @@ class _Timeline:
         each, comp, mem, comm = ap.run(lengths, host)
         total = float(each.sum())
         gpu = comp + mem + comm
+        n, floor = len(ap.at0), float(ap.at0.floor.sum())
         for t, e, g, c, m, k in zip(lengths, each, gpu, comp, mem, comm, strict=True):
             self.rows.append((kind, float(t), float(e + extra + p2p), float(g), float(c),
-                              float(m), float(k + p2p)))
+                              float(m), float(k + p2p), n, floor))
         return total + len(lengths) * (extra + p2p)
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.rows, columns=["pass", "context", "seconds", "gpu_s",
-                                              "compute_s", "memory_s", "communication_s"])
+                                              "compute_s", "memory_s", "communication_s",
+                                              "kernels", "floor_s"])
         df["host_s"] = (df["seconds"] - df["gpu_s"]).clip(lower=0.0)
         df["wave"] = self.waves + ["full"] * (len(df) - len(self.waves))
         return df
@@ -459,7 +462,7 @@ def _forward(s: _Setup, tl: _Timeline, b: int, length: int) -> float:
     comp = float(np.where(ks.compute >= ks.memory, roof, 0).sum())
     mem = float(np.where(ks.compute < ks.memory, roof, 0).sum())
     tl.rows.append(("forward", float(length), t, float(gpu.sum()), comp, mem,
-                    float(ks.comm.sum())))
+                    float(ks.comm.sum()), len(ks), float(ks.floor.sum())))
     return t
 
 

@@ -85,18 +85,22 @@ def _request(row: Any, engine: EngineProfile) -> dict[str, Any]:
 
 def price_row(row: Any, graph: ModelGraph, device: DeviceSpec, engine: EngineProfile
               ) -> tuple[float, float, float, str]:
-    """(predicted seconds, host seconds in it, passes, note) of one row; NaNs and the reason
-    where it cannot be priced (a plan the model cannot take, a run that does not fit)."""
+    """(predicted seconds, the kernels' launch floor in it, kernels launched, note) of one
+    row, every wave counted — the floor and the kernel count as ``compare`` reports them
+    for a single pass, so a per-kernel floor fitted on them (calibrate, holdout) means the
+    same for engine-priced rows; NaNs and the reason where it cannot be priced (a plan the
+    model cannot take)."""
     try:
         pred = infer(graph, device, engine=engine, **_request(row, engine))
     except PerfModelError as exc:
         return np.nan, np.nan, np.nan, f"not predicted: {exc.message}"
-    s = pred.summary
+    s, p = pred.summary, pred.passes
     note = "" if pred.fits else "DOES NOT FIT: " + pred.warnings[0]
     if s["waves"] > 1:
         note = f"runs in {s['waves']} waves of {s['wave_batch']} (KV cache)"
-    passes = float(len(pred.passes)) * (s["waves"] if s["waves"] > 1 else 1)
-    return float(s["total_s"]), float(pred.breakdown["host"]), passes, note
+    w = np.where(p["wave"].to_numpy() == "full", s["batch"] // s["wave_batch"], 1.0)
+    return (float(s["total_s"]), float(p["floor_s"].to_numpy(float) @ w),
+            float(p["kernels"].to_numpy(float) @ w), note)
 
 
 def _sums(row: Any, graph: ModelGraph, device: DeviceSpec, engine: EngineProfile
