@@ -215,9 +215,10 @@ def fit_engines(measurements: pd.DataFrame, models: Resolver,
     engine, every priced row with its in-sample and leave-one-device-out predictions)."""
     df = measurements[measurements["family"] == "inference"]
     df = df[df["phase"].isin(["generate", "inference"])].reset_index(drop=True)
-    profiles = {fw: engine_of_row(fw) for fw in df["framework"].unique()}
-    df = df.assign(engine=df["framework"].map(lambda f: profiles[f].name if profiles[f]
-                                              else ""))
+    claimed = {fw: engine_of_row(fw) for fw in df["framework"].unique()}
+    profiles = {fw: p for fw, p in claimed.items() if p is not None}
+    df = df.assign(engine=df["framework"].map(
+        lambda f: profiles[f].name if f in profiles else ""))
     df = df[df["engine"] != ""]
     figures, priced = [], []
     for name, rows in df.groupby("engine", sort=True):
