@@ -47,8 +47,8 @@ from perfmodel.graph.model_graph import LAYER_SCOPE, ModelGraph
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec, list_systems, load_system
 from perfmodel.inference.engine import EngineProfile, load_engine
-from perfmodel.inference.shard import is_expert, shard
-from perfmodel.inference.timing import AffinePass, Kernels, kernels_of, queue_time
+from perfmodel.inference.shard import EXPERT_PART, shard
+from perfmodel.inference.timing import COMM_BEFORE, AffinePass, Kernels, kernels_of, queue_time
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload, fusible_flags
 from perfmodel.workload.job import Job, check_positive
@@ -240,30 +240,37 @@ class _PriceKey:
     imbalance: float
 
 
+@lru_cache(maxsize=32)
+def _residuals(graph: ModelGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Per op of the graph, in order: is it a residual add (COMM_BEFORE), and is it the
+    residual add after a mixture-of-experts block."""
+    last = np.array([op.name.rsplit(".", 1)[-1] for op in graph.ops], dtype=object)
+    layers = np.array([op.layer for op in graph.ops], dtype=object)
+    experts = np.array([EXPERT_PART in op.name for op in graph.ops], dtype=bool)
+    residual = np.isin(last, COMM_BEFORE)
+    moe = residual & (last == "mlp_residual") & np.isin(layers, list(set(layers[experts])))
+    return residual, moe
+
+
 def _comm_rows(table: pd.DataFrame, k: _PriceKey, tokens: float) -> np.ndarray:
-    """Seconds of communication to insert before each row: the TP all-reduce before every
-    residual add (its share not overlapped), plus the EP dispatch and combine before the
-    residual add of each MoE layer."""
+    """Seconds of communication to insert before each row (the rows are the graph's ops, in
+    order): the TP all-reduce before every residual add (its share not overlapped), plus
+    the EP dispatch and combine before the residual add of each MoE layer."""
     plan, shape, system = k.plan, k.graph.shape, k.system
     out = np.zeros(len(table))
     if shape is None or system is None:
         return out
-    names = table["name"].astype(str)
-    last = names.str.rsplit(".", n=1).str[-1].to_numpy(object)
+    residual, moe = _residuals(k.graph)
     act_b = lookup_dtype(k.act).nbytes
     tp, ep = plan.tensor_parallel, plan.expert_parallel
     if tp > 1:
         n, per = _group(system, tp, 1)
         ar = _collective(system, "all_reduce", tokens * shape.hidden_size * act_b, n, per)
-        out += np.where(np.isin(last, ("attn_residual", "mlp_residual")),
-                        ar * (1.0 - k.tp_overlap), 0.0)
+        out += np.where(residual, ar * (1.0 - k.tp_overlap), 0.0)
     if ep > 1 and shape.is_moe:
         n, per = _group(system, ep, tp)
         size = tokens / tp * shape.num_experts_per_tok * shape.hidden_size * act_b
-        a2a = 2 * _collective(system, "all_to_all", size, n, per)
-        layer = table["layer"].astype(str).to_numpy(object)
-        moe_layers = set(layer[is_expert(table["name"])])
-        out += np.where((last == "mlp_residual") & np.isin(layer, list(moe_layers)), a2a, 0.0)
+        out += np.where(moe, 2 * _collective(system, "all_to_all", size, n, per), 0.0)
     return out
 
 
@@ -303,9 +310,9 @@ def _distinct_layers(graph: ModelGraph) -> tuple[ModelGraph, np.ndarray, np.ndar
     each op of the whole graph, in order, the index of the op that prices it in the
     reduced graph, and the whole graph's epilogue-fusion flags (a block's last op fuses
     differently at the end of the model). An 80-layer Llama prices 1 block, not 80."""
+    keys = [_layer_of(op.layer) for op in graph.ops]
     blocks: dict[str, list[int]] = {}
-    for i, op in enumerate(graph.ops):
-        key = _layer_of(op.layer)
+    for i, key in enumerate(keys):
         if key:
             blocks.setdefault(key, []).append(i)
     first_of: dict[tuple, str] = {}
@@ -315,16 +322,14 @@ def _distinct_layers(graph: ModelGraph) -> tuple[ModelGraph, np.ndarray, np.ndar
                      tuple(sorted((k, repr(v)) for k, v in op.attrs.items())))
                     for op in (graph.ops[i] for i in idx))
         rep[key] = first_of.setdefault(sig, key)
-    kept = [i for i, op in enumerate(graph.ops)
-            if rep.get(_layer_of(op.layer), "") == _layer_of(op.layer)]
+    kept = [i for i, key in enumerate(keys) if rep.get(key, "") == key]
     names = {graph.ops[i].name for i in kept}
     edges = tuple(e for e in graph.edges if e[0] in names and e[1] in names)
     reduced = ModelGraph(graph.name, tuple(graph.ops[i] for i in kept), edges, graph.inputs,
                          graph.meta, graph.shape)
     position = {i: j for j, i in enumerate(kept)}
     index = np.empty(len(graph.ops), dtype=np.int64)
-    for i, op in enumerate(graph.ops):
-        key = _layer_of(op.layer)
+    for i, key in enumerate(keys):
         if not key:
             index[i] = position[i]
     for key, idx in blocks.items():
@@ -466,6 +471,29 @@ def _forward(s: _Setup, tl: _Timeline, b: int, length: int) -> float:
     return t
 
 
+def _largest_batch(graph: ModelGraph, plan: ParallelPlan, job: Job, usable: float,
+                   extras: Extras) -> int | None:
+    """The largest batch that fits (analytic.capacity.largest_fitting's answer): at
+    inference the footprint is A + B x sequences per replica (KV cache and workspace grow
+    with them, nothing else does), so two evaluations give the candidate and two more
+    check it; the search runs where the check fails."""
+    dp = plan.data_parallel
+
+    def total(b: int) -> float:
+        return float(extras.total(graph, plan, replace(job, batch=b)))
+
+    one, two = total(dp), total(2 * dp)
+    if one > usable:
+        return None
+    slope = two - one
+    if slope > 0:
+        per = int((usable - one) // slope) + 1  # sequences per replica
+        cand = per * dp
+        if per < 1 << 24 and total(cand) <= usable < total(cand + 1):
+            return cand
+    return largest_fitting(graph, plan, job, usable, "batch", extras)
+
+
 def _memory(s: _Setup, job: Job) -> tuple[dict[str, float], Extras, float]:
     """Bytes per GPU by component, the footprint's extras, and the bytes the engine lets
     the run use (EngineProfile.usable_bytes, from what weights and overhead take)."""
@@ -550,7 +578,7 @@ def infer(graph: ModelGraph, device: DeviceSpec, *, engine: EngineProfile | str 
               weight_dtype=weight, kv_dtype=kv)
     check_memory_plan(graph, plan, job)
     _, extras, usable = _memory(s, job)
-    max_batch = largest_fitting(graph, plan, job, usable, "batch", extras)
+    max_batch = _largest_batch(graph, plan, job, usable, extras)
     warnings: list[str] = _stack_warnings(eng, device)
     if batch == "max":
         if max_batch is None:

@@ -123,8 +123,12 @@ class AffinePass:
     def run(self, lengths: np.ndarray, host: float) -> tuple[np.ndarray, ...]:
         """Per pass at ``lengths``, each behind the launch queue with ``host`` seconds per
         kernel: (seconds, compute-bound, memory-bound and communication GPU seconds),
-        evaluated STEP_BLOCK passes at a time."""
+        evaluated STEP_BLOCK passes at a time. With no host time per kernel (CUDA graphs
+        whose nodes cost nothing on the host) the GPU never waits and a pass is the sum of
+        its kernels: only those whose cost depends on the context are evaluated per pass."""
         lengths = np.asarray(lengths, float)
+        if host == 0:
+            return self._sums(lengths)
         out = np.empty((4, len(lengths)))
         comm = self.at0.comm
         for i in range(0, len(lengths), STEP_BLOCK):
@@ -136,3 +140,23 @@ class AffinePass:
             out[2, i:i + STEP_BLOCK] = (roof * ~bound).sum(-1)
         out[3] = comm.sum()
         return tuple(out)
+
+    def _sums(self, lengths: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``run`` with no host time: kernels summed, the context-independent ones once."""
+        a, b = self.at0, self.at1
+        vary = (a.compute != b.compute) | (a.memory != b.memory)
+        const = ~vary
+        roof0 = np.maximum(a.compute, a.memory) + a.floor
+        comp0 = float(roof0[const & (a.compute >= a.memory)].sum())
+        mem0 = float(roof0[const & (a.compute < a.memory)].sum())
+        part = AffinePass(Kernels(a.compute[vary], a.memory[vary], a.floor[vary],
+                                  a.comm[vary]),
+                          Kernels(b.compute[vary], b.memory[vary], b.floor[vary],
+                                  b.comm[vary]), self.t0, self.t1)
+        c, m = part._at(lengths)
+        roof = np.maximum(c, m) + part.at0.floor
+        bound = c >= m
+        comp = comp0 + (roof * bound).sum(-1)
+        mem = mem0 + (roof * ~bound).sum(-1)
+        comm = np.full(len(lengths), float(a.comm.sum()))
+        return comp + mem + comm, comp, mem, comm

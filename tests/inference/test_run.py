@@ -231,3 +231,38 @@ def test_expert_parallel_adds_dispatch_and_combine_per_moe_layer():
     per_step = 32 * 2 * float(a2a.table["time_us"].iloc[0]) * 1e-6
     dec = r.passes[r.passes["pass"] == "decode"]
     np.testing.assert_allclose(dec["communication_s"], per_step, rtol=1e-12)
+
+
+def test_a_pass_without_host_time_is_the_sum_of_its_kernels():
+    # the summing shortcut (host 0: only context-dependent kernels re-evaluated) equals the
+    # launch-queue evaluation of every kernel at a vanishing host time
+    from perfmodel.inference.timing import AffinePass, Kernels
+    rng = np.random.default_rng(1)
+    k0 = Kernels(rng.random(50), rng.random(50), np.full(50, 0.01), np.zeros(50))
+    grow = np.zeros(50)
+    grow[::7] = 0.3
+    k1 = Kernels(k0.compute + grow, k0.memory + 2 * grow, k0.floor, k0.comm)
+    ap = AffinePass(k0, k1, 100.0, 200.0)
+    lengths = np.arange(100, 201, 5)
+    fast = ap.run(lengths, 0.0)
+    slow = ap.run(lengths, 1e-15)
+    for f, s in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(f, s, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name,dp", [("llama-2-7b", 1), ("mixtral-8x7b", 4), ("resnet50", 1),
+                                     ("bert-base", 3)])
+def test_largest_batch_closed_form_matches_the_search(name, dp):
+    # at inference the footprint is linear in sequences per replica: the closed form and
+    # analytic.capacity.largest_fitting's search agree
+    from perfmodel.analytic.capacity import largest_fitting
+    from perfmodel.inference.run import _largest_batch
+    g = pm.load_model(name)
+    llm = bool(g.meta.get("is_llm"))
+    job = Job(phase="decode" if llm else "inference", batch=1, seq=1500 if llm else None,
+              dtype="fp16").with_seq(g.default_seq)
+    plan = ParallelPlan(data_parallel=dp)
+    extras = Extras(overhead_bytes=1e9)
+    for usable in (30e9, 150e9):
+        assert _largest_batch(g, plan, job, usable, extras) == largest_fitting(
+            g, plan, job, usable, "batch", extras)
