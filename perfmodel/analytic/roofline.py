@@ -8,7 +8,8 @@ bandwidth). Per op (vectorized over the Workload table):
     t_memory  = bytes / (main-memory bandwidth * efficiency.memory)
     t         = max(t_compute, t_memory) + launch_overhead   (ops that do any work)
 
-Ops run one after another (no overlap, no cache reuse across ops). With
+Ops run one after another (no overlap, no cache reuse across ops). The summary carries the
+run's memory on the device and whether it fits (the one memory model, analytic.memory). With
 ``fusion="epilogue"`` (what inference engines such as TensorRT do, see ``_fuse``), an op
 marked ``fusible`` in the workload runs inside the kernel before it. An op is
 ``compute``- or ``memory``-bound by the larger of its two times, or ``overhead``-bound when
@@ -27,9 +28,11 @@ import numpy as np
 import pandas as pd
 
 from perfmodel.analytic.compression import execution, resolve_peak
+from perfmodel.analytic.memory import footprint
 from perfmodel.errors import UnknownNameError, did_you_mean
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.workload.job import Job
+from perfmodel.workload.plan import ParallelPlan
 from perfmodel.workload.schema import Workload
 
 __all__ = ["Prediction", "roofline", "predict", "PREDICTION_COLUMNS", "FUSION_MODES"]
@@ -291,11 +294,23 @@ def predict(workload: Workload, device: DeviceSpec, *, hierarchical: bool = Fals
         "overhead_s": float(ops["overhead_s"].sum()),
         "energy_j": (device.tdp_w or 0.0) * latency if device.tdp_w else None,
         "unsupported_ops": list(workload.unsupported),
+        **_capacity(workload, device),
     }
     assumptions = _assumptions(device, job, notes)
     assumptions["memory_model"] = "hierarchical" if hierarchical else "flat"
     assumptions["fusion"] = FUSION_NOTES[fusion]
     return Prediction(ops, summary, assumptions, workload)
+
+
+def _capacity(workload: Workload, device: DeviceSpec) -> dict[str, Any]:
+    """The run's memory on the device (the one memory model, analytic.memory, on one device)
+    and whether it fits; None where the workload does not carry its graph."""
+    graph = workload.graph
+    if graph is None:
+        return {"memory_bytes": None, "capacity_bytes": device.memory_capacity, "fits": None}
+    total = float(footprint(graph, ParallelPlan(), workload.job, device=device)["total"])
+    return {"memory_bytes": total, "capacity_bytes": device.memory_capacity,
+            "fits": total <= device.memory_capacity}
 
 
 FUSION_NOTES = {

@@ -63,19 +63,18 @@ def run_prediction(args: argparse.Namespace) -> tuple[Prediction, ModelGraph]:
                    fusion=getattr(args, "fusion", "none")), graph
 
 
-def capacity(pred: Prediction, graph: ModelGraph, args: argparse.Namespace) -> dict:
+def capacity(pred: Prediction) -> dict:
     """The run's memory verdict on one device (weights, KV cache, activations: the one
-    memory model, perfmodel.analytic.capacity), as the prediction's ``capacity``."""
-    from perfmodel.analytic.capacity import verdict
-    from perfmodel.workload.plan import ParallelPlan
-    v = verdict(graph, ParallelPlan(), pred.workload.job, load_device(args.hw))
-    return {"fits": v.fits, "total_bytes": v.total_bytes, "capacity_bytes": v.capacity_bytes}
+    memory model), as the prediction's summary carries it."""
+    s = pred.summary
+    return {"fits": s["fits"], "total_bytes": s["memory_bytes"],
+            "capacity_bytes": s["capacity_bytes"]}
 
 
 def handle(args: argparse.Namespace) -> str:
     check_positive("top", args.top)
-    pred, graph = run_prediction(args)
-    cap = capacity(pred, graph, args)
+    pred, _ = run_prediction(args)
+    cap = capacity(pred)
     warnings = fit_warnings(args, cap["fits"], cap["total_bytes"], cap["capacity_bytes"],
                             f"{args.model} at batch {pred.summary['batch']}")
     if args.plot:

@@ -137,7 +137,7 @@ def build_workload(graph: ModelGraph, batch: int | None = None, seq: int | None 
         log.warning("%d op(s) have no cost rule and are not priced: %s", len(unsupported),
                     ", ".join(unsupported[:5]))
     return Workload(df, graph.name, job, float(graph.params),
-                    bool(graph.meta.get("is_llm", False)), unsupported)
+                    bool(graph.meta.get("is_llm", False)), unsupported, graph)
 
 
 Row = tuple[Any, ...]  # (name, kind, layer, params, phase, unit, OpCost, costed, OpMeta,

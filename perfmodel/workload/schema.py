@@ -52,6 +52,7 @@ model, and the ops with no cost rule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -72,7 +73,8 @@ class Workload:
 
     ``job`` has every default resolved (``seq``, ``weight_dtype``, ``kv_dtype`` set;
     canonical dtype names); ``total_params`` counts tied weights once; ``unsupported``
-    names the ops with no cost rule (their rows are reported, never priced as zero).
+    names the ops with no cost rule (their rows are reported, never priced as zero);
+    ``graph`` is the ModelGraph it was built from (for the memory verdict of a prediction).
     """
 
     table: pd.DataFrame = field(repr=False)
@@ -81,6 +83,7 @@ class Workload:
     total_params: float
     is_llm: bool = False
     unsupported: tuple[str, ...] = ()
+    graph: Any = field(default=None, compare=False, repr=False)  # the ModelGraph built from
 
     @property
     def dims(self) -> dict[str, int]:
