@@ -52,16 +52,17 @@ ALLOWED = {
     "parallel": BASE | {"hardware", "workload", "analytic", "sim", "graph"},
     "bench": BASE | {"hardware", "graph"},
     "inference": BASE | {"hardware", "workload", "analytic", "graph"},
+    "serve": BASE | {"hardware", "workload", "analytic", "graph", "inference"},
     "validate": BASE | {"hardware", "workload", "analytic", "bench", "graph", "parallel",
                         "inference"},
     # the API edge beside __init__: catalogs of devices and models (names become graphs)
     "catalog": BASE | {"hardware", "graph", "workload", "zoo"},
     # the API edge too: pm.infer turns names into records for perfmodel.inference
-    "inference_api": BASE | {"hardware", "graph", "workload", "inference", "zoo"},
+    "inference_api": BASE | {"hardware", "graph", "workload", "inference", "serve", "zoo"},
     "sweep": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
-                     "bench", "validate", "inference"},
+                     "bench", "validate", "inference", "serve"},
     "report": BASE | {"analytic", "hardware", "workload", "graph", "sim", "parallel", "compress",
-                      "validate", "bench", "inference"},
+                      "validate", "bench", "inference", "serve"},
 }
 # The CLI is the top: it may import every package.
 ALLOWED["cli"] = set(ALLOWED) | BASE

@@ -47,6 +47,7 @@ from perfmodel.graph.model_graph import LAYER_SCOPE, ModelGraph
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec, list_systems, load_system
 from perfmodel.inference.engine import EngineProfile, load_engine
+from perfmodel.inference.iteration import IterationCost, attention_terms
 from perfmodel.inference.shard import EXPERT_PART, shard
 from perfmodel.inference.timing import COMM_BEFORE, AffinePass, Kernels, kernels_of, queue_time
 from perfmodel.units import dtype as lookup_dtype
@@ -55,7 +56,7 @@ from perfmodel.workload.job import Job, check_positive
 from perfmodel.workload.plan import ParallelPlan, check_plan
 
 __all__ = ["infer", "InferencePrediction", "Speculation", "system_for", "BREAKDOWN",
-           "precision_path"]
+           "precision_path", "iteration_cost", "prepare"]
 
 BREAKDOWN = ("compute", "memory", "communication", "host")
 QUANT_FORMATS = ("fp8", "int8", "int4")
@@ -715,3 +716,54 @@ def _assumptions(s: _Setup, note: str, chunk: int | None, spec: Speculation | No
                               f"{spec.tokens_per_round:.2f} tokens per round (Leviathan et "
                               "al. 2023, eq. 1); the draft runs on the same GPUs and plan")
     return out
+
+
+def prepare(graph: ModelGraph, device: DeviceSpec, *, engine: EngineProfile | str = "pytorch",
+            dtype: str | None = None, kv_dtype: str | None = None,
+            plan: ParallelPlan | None = None, system: SystemSpec | None = None,
+            imbalance: float = 1.0) -> tuple[_Setup, str]:
+    """The checked setup of a run (engine, plan, system, precision path) and the
+    precision note, as ``infer`` makes it; for callers that price passes themselves
+    (``iteration_cost``)."""
+    eng = load_engine(engine) if isinstance(engine, str) else engine
+    plan = plan or ParallelPlan()
+    if plan.devices > 1 and system is None:
+        system = system_for(device, plan.devices)
+    _check(graph, plan, system)
+    act, weight, gemm, note = precision_path(dtype or device.default_dtype, device, eng)
+    device.check_dtype(act)
+    kv = lookup_dtype(kv_dtype).name if kv_dtype else act
+    return _Setup(graph, device, system, eng, plan, act, weight, kv, gemm,
+                  float(imbalance)), note
+
+
+def iteration_cost(s: _Setup, *, max_tokens: int = 8192, lengths: tuple[int, ...] = (),
+                   context: int = 4096) -> IterationCost:
+    """The cost of a serving iteration on one replica (perfmodel.inference.iteration) from
+    the same pricing as ``infer``: non-attention kernels at token counts 1, 2, 4, ...,
+    ``max_tokens`` and at ``lengths`` (prompt lengths priced exactly), attention from two
+    decode passes (KV 1 and ``context``) and two prompt passes (a chunk of the median of
+    ``lengths`` at its own length and at ``context``)."""
+    graph = s.graph
+    check_positive("max_tokens", max_tokens, ShapeError, "--max-tokens")
+    grid = sorted({*(1 << i for i in range(int(math.log2(max_tokens)) + 1)), max_tokens,
+                   *(n for n in lengths if 0 < n <= max_tokens)})
+    linear = []
+    for n in grid:
+        k = _price(s, graph, "prefill", 1, n, context=n)
+        linear.append(float(k.gpu[~k.is_attention].sum()))
+    kernels = len(k)
+    d0, d1 = _price(s, graph, "decode", 1, 1), _price(s, graph, "decode", 1, context)
+    decode = attention_terms(d0, d1, (1.0, float(context)), (1.0, float(context)))
+    c = int(np.median(lengths)) if lengths else min(512, context)
+    c = max(1, min(c, context))
+    hi = max(context, c + 1)
+    p0 = _price(s, graph, "prefill", 1, c, context=c)
+    p1 = _price(s, graph, "prefill", 1, c, context=hi)
+    causal = bool(graph.shape.is_decoder) if graph.shape is not None else True
+    pairs = (IterationCost.chunk_pairs(c, c, causal), IterationCost.chunk_pairs(c, hi, causal))
+    prefill = attention_terms(p0, p1, pairs, (float(2 * c), float(hi + c)))
+    eng = s.engine
+    return IterationCost(np.asarray(grid, float), np.asarray(linear), kernels, decode, prefill,
+                         eng.host_per_kernel_s, eng.graph_per_kernel_s, eng.per_step_s,
+                         eng.decode_graphs, causal=causal)

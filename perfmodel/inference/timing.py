@@ -57,12 +57,19 @@ def queue_time(gpu: np.ndarray, host: float) -> np.ndarray:
 @dataclass(frozen=True)
 class Kernels:
     """One pass's kernels in execution order: compute, memory and floor seconds of each
-    (a communication kernel has only ``comm``), and which are compute-bound."""
+    (a communication kernel has only ``comm``); ``attention`` marks the attention kernels
+    (the only ones whose cost depends on the context length)."""
 
     compute: np.ndarray
     memory: np.ndarray
     floor: np.ndarray
     comm: np.ndarray
+    attention: np.ndarray | None = None
+
+    @property
+    def is_attention(self) -> np.ndarray:
+        return (np.zeros(len(self.compute), bool) if self.attention is None
+                else self.attention)
 
     @property
     def gpu(self) -> np.ndarray:
@@ -85,6 +92,8 @@ def kernels_of(ops: pd.DataFrame, comm: np.ndarray | None = None) -> Kernels:
     c = np.bincount(group, weights=ops["compute_s"].to_numpy(float), minlength=n)
     m = np.bincount(group, weights=ops["memory_s"].to_numpy(float), minlength=n)
     o = np.bincount(group, weights=ops["overhead_s"].to_numpy(float), minlength=n)
+    att = np.bincount(group, weights=(ops["kind"].astype(str) == "attention").to_numpy(float),
+                      minlength=n) > 0
     out = np.zeros(n)
     before = comm_rows > 0
     if before.any():
@@ -92,8 +101,9 @@ def kernels_of(ops: pd.DataFrame, comm: np.ndarray | None = None) -> Kernels:
         order = np.argsort(ins, kind="stable")
         ins = ins[order]
         c, m, o = (np.insert(a, ins, 0.0) for a in (c, m, o))
+        att = np.insert(att, ins, False)
         out = np.insert(out, ins, comm_rows[before][order])
-    return Kernels(c, m, o, out)
+    return Kernels(c, m, o, out, att)
 
 
 @dataclass(frozen=True)
