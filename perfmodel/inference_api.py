@@ -25,12 +25,16 @@ from perfmodel.hardware.system import SystemSpec, load_system
 from perfmodel.inference.engine import SPLITS, EngineProfile, load_engine
 from perfmodel.inference.run import InferencePrediction, Speculation
 from perfmodel.inference.run import infer as infer_run
+from perfmodel.serve.requests import read_trace, requests
+from perfmodel.serve.run import ServeResult
+from perfmodel.serve.run import serve as serve_run
+from perfmodel.serve.simulate import Scheduler
 from perfmodel.workload.build import check_context, model_context
 from perfmodel.workload.job import check_positive
 from perfmodel.workload.plan import ParallelPlan
 from perfmodel.zoo.registry import load_model, trace_options
 
-__all__ = ["infer", "resolve_split", "default_input_len"]
+__all__ = ["infer", "serve", "resolve_split", "default_input_len"]
 
 Model = str | Path | ModelShape | ModelGraph
 
@@ -161,3 +165,45 @@ def infer(model: Model, hw: str | Path | DeviceSpec | None = None, *,
                      output_len=output_len, dtype=dtype, kv_dtype=kv_dtype, plan=plan,
                      system=sys_spec, chunk_tokens=chunk_tokens, imbalance=imbalance,
                      speculation=spec)
+
+
+def serve(model: Model, hw: str | Path | DeviceSpec | None = None, *,
+          system: str | Path | SystemSpec | None = None,
+          engine: str | Path | EngineProfile = "vllm", rate: float = 1.0,
+          requests_n: int = 1000, input_len: str | int = 1024,
+          output_len: str | int = 256, arrival: str = "poisson", seed: int = 0,
+          trace: str | Path | None = None, tp: int = 1, pp: int = 1, gpus: int | None = None,
+          split: str | None = None, replicas: int = 1, router: str = "round-robin",
+          policy: str = "continuous", max_num_seqs: int = 256,
+          max_batched_tokens: int | None = None, chunked_prefill: bool | None = None,
+          block_size: int = 16, prefix_hit: float = 0.0, dtype: str | None = None,
+          kv_dtype: str | None = None, slo_ttft: float | None = None,
+          slo_tpot: float | None = None, allow_long_context: bool = False) -> ServeResult:
+    """Simulate serving ``model`` under load (perfmodel.serve): ``requests_n`` requests at
+    ``rate`` per second (``arrival`` poisson or gamma:CV; lengths fixed or
+    ``lognormal:MEAN,SIGMA`` / ``uniform:LO,HI`` / ``exponential:MEAN``; or a ``trace``
+    CSV), on ``replicas`` copies of a tp x pp group of ``hw`` (or the ``system``'s device),
+    through ``engine``; the scheduler's settings default to the engine's (chunked prefill
+    where its profile chunks, that chunk as the token budget, else 8,192 tokens).
+    Returns the ServeResult (``.summary``, ``.requests``, ``.iterations``, ``.frames()``)."""
+    device, sys_spec = _where(hw, system)
+    eng = engine if isinstance(engine, EngineProfile) else load_engine(engine)
+    reqs = read_trace(trace) if trace is not None else requests(
+        requests_n, rate, input_len, output_len, seed=seed, process=arrival)
+    graph = _graph(model, 1, None)
+    longest = int((reqs["input_len"] + reqs["output_len"]).max())
+    try:
+        check_context(graph, longest, allow_long_context)
+    except PlanError as exc:
+        raise PlanError(f"the longest request ({longest:,} tokens): {exc.message}",
+                        "shorten --input-len / --output-len, or --allow-long-context") from None
+    tp, pp = resolve_split(eng, gpus, split, tp, pp, 1)
+    chunk = eng.chunked_prefill_tokens
+    chunked = chunk > 0 if chunked_prefill is None else chunked_prefill
+    budget = max_batched_tokens or (chunk if chunk > 0 else 8192)
+    sc = Scheduler(policy=policy, max_num_seqs=max_num_seqs, max_batched_tokens=budget,
+                   chunked_prefill=chunked, block_size=block_size, prefix_hit=prefix_hit)
+    return serve_run(graph, device, reqs, engine=eng,
+                     plan=ParallelPlan(tensor_parallel=tp, pipeline_parallel=pp),
+                     system=sys_spec, dtype=dtype, kv_dtype=kv_dtype, scheduler=sc,
+                     replicas=replicas, router=router, slo_ttft=slo_ttft, slo_tpot=slo_tpot)

@@ -6,10 +6,13 @@ An iteration (Orca / vLLM continuous batching, Sarathi-Serve chunked prefill) ru
 tokens through the model: each prompt chunk's tokens and one token of each decoding
 sequence. Its GPU time splits in two (perfmodel.inference.timing.Kernels.attention):
 
-* every kernel but attention depends only on n (GEMMs, norms, activations, the LM head, and
+* every kernel but attention and the LM head depends only on n (GEMMs, norms, activations,
   the tensor-parallel all-reduces of n x hidden): priced by ``infer``'s pass pricing at a
-  grid of token counts (1, 2, 4, ..., plus the counts asked for), each kernel's time
-  interpolated linearly between grid points;
+  grid of token counts (1, 2, 4, ..., plus the counts asked for), interpolated linearly
+  between grid points;
+* the LM head runs only for the tokens whose logits are sampled, one per decoding sequence
+  and per prompt that finishes (engines prune the rest before it): priced at a grid of
+  such counts;
 * attention depends on what each sequence attends to: a decode step of a sequence with T
   cached tokens reads its K and V (memory) and does work in proportion to T (compute); a
   prompt chunk of c tokens at context T computes over its attended pairs and reads T
@@ -36,14 +39,21 @@ __all__ = ["IterationCost", "Iteration", "attention_terms"]
 
 @dataclass(frozen=True)
 class Iteration:
-    """What one iteration runs: decode sequences with their KV lengths summed, and prompt
-    chunks (tokens, attended pairs and context read, summed)."""
+    """What one iteration runs: decode sequences with their KV lengths summed, prompt
+    chunks (tokens, attended pairs and context read, summed), and the prompts that finish
+    in it (each needs its logits, as each decode step does)."""
 
     decode_seqs: int = 0
     decode_kv: float = 0.0
     prefill_tokens: int = 0
     prefill_pairs: float = 0.0
     prefill_context: float = 0.0
+    prefill_done: int = 0
+    prefill_chunks: int = 1
+
+    @property
+    def logits(self) -> int:
+        return self.decode_seqs + self.prefill_done
 
     @property
     def tokens(self) -> int:
@@ -68,7 +78,9 @@ class IterationCost:
     (perfmodel.inference.run.iteration_cost)."""
 
     grid: np.ndarray                # token counts priced
-    linear: np.ndarray              # GPU seconds of the non-attention kernels at each count
+    linear: np.ndarray              # GPU seconds of the other kernels at each count
+    head_grid: np.ndarray           # sequences needing logits, priced
+    head: np.ndarray                # GPU seconds of the LM head at each
     kernels: int                    # kernels launched per iteration (attention included)
     decode: _Attention
     prefill: _Attention
@@ -85,8 +97,9 @@ class IterationCost:
         n = it.tokens
         if n <= 0:
             return 0.0
-        lin = float(np.interp(n, self.grid, self.linear)) if n <= self.grid[-1] else \
-            float(self.linear[-1] * n / self.grid[-1])
+        lin = _interp(n, self.grid, self.linear)
+        if it.logits:
+            lin += _interp(it.logits, self.head_grid, self.head)
         att = 0.0
         if it.decode_seqs:
             d = self.decode
@@ -94,9 +107,9 @@ class IterationCost:
             m = it.decode_seqs * d.m0 + d.m1 * it.decode_kv
             att += float((np.maximum(c, m) + d.floor).sum())
         if it.prefill_tokens:
-            p = self.prefill
-            c = p.c0 + p.c1 * it.prefill_pairs
-            m = p.m0 + p.m1 * (it.prefill_context + it.prefill_tokens)
+            p, k = self.prefill, max(it.prefill_chunks, 1)
+            c = k * p.c0 + p.c1 * it.prefill_pairs
+            m = k * p.m0 + p.m1 * (it.prefill_context + it.prefill_tokens)
             att += float((np.maximum(c, m) + p.floor).sum())
         return lin + att
 
@@ -114,6 +127,13 @@ class IterationCost:
     def chunk_pairs(tokens: int, context: int, causal: bool = True) -> float:
         """Query-key pairs of a prompt chunk of ``tokens`` ending at ``context``."""
         return attended_pairs(tokens, context, causal=causal)
+
+
+def _interp(x: float, grid: np.ndarray, y: np.ndarray) -> float:
+    """Linear between grid points; past the last, in proportion."""
+    if x <= grid[-1]:
+        return float(np.interp(x, grid, y))
+    return float(y[-1] * x / grid[-1])
 
 
 def attention_terms(k0: Kernels, k1: Kernels, compute_x: tuple[float, float],

@@ -51,7 +51,7 @@ from perfmodel.inference.iteration import IterationCost, attention_terms
 from perfmodel.inference.shard import EXPERT_PART, shard
 from perfmodel.inference.timing import COMM_BEFORE, AffinePass, Kernels, kernels_of, queue_time
 from perfmodel.units import dtype as lookup_dtype
-from perfmodel.workload.build import build_workload, fusible_flags
+from perfmodel.workload.build import build_workload, fusible_flags, model_context
 from perfmodel.workload.job import Job, check_positive
 from perfmodel.workload.plan import ParallelPlan, check_plan
 
@@ -738,21 +738,30 @@ def prepare(graph: ModelGraph, device: DeviceSpec, *, engine: EngineProfile | st
 
 
 def iteration_cost(s: _Setup, *, max_tokens: int = 8192, lengths: tuple[int, ...] = (),
-                   context: int = 4096) -> IterationCost:
+                   context: int = 4096, max_seqs: int = 256) -> IterationCost:
     """The cost of a serving iteration on one replica (perfmodel.inference.iteration) from
-    the same pricing as ``infer``: non-attention kernels at token counts 1, 2, 4, ...,
-    ``max_tokens`` and at ``lengths`` (prompt lengths priced exactly), attention from two
-    decode passes (KV 1 and ``context``) and two prompt passes (a chunk of the median of
-    ``lengths`` at its own length and at ``context``)."""
+    the same pricing as ``infer``: the kernels but attention and the LM head at token
+    counts 1, 2, 4, ..., ``max_tokens`` and at ``lengths`` (prompt lengths priced exactly),
+    the LM head at 1, 2, 4, ..., ``max_seqs`` sequences, attention from two decode passes
+    (KV 1 and ``context``) and two prompt passes (a chunk of the median of ``lengths`` at
+    its own length and at ``context``)."""
     graph = s.graph
     check_positive("max_tokens", max_tokens, ShapeError, "--max-tokens")
     grid = sorted({*(1 << i for i in range(int(math.log2(max_tokens)) + 1)), max_tokens,
                    *(n for n in lengths if 0 < n <= max_tokens)})
+    limit = model_context(graph) or max_tokens
     linear = []
-    for n in grid:
-        k = _price(s, graph, "prefill", 1, n, context=n)
-        linear.append(float(k.gpu[~k.is_attention].sum()))
+    for n in grid:  # n tokens as b sequences of n / b within the trained context
+        b = max(1, math.ceil(n / limit))
+        k = _price(s, graph, "prefill", b, n // b, context=n // b)
+        other = ~k.is_attention & ~k.is_head
+        linear.append(float(k.gpu[other].sum()) * n / (b * (n // b)))
     kernels = len(k)
+    head_grid = sorted({*(1 << i for i in range(int(math.log2(max_seqs)) + 1)), max_seqs})
+    head = []
+    for b in head_grid:
+        k = _price(s, graph, "decode", b, 1)
+        head.append(float(k.gpu[k.is_head].sum()))
     d0, d1 = _price(s, graph, "decode", 1, 1), _price(s, graph, "decode", 1, context)
     decode = attention_terms(d0, d1, (1.0, float(context)), (1.0, float(context)))
     c = int(np.median(lengths)) if lengths else min(512, context)
@@ -764,6 +773,8 @@ def iteration_cost(s: _Setup, *, max_tokens: int = 8192, lengths: tuple[int, ...
     pairs = (IterationCost.chunk_pairs(c, c, causal), IterationCost.chunk_pairs(c, hi, causal))
     prefill = attention_terms(p0, p1, pairs, (float(2 * c), float(hi + c)))
     eng = s.engine
-    return IterationCost(np.asarray(grid, float), np.asarray(linear), kernels, decode, prefill,
+    return IterationCost(np.asarray(grid, float), np.asarray(linear),
+                         np.asarray(head_grid, float), np.asarray(head), kernels, decode,
+                         prefill,
                          eng.host_per_kernel_s, eng.graph_per_kernel_s, eng.per_step_s,
                          eng.decode_graphs, causal=causal)

@@ -65,11 +65,17 @@ class Kernels:
     floor: np.ndarray
     comm: np.ndarray
     attention: np.ndarray | None = None
+    head: np.ndarray | None = None
 
     @property
     def is_attention(self) -> np.ndarray:
         return (np.zeros(len(self.compute), bool) if self.attention is None
                 else self.attention)
+
+    @property
+    def is_head(self) -> np.ndarray:
+        """The LM head's kernels (their rows: the sequences that need logits)."""
+        return np.zeros(len(self.compute), bool) if self.head is None else self.head
 
     @property
     def gpu(self) -> np.ndarray:
@@ -94,6 +100,8 @@ def kernels_of(ops: pd.DataFrame, comm: np.ndarray | None = None) -> Kernels:
     o = np.bincount(group, weights=ops["overhead_s"].to_numpy(float), minlength=n)
     att = np.bincount(group, weights=(ops["kind"].astype(str) == "attention").to_numpy(float),
                       minlength=n) > 0
+    head = np.bincount(group, weights=(ops["name"].astype(str) == "lm_head").to_numpy(float),
+                       minlength=n) > 0
     out = np.zeros(n)
     before = comm_rows > 0
     if before.any():
@@ -102,8 +110,9 @@ def kernels_of(ops: pd.DataFrame, comm: np.ndarray | None = None) -> Kernels:
         ins = ins[order]
         c, m, o = (np.insert(a, ins, 0.0) for a in (c, m, o))
         att = np.insert(att, ins, False)
+        head = np.insert(head, ins, False)
         out = np.insert(out, ins, comm_rows[before][order])
-    return Kernels(c, m, o, out, att)
+    return Kernels(c, m, o, out, att, head)
 
 
 @dataclass(frozen=True)

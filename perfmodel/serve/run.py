@@ -101,7 +101,7 @@ def serve(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame, *,
     lengths = tuple(int(x) for x in np.unique(reqs["input_len"])[:64])
     longest = int((reqs["input_len"] + reqs["output_len"]).max())
     cost = iteration_cost(setup, max_tokens=sc.max_batched_tokens, lengths=lengths,
-                          context=max(longest, 2))
+                          context=max(longest, 2), max_seqs=sc.max_num_seqs)
     sim: Simulation = simulate(reqs, cost, sc, blocks, replicas=replicas, router=router)
     summ = {"model": graph.name, "device": device.name,
             "system": setup.system.name if setup.system else None,

@@ -212,7 +212,8 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
         kv = float(sum(tokens_of(i) for i in decoding))
         it = Iteration(decode_seqs=len(decoding), decode_kv=kv,
                        prefill_tokens=sum(c for _, c in chunks), prefill_pairs=pairs,
-                       prefill_context=ctx)
+                       prefill_context=ctx, prefill_chunks=len(chunks),
+                       prefill_done=sum(1 for i, c in chunks if done[i] + c >= todo[i]))
         return it, (tuple(decoding), tuple(chunks))
 
     def _grow(rep: _Replica, decoding: list[int]) -> list[int]:
@@ -247,7 +248,8 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
         pairs = sum(IterationCost.chunk_pairs(int(todo[i]), int(prompt[i]), cost.causal)
                     for i in take)
         it = Iteration(prefill_tokens=int(sum(todo[i] for i in take)), prefill_pairs=pairs,
-                       prefill_context=float(sum(prompt[i] for i in take)))
+                       prefill_context=float(sum(prompt[i] for i in take)),
+                       prefill_chunks=len(take), prefill_done=len(take))
         return it, ((), tuple((i, int(todo[i])) for i in take))
 
     def release(rep: _Replica, i: int, now: float) -> None:
