@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "simulated timeline vs closed forms"),
     "infer": ("perfmodel.cli.infer", "inference end to end through an engine (vLLM, "
               "TensorRT-LLM, llama.cpp, ...): TTFT, TPOT, tokens/s, memory per GPU"),
+    "serve": ("perfmodel.cli.serve", "serving under load, simulated (continuous batching, "
+              "replicas, router): TTFT / TPOT percentiles, throughput, goodput"),
     "parallel": ("perfmodel.cli.parallel", "3D-parallel training step (DP x TP x PP): time, "
                  "tokens/s, MFU, bubble, memory; --search"),
     "bench": ("perfmodel.cli.bench", "run the microbenchmarks (CUDA GPU or --backend cpu) and "
@@ -76,6 +78,10 @@ EXAMPLES: dict[str, tuple[str, str]] = {
               "--output-len 128",
               "perfmodel infer llama-3-70b --system dgx-h100 --tp 8 --engine vllm --batch max "
               "--input-len 1024 --output-len 512"),
+    "serve": ("perfmodel serve llama-3-8b --hw h100 --engine vllm --rate 8 --requests 2000 "
+              "--input-len 1024 --output-len 256 --slo-ttft 0.5 --slo-tpot 0.05",
+              "perfmodel serve llama-3-70b --system dgx-h100 --tp 8 --rate 12 --input-len "
+              "lognormal:1024,0.6 --replicas 2 --router least-loaded --plot timeline.png"),
     "parallel": ("perfmodel parallel llama-2-7b --system dgx-a100 --gpus 8 --tp 2 --pp 2 "
                  "--global-batch 64",
                  "perfmodel parallel llama-2-13b --system dgx-h100 --gpus 16 --global-batch 256 "

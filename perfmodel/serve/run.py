@@ -98,6 +98,13 @@ def serve(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame, *,
     sc = scheduler or Scheduler(chunked_prefill=chunk > 0,
                                 max_batched_tokens=chunk if chunk > 0 else DEFAULT_BUDGET)
     blocks, pool = kv_pool(setup, sc.block_size, sc.max_batched_tokens)
+    if blocks == 0:
+        raise PlanError(f"{graph.name} does not fit on {plan.devices} x {device.name} under "
+                        f"{setup.engine.display_name}: weights {pool['weights_bytes'] / 1e9:.1f}"
+                        f" GB, overhead and workspace leave no KV cache in "
+                        f"{pool['usable_bytes'] / 1e9:.1f} GB usable per GPU",
+                        "add GPUs (--tp), a narrower --dtype, or a smaller "
+                        "--max-batched-tokens")
     lengths = tuple(int(x) for x in np.unique(reqs["input_len"])[:64])
     longest = int((reqs["input_len"] + reqs["output_len"]).max())
     cost = iteration_cost(setup, max_tokens=sc.max_batched_tokens, lengths=lengths,

@@ -36,6 +36,9 @@ FILES: dict[str, bytes] = {
     "existing.png": b"mine",
     "existing.yaml": b"mine: true\n",
     "nccl.txt": b"nothing nccl-tests wrote\n",
+    "trace_zero.csv": b"arrival_s,input_len,output_len\n0.1,0,10\n",
+    "trace_cols.csv": b"when,prompt\n1,2\n",
+    "existing.csv": b"mine\n",
 }
 
 R = ("roofline", "resnet50", "--hw", "a100")
@@ -290,6 +293,39 @@ CASES += [
     ((*N, "--engine", "{tmp}/empty.yaml"), "mapping"),
     ((*N, "--engine", "{tmp}/model_notamodel.yaml"), "foo"),
     (("infer", "--show-engine", "nosuch"), "unknown engine"),
+]
+SV = ("serve", "llama-2-7b", "--hw", "h100", "--requests", "20")
+CASES += [
+    (("serve", "llama-9b", "--hw", "h100"), "unknown model"),
+    (("serve", "llama-2-7b"), "one of the arguments --hw --system is required"),
+    (("serve", "resnet50", "--hw", "h100"), "not a language model"),
+    ((*SV, "--rate", "0"), "rate"),
+    ((*SV, "--rate", "-2"), "rate"),
+    ((*SV, "--rate", "nan"), "rate"),
+    ((*SV[:-1], "0"), "requests"),
+    ((*SV, "--input-len", "0"), "input"),
+    ((*SV, "--input-len", "lognormal:abc"), "not numbers"),
+    ((*SV, "--output-len", "zipf:1.1"), "unknown distribution"),
+    ((*SV, "--arrival", "weibull"), "arrival process"),
+    ((*SV, "--arrival", "gamma:0"), "CV"),
+    ((*SV, "--replicas", "0"), "replicas"),
+    ((*SV, "--router", "random"), "invalid choice"),
+    ((*SV, "--scheduler", "fifo"), "invalid choice"),
+    ((*SV, "--max-num-seqs", "0"), "max_num_seqs"),
+    ((*SV, "--block-size", "0"), "block_size"),
+    ((*SV, "--prefix-hit", "1.0"), "prefix"),
+    ((*SV, "--tp", "3"), "tensor parallel"),
+    ((*SV, "--engine", "nosuch"), "unknown engine"),
+    ((*SV, "--input-len", "4000", "--output-len", "500"), "context"),
+    ((*SV, "--input-len", "3000", "--max-batched-tokens", "2048", "--no-chunked-prefill"),
+     "token budget"),
+    ((*SV, "--trace", "{tmp}/nosuch.csv"), "not found"),
+    ((*SV, "--trace", "{tmp}/binary.csv"), "binary.csv"),
+    ((*SV, "--trace", "{tmp}/trace_zero.csv"), "zero"),
+    ((*SV, "--trace", "{tmp}/trace_cols.csv"), "missing column"),
+    ((*SV, "--requests-out", "{tmp}/existing.csv"), "exists"),
+    ((*SV, "--plot", "{tmp}/existing.png"), "exists"),
+    (("serve", "llama-2-70b", "--hw", "t4", "--requests", "5"), "fit"),
 ]
 # messages that once misled (issue "Trust"): each names the real problem
 CASES += [
