@@ -7,6 +7,11 @@
    Timed in-process, from setup (pricing the iteration model) to the summary, beside the
    same setup alone, so the simulation's own cost shows.
 2. The same run as a whole process beside ``python -c "import perfmodel"``.
+3. ``--search`` over 72 deployments (vLLM and SGLang, tp 2 / 4 / 8, 64 / 128 / 256
+   sequences, token budgets 2,048 / 8,192, chunked prefill or not), each with the fewest
+   replicas meeting p99 TTFT 0.5 s and TPOT 0.05 s at 40 requests/s (1,000 requests): target
+   at least 200 configurations (deployment x replica count simulated) in under 60 s, two
+   worker processes.
 """
 
 from __future__ import annotations
@@ -51,6 +56,18 @@ def main() -> None:
            "--output-len", "256"]
     proc, base = wall(cmd), wall([sys.executable, "-c", "import perfmodel"])
     print(f"as a process: {proc:.2f} s (bare import {base:.3f} s)")
+    from perfmodel.inference_api import serve_search
+    t = time.perf_counter()
+    df = serve_search(g, dev, rate=40.0, requests_n=1000, input_len=1024, output_len=256,
+                      slo_ttft=0.5, slo_tpot=0.05, engines=("vllm", "sglang"), tps=(2, 4, 8),
+                      workers=2)
+    took = time.perf_counter() - t
+    sims = int(df["simulations"].sum())
+    best = df.iloc[0]
+    print(f"search: {len(df)} deployments, {sims} configurations simulated in {took:.1f} s; "
+          f"target >= 200 in < 60 s: " + ("met" if sims >= 200 and took < 60 else "MISSED"))
+    print(f"  cheapest: {best['engine']} tp {best['tp']} x {int(best['replicas'])} replicas = "
+          f"{int(best['gpus'])} GPUs, {best['gpu_hours_per_m_tokens']:.2f} GPU-h per M tokens")
 
 
 if __name__ == "__main__":

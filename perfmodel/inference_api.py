@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from perfmodel.errors import PlanError, ShapeError, UnknownNameError, did_you_mean
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.shape import ModelShape
@@ -28,13 +30,15 @@ from perfmodel.inference.run import infer as infer_run
 from perfmodel.serve.requests import read_trace, requests
 from perfmodel.serve.run import ServeResult
 from perfmodel.serve.run import serve as serve_run
+from perfmodel.serve.search import Space
+from perfmodel.serve.search import search as search_run
 from perfmodel.serve.simulate import Scheduler
 from perfmodel.workload.build import check_context, model_context
 from perfmodel.workload.job import check_positive
 from perfmodel.workload.plan import ParallelPlan
 from perfmodel.zoo.registry import load_model, trace_options
 
-__all__ = ["infer", "serve", "resolve_split", "default_input_len"]
+__all__ = ["infer", "serve", "serve_search", "resolve_split", "default_input_len"]
 
 Model = str | Path | ModelShape | ModelGraph
 
@@ -207,3 +211,33 @@ def serve(model: Model, hw: str | Path | DeviceSpec | None = None, *,
                      plan=ParallelPlan(tensor_parallel=tp, pipeline_parallel=pp),
                      system=sys_spec, dtype=dtype, kv_dtype=kv_dtype, scheduler=sc,
                      replicas=replicas, router=router, slo_ttft=slo_ttft, slo_tpot=slo_tpot)
+
+
+def serve_search(model: Model, hw: str | Path | DeviceSpec | None = None, *,
+                 system: str | Path | SystemSpec | None = None, rate: float = 1.0,
+                 requests_n: int = 1000, input_len: str | int = 1024,
+                 output_len: str | int = 256, arrival: str = "poisson", seed: int = 0,
+                 trace: str | Path | None = None, slo_ttft: float = 0.5,
+                 slo_tpot: float = 0.05, percentile: float = 99.0,
+                 engines: tuple[str, ...] = ("vllm",), tps: tuple[int, ...] = (1, 2, 4, 8),
+                 max_num_seqs: tuple[int, ...] = (64, 128, 256),
+                 budgets: tuple[int, ...] = (2048, 8192),
+                 chunked: tuple[bool, ...] = (False, True), max_replicas: int = 64,
+                 dtype: str | None = None, workers: int = 1, top: int | None = None
+                 ) -> pd.DataFrame:
+    """The cheapest deployments meeting ``slo_ttft`` / ``slo_tpot`` (at ``percentile``) for
+    traffic at ``rate`` (perfmodel.serve.search), ranked: GPUs, then GPU-hours per million
+    output tokens."""
+    device, sys_spec = _where(hw, system)
+    reqs = read_trace(trace) if trace is not None else requests(
+        requests_n, rate, input_len, output_len, seed=seed, process=arrival)
+    if trace is not None:
+        span = float(reqs["arrival_s"].max() - reqs["arrival_s"].min())
+        rate = len(reqs) / span if span > 0 else float(len(reqs))
+    for e in engines:
+        load_engine(e)  # an unknown engine is an error, not a row
+    space = Space(tuple(engines), tuple(tps), tuple(max_num_seqs), tuple(budgets),
+                  tuple(chunked), max_replicas)
+    return search_run(_graph(model, 1, None), device, reqs, rate=rate, slo_ttft=slo_ttft,
+                      slo_tpot=slo_tpot, space=space, system=sys_spec,
+                      percentile=percentile, dtype=dtype, workers=workers, top=top)

@@ -10,8 +10,9 @@ import math
 import pandas as pd
 
 from perfmodel.cli.output import announce, emit_frame, to_json
+from perfmodel.errors import PerfModelError
 from perfmodel.inference.engine import SPLITS
-from perfmodel.inference_api import serve
+from perfmodel.inference_api import serve, serve_search
 from perfmodel.serve.simulate import POLICIES, ROUTERS
 from perfmodel.units import format_si
 
@@ -75,9 +76,74 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="timeline (batch, queue, KV occupancy) and latency CDFs")
     p.add_argument("--force", action="store_true", help="overwrite --plot / --requests-out")
+    s = p.add_argument_group("search (--search): the cheapest deployment meeting the SLOs "
+                             "at --rate")
+    s.add_argument("--search", action="store_true",
+                   help="rank deployments (engine, tp, batch, token budget, chunked prefill, "
+                        "replicas) by GPUs, then GPU-hours per million output tokens")
+    s.add_argument("--search-engines", default="vllm", help="engines to try (comma list)")
+    s.add_argument("--search-tp", default="1,2,4,8", help="tensor-parallel sizes to try")
+    s.add_argument("--search-max-num-seqs", default="64,128,256",
+                   help="max sequences per replica to try")
+    s.add_argument("--search-budgets", default="2048,8192",
+                   help="tokens per iteration to try")
+    s.add_argument("--percentile", type=float, default=99.0,
+                   help="the latency percentile the SLOs hold at (50 to 100)")
+    s.add_argument("--max-replicas", type=int, default=64,
+                   help="most replicas a deployment may use")
+    s.add_argument("--workers", type=int, default=1,
+                   help="processes evaluating deployments in parallel")
+    s.add_argument("--top", type=int, default=10, help="deployments listed (table format)")
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise PerfModelError(f"{flag} {text!r}: not a comma list of whole numbers",
+                             f"e.g. {flag} 1,2,4,8") from None
+    if not vals:
+        raise PerfModelError(f"{flag} is empty", f"e.g. {flag} 1,2,4,8")
+    return vals
+
+
+def _search(args: argparse.Namespace) -> str:
+    if args.slo_ttft is None or args.slo_tpot is None:
+        raise PerfModelError("--search needs the SLOs it must meet",
+                             "pass --slo-ttft SECONDS and --slo-tpot SECONDS")
+    df = serve_search(args.model, args.hw, system=args.system, rate=args.rate,
+                      requests_n=args.requests, input_len=args.input_len,
+                      output_len=args.output_len, arrival=args.arrival, seed=args.seed,
+                      trace=args.trace, slo_ttft=args.slo_ttft, slo_tpot=args.slo_tpot,
+                      percentile=args.percentile,
+                      engines=tuple(e.strip() for e in args.search_engines.split(",")
+                                    if e.strip()),
+                      tps=_ints(args.search_tp, "--search-tp"),
+                      max_num_seqs=_ints(args.search_max_num_seqs, "--search-max-num-seqs"),
+                      budgets=_ints(args.search_budgets, "--search-budgets"),
+                      max_replicas=args.max_replicas, dtype=args.dtype,
+                      workers=args.workers)
+    if args.format == "json":
+        return to_json({"deployments": df.astype(object).where(df.notna(), None)
+                        .to_dict(orient="records")})
+    if args.format == "csv":
+        return emit_frame(df, "csv")
+    met = df[df["meets"]]
+    head = (f"{len(df)} deployments of {args.model} searched for {args.rate:g} requests/s "
+            f"with p{args.percentile:g} TTFT <= {args.slo_ttft:g} s and TPOT <= "
+            f"{args.slo_tpot:g} s; {len(met)} meet them")
+    if met.empty:
+        return "\n".join([head, "", "none meets the SLOs: " + "; ".join(
+            sorted(set(df["note"].astype(str))))[:400]])
+    shown = met.head(args.top)[["engine", "tp", "replicas", "gpus", "max_num_seqs",
+                                "max_batched_tokens", "chunked_prefill", "ttft_p_s",
+                                "tpot_p_s", "gpu_hours_per_m_tokens"]]
+    return "\n".join([head, "", emit_frame(shown, "table")])
 
 
 def handle(args: argparse.Namespace) -> str:
+    if args.search:
+        return _search(args)
     from perfmodel.files import check_writable
     if args.requests_out:
         check_writable(args.requests_out, args.force, (".csv",))
