@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers and editors
     from perfmodel.graph import GraphBuilder, ModelGraph, ModelShape, Op, OpCost, OpKind, TensorSpec
     from perfmodel.hardware import DeviceSpec, list_devices, load_device
     from perfmodel.hardware.system import SystemSpec, list_systems, load_system
-    from perfmodel.inference_api import infer, serve
+    from perfmodel.inference_api import infer, serve, serve_search
     from perfmodel.parallel.search import search_plans
     from perfmodel.parallel.step import predict_step
     from perfmodel.sim.collective_sweep import collective_sweep, compare_algorithms
@@ -76,6 +76,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("collective_sweep", "compare_algorithms"), "perfmodel.sim.collective_sweep"),
     "predict_step": "perfmodel.parallel.step",
     "infer": "perfmodel.inference_api", "serve": "perfmodel.inference_api",
+    "serve_search": "perfmodel.inference_api",
     "search_plans": "perfmodel.parallel.search",
     "read_nccl_tests": "perfmodel.bench.nccl_tests",
     **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
@@ -98,7 +99,7 @@ __all__ = [
     "list_systems", "load_architectures", "load_device",
     "load_model", "load_system", "memory_report", "model_table", "models", "predict",
     "predict_collective",
-    "predict_step", "read_nccl_tests", "roofline", "search_plans", "serve",
+    "predict_step", "read_nccl_tests", "roofline", "search_plans", "serve", "serve_search",
 ]
 
 

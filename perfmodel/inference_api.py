@@ -28,7 +28,7 @@ from perfmodel.inference.engine import SPLITS, EngineProfile, load_engine
 from perfmodel.inference.run import InferencePrediction, Speculation
 from perfmodel.inference.run import infer as infer_run
 from perfmodel.serve.requests import read_trace, requests
-from perfmodel.serve.run import ServeResult
+from perfmodel.serve.run import ServeResult, parse_pools, serve_disaggregated
 from perfmodel.serve.run import serve as serve_run
 from perfmodel.serve.search import Space
 from perfmodel.serve.search import search as search_run
@@ -182,13 +182,16 @@ def serve(model: Model, hw: str | Path | DeviceSpec | None = None, *,
           max_batched_tokens: int | None = None, chunked_prefill: bool | None = None,
           block_size: int = 16, prefix_hit: float = 0.0, dtype: str | None = None,
           kv_dtype: str | None = None, slo_ttft: float | None = None,
-          slo_tpot: float | None = None, allow_long_context: bool = False) -> ServeResult:
+          slo_tpot: float | None = None, allow_long_context: bool = False,
+          disaggregate: str | None = None) -> ServeResult:
     """Simulate serving ``model`` under load (perfmodel.serve): ``requests_n`` requests at
     ``rate`` per second (``arrival`` poisson or gamma:CV; lengths fixed or
     ``lognormal:MEAN,SIGMA`` / ``uniform:LO,HI`` / ``exponential:MEAN``; or a ``trace``
     CSV), on ``replicas`` copies of a tp x pp group of ``hw`` (or the ``system``'s device),
     through ``engine``; the scheduler's settings default to the engine's (chunked prefill
     where its profile chunks, that chunk as the token budget, else 8,192 tokens).
+    ``disaggregate`` (``prefill=2x8,decode=1x16``) serves prompts and generation on
+    separate pools, moving each KV cache between them (perfmodel.serve.run).
     Returns the ServeResult (``.summary``, ``.requests``, ``.iterations``, ``.frames()``)."""
     device, sys_spec = _where(hw, system)
     eng = engine if isinstance(engine, EngineProfile) else load_engine(engine)
@@ -207,6 +210,14 @@ def serve(model: Model, hw: str | Path | DeviceSpec | None = None, *,
     budget = max_batched_tokens or (chunk if chunk > 0 else 8192)
     sc = Scheduler(policy=policy, max_num_seqs=max_num_seqs, max_batched_tokens=budget,
                    chunked_prefill=chunked, block_size=block_size, prefix_hit=prefix_hit)
+    if disaggregate is not None:
+        if replicas != 1 or tp != 1 or pp != 1 or gpus is not None:
+            raise PlanError("--disaggregate sizes both pools itself",
+                            "drop --replicas / --tp / --pp / --gpus, or --disaggregate")
+        return serve_disaggregated(graph, device, reqs, parse_pools(disaggregate),
+                                   engine=eng, system=sys_spec, dtype=dtype,
+                                   kv_dtype=kv_dtype, scheduler=sc, slo_ttft=slo_ttft,
+                                   slo_tpot=slo_tpot)
     return serve_run(graph, device, reqs, engine=eng,
                      plan=ParallelPlan(tensor_parallel=tp, pipeline_parallel=pp),
                      system=sys_spec, dtype=dtype, kv_dtype=kv_dtype, scheduler=sc,

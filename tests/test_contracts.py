@@ -29,7 +29,7 @@ PUBLIC |= {"load_architectures", "leave_one_device_out"}
 # models users bring: torch modules and ONNX files
 PUBLIC |= {"from_torch", "load_onnx"}
 # inference end to end through an engine (names resolved at the API edge)
-PUBLIC |= {"infer", "serve"}
+PUBLIC |= {"infer", "serve", "serve_search"}
 
 # docs/architecture.md "Layers": each package may import only from those listed for it.
 # errors, units and files sit under everything. Differences from the first DESIGN.md

@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     chunk.add_argument("--no-chunked-prefill", dest="chunked_prefill", action="store_false",
                        help="whole prompts, prefill-first (vLLM V0); default: the engine's")
     p.add_argument("--block-size", type=int, default=16, help="KV cache block in tokens")
+    p.add_argument("--disaggregate", default=None, metavar="prefill=NxTP,decode=NxTP",
+                   help="separate prefill and decode pools (Splitwise / DistServe), each KV "
+                        "cache moved between them over the system's links")
     p.add_argument("--prefix-hit", type=float, default=0.0,
                    help="share of each prompt found in the prefix cache, in [0, 1)")
     p.add_argument("--dtype", default=None, help="precision (fp16, bf16, fp8, int8, int4)")
@@ -159,7 +162,7 @@ def handle(args: argparse.Namespace) -> str:
                 chunked_prefill=args.chunked_prefill, block_size=args.block_size,
                 prefix_hit=args.prefix_hit, dtype=args.dtype, kv_dtype=args.kv_dtype,
                 slo_ttft=args.slo_ttft, slo_tpot=args.slo_tpot,
-                allow_long_context=args.allow_long_context)
+                allow_long_context=args.allow_long_context, disaggregate=args.disaggregate)
     if args.requests_out:
         res.requests.to_csv(args.requests_out, index=False)
         announce(args.requests_out)
@@ -184,8 +187,10 @@ def _s(v: float) -> str:
 def _table(s: dict, a: dict) -> str:
     where = f"{s['gpus']} x {s['device']}" + (f" ({s['system']})" if s["system"] else "")
     sc = a["scheduler"]
-    lines = [f"{s['model']} served on {where}: {s['replicas']} replica(s) of tp {s['tp']} x "
-             f"pp {s['pp']}, {a['engine']['engine']}, {sc['policy']} batching"
+    shape = (a["disaggregation"] if "disaggregation" in a else
+             f"{s['replicas']} replica(s) of tp {s['tp']} x pp {s['pp']}")
+    lines = [f"{s['model']} served on {where}: {shape}, {a['engine']['engine']}, "
+             f"{sc['policy']} batching"
              + (", chunked prefill" if sc["chunked_prefill"] else "")
              + f", router {a['router']}", "",
              f"{s['requests']:,} requests over {_s(s['duration_s'])}", "",

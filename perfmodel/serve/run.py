@@ -22,7 +22,8 @@ from perfmodel.serve.simulate import Scheduler, Simulation, simulate, summary
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan
 
-__all__ = ["serve", "ServeResult", "kv_pool", "DEFAULT_BUDGET"]
+__all__ = ["serve", "ServeResult", "kv_pool", "DEFAULT_BUDGET", "serve_disaggregated",
+           "Pools", "parse_pools"]
 
 # Tokens per iteration when the engine does not chunk prompts: vLLM V0's
 # max_num_batched_tokens default is max(max_model_len, 2048); 8192 covers the prompts of
@@ -135,3 +136,142 @@ def serve(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame, *,
         "engine": setup.engine.describe(),
     }
     return ServeResult(summ, sim.requests, sim.iterations, assumptions, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Disaggregated serving: ``prefill`` instances of ``prefill_tp`` GPUs and ``decode``
+    instances of ``decode_tp`` GPUs."""
+
+    prefill: int
+    prefill_tp: int
+    decode: int
+    decode_tp: int
+
+    @property
+    def gpus(self) -> int:
+        return self.prefill * self.prefill_tp + self.decode * self.decode_tp
+
+
+def parse_pools(text: str) -> Pools:
+    """``prefill=2x8,decode=1x16`` (instances x GPUs each)."""
+    parts = dict(p.split("=", 1) for p in str(text).split(",") if "=" in p)
+    try:
+        (pn, pt), (dn, dt) = (tuple(int(v) for v in parts[k].lower().split("x"))
+                              for k in ("prefill", "decode"))
+    except (KeyError, ValueError):
+        raise PlanError(f"--disaggregate {text!r}: not prefill=NxTP,decode=NxTP",
+                        "e.g. --disaggregate prefill=2x8,decode=1x16") from None
+    for v in (pn, pt, dn, dt):
+        if v < 1 or v > 1 << 16:
+            raise PlanError(f"--disaggregate {text!r}: sizes must be 1 or more",
+                            "e.g. --disaggregate prefill=2x8,decode=1x16")
+    return Pools(pn, pt, dn, dt)
+
+
+def _transfer_s(system: SystemSpec | None, pools: Pools, nbytes: np.ndarray) -> np.ndarray:
+    """Seconds to move each request's KV cache from its prefill to its decode instance:
+    sent in parallel over min(prefill tp, decode tp) GPU pairs, within a node's fabric when
+    both pools fit in one node, else over the network (perfmodel.analytic.network,
+    send_recv; transfers of different requests are taken not to contend)."""
+    from perfmodel.analytic.network import predict_collective
+    if system is None:
+        raise PlanError("disaggregated serving moves KV caches between instances, and "
+                        "needs a system for its links", "pass --system NAME")
+    lanes = min(pools.prefill_tp, pools.decode_tp)
+    one_node = pools.gpus <= system.devices_per_node
+    n, per = (1, 2) if one_node else (2, 1)
+    sizes = np.maximum(nbytes / lanes, 1.0)
+    t = predict_collective(system, "send_recv", sizes, nodes=n, per_node=per)
+    return t.table["time_us"].to_numpy(float) * 1e-6
+
+
+def serve_disaggregated(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame,
+                        pools: Pools, *, engine: EngineProfile | str = "vllm",
+                        system: SystemSpec | None = None, dtype: str | None = None,
+                        kv_dtype: str | None = None, scheduler: Scheduler | None = None,
+                        slo_ttft: float | None = None, slo_tpot: float | None = None
+                        ) -> ServeResult:
+    """Splitwise / DistServe-style serving (Patel et al., ISCA 2024; Zhong et al., OSDI
+    2024): prompts run on the prefill pool (each request leaves it with its first token),
+    its KV cache moves to a decode instance over the system's links, and the decode pool
+    generates the rest. Two simulations in turn; both pools route least-loaded."""
+    if not graph.meta.get("is_llm", False):
+        raise PlanError(f"{graph.name} is not a language model", "serving simulates LLMs")
+    sp, note = prepare(graph, device, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
+                       plan=ParallelPlan(tensor_parallel=pools.prefill_tp), system=system)
+    sd, _ = prepare(graph, device, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
+                    plan=ParallelPlan(tensor_parallel=pools.decode_tp), system=system)
+    system = sp.system or sd.system or system
+    chunk = sp.engine.chunked_prefill_tokens
+    sc = scheduler or Scheduler(chunked_prefill=chunk > 0,
+                                max_batched_tokens=chunk if chunk > 0 else DEFAULT_BUDGET)
+    longest = int((reqs["input_len"] + reqs["output_len"]).max())
+    lengths = tuple(int(x) for x in np.unique(reqs["input_len"])[:64])
+    cp = iteration_cost(sp, max_tokens=sc.max_batched_tokens, lengths=lengths,
+                        context=max(longest, 2), max_seqs=sc.max_num_seqs)
+    cd = iteration_cost(sd, max_tokens=sc.max_batched_tokens, lengths=lengths,
+                        context=max(longest, 2), max_seqs=sc.max_num_seqs)
+    bp, pool_p = kv_pool(sp, sc.block_size, sc.max_batched_tokens)
+    bd, pool_d = kv_pool(sd, sc.block_size, sc.max_batched_tokens)
+    first = simulate(reqs.assign(output_len=1), cp, sc, bp, replicas=pools.prefill,
+                     router="least-loaded")
+    r1 = first.requests
+    kv_bytes = pool_p["kv_bytes_per_token"] * pools.prefill_tp * (reqs["input_len"] + 1)
+    move = _transfer_s(system, pools, kv_bytes.to_numpy(float))
+    more = reqs["output_len"].to_numpy() > 1
+    second = reqs[more].assign(arrival_s=(r1["finish_s"].to_numpy() + move)[more],
+                               input_len=reqs["input_len"][more] + 1,
+                               output_len=reqs["output_len"][more] - 1)
+    order = np.argsort(second["arrival_s"].to_numpy(), kind="stable")
+    second = second.iloc[order].reset_index(drop=True)
+    dsc = Scheduler(max_num_seqs=sc.max_num_seqs, max_batched_tokens=sc.max_batched_tokens,
+                    chunked_prefill=True, block_size=sc.block_size)
+    out = simulate(second, cd, dsc, bd, replicas=pools.decode, router="least-loaded",
+                   cached=second["input_len"].to_numpy())
+    r2 = out.requests.set_index("request_id")
+    table = r1[["request_id", "arrival_s", "input_len", "queue_s", "ttft_s"]].copy()
+    table["output_len"] = reqs["output_len"].to_numpy()
+    table["transfer_s"] = move
+    table["finish_s"] = r2["finish_s"].reindex(table["request_id"]).fillna(
+        pd.Series(r1["finish_s"].to_numpy(), index=table["request_id"])).to_numpy()
+    table["e2e_s"] = table["finish_s"] - table["arrival_s"]
+    first_tok = r1["finish_s"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["tpot_s"] = np.where(table["output_len"] > 1, (table["finish_s"] - first_tok)
+                                   / (table["output_len"] - 1), np.nan)
+    table["preemptions"] = 0
+    iters = pd.concat([first.iterations.assign(pool="prefill"),
+                       out.iterations.assign(pool="decode",
+                                             replica=out.iterations["replica"]
+                                             + pools.prefill)], ignore_index=True)
+    sim = Simulation(table, iters, bd, sc.block_size)
+    summ = {"model": graph.name, "device": device.name,
+            "system": system.name if system else None, "engine": sp.engine.name,
+            "replicas": pools.prefill + pools.decode, "gpus": pools.gpus,
+            "tp": f"{pools.prefill_tp}/{pools.decode_tp}", "pp": 1,
+            **summary(sim, slo_ttft, slo_tpot), "kv_blocks": bd,
+            "kv_tokens": bd * sc.block_size,
+            "transfer_mean_s": float(np.mean(move)) if len(move) else 0.0}
+    summ["gpu_busy"] = float(iters["seconds"].sum()) / (summ["duration_s"] * summ["replicas"])
+    warnings = []
+    if summ["overloaded"]:
+        warnings.append("OVERLOADED: the queue grows over the run (prefill or decode pool)")
+    assumptions = {
+        "disaggregation": f"{pools.prefill} prefill instance(s) x tp {pools.prefill_tp}, "
+                          f"{pools.decode} decode instance(s) x tp {pools.decode_tp}; KV "
+                          "moved per request over min(tp) GPU pairs ("
+                          + ("the node's fabric" if pools.gpus <= (
+                              system.devices_per_node if system else 0) else "the network")
+                          + "), transfers not contending",
+        "scheduler": {"policy": sc.policy, "max_num_seqs": sc.max_num_seqs,
+                      "max_batched_tokens": sc.max_batched_tokens,
+                      "chunked_prefill": sc.chunked_prefill, "block_size": sc.block_size,
+                      "prefix_hit": sc.prefix_hit, "preemption": "recompute (LIFO)"},
+        "router": "least-loaded", "precision": note or f"{sp.act} throughout",
+        "kv_pool": pool_d,
+        "iteration": "perfmodel.inference.iteration (prefill pool: prompts only; decode "
+                     "pool: decode steps only)",
+        "engine": sp.engine.describe(),
+    }
+    return ServeResult(summ, table, iters, assumptions, tuple(warnings))

@@ -99,9 +99,13 @@ class Simulation:
 
 
 def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_blocks: int,
-             *, replicas: int = 1, router: str = "round-robin") -> Simulation:
+             *, replicas: int = 1, router: str = "round-robin",
+             cached: np.ndarray | None = None) -> Simulation:
     """Run the requests (``arrival_s``, ``input_len``, ``output_len``) through ``replicas``
-    replicas of ``kv_blocks`` KV blocks each, iterations priced by ``cost``."""
+    replicas of ``kv_blocks`` KV blocks each, iterations priced by ``cost``. ``cached``:
+    prompt tokens already in each request's KV cache when it arrives (default: the
+    scheduler's prefix-cache share); a request arriving with its whole prompt cached (a
+    disaggregated decode instance's) starts decoding without a prefill."""
     if router not in ROUTERS:
         raise UnknownNameError(f"unknown router {router!r}", did_you_mean(router, ROUTERS))
     check_positive("replicas", replicas, PlanError, "--replicas", 1 << 16)
@@ -121,7 +125,8 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
                         "raise --max-batched-tokens or pass --chunked-prefill")
     # per-request state as Python lists: the loop reads them one element at a time, where
     # lists are several times faster than numpy scalars
-    cached = np.floor(prompt * sc.prefix_hit).astype(np.int64).tolist()
+    cached = (np.floor(prompt * sc.prefix_hit).astype(np.int64) if cached is None
+              else np.minimum(np.asarray(cached, np.int64), prompt)).tolist()
     todo = (prompt - np.asarray(cached)).tolist()   # prompt tokens still to prefill
     prompt, out, arrival = prompt.tolist(), out.tolist(), arrival.tolist()
     done = [0] * n                   # prompt tokens prefilled
@@ -193,6 +198,7 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
                 c = int(min(todo[i] - done[i], budget))
                 chunks.append((i, c))
                 budget -= c
+        ready: list[int] = []  # admitted with the whole prompt cached: they decode now
         while rep.waiting and budget > 0 and len(rep.running) < sc.max_num_seqs:
             i = rep.waiting[0]
             left = int(todo[i] - done[i])
@@ -202,10 +208,15 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
                 break
             rep.waiting.popleft()
             c = min(left, budget)
-            chunks.append((i, c))
-            budget -= c
+            if c > 0:
+                chunks.append((i, c))
+                budget -= c
+            else:
+                ready.append(i)
         if not sc.chunked_prefill and not chunks:  # no prompt to run: a decode step
             decoding = _grow(rep, [i for i in rep.running if done[i] >= todo[i]])
+        elif ready:
+            decoding += [i for i in _grow(rep, ready) if i not in decoding]
         if not chunks and not decoding:
             return None, ()
         pairs = ctx = 0.0

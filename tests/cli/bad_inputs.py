@@ -326,6 +326,17 @@ CASES += [
     ((*SV, "--requests-out", "{tmp}/existing.csv"), "exists"),
     ((*SV, "--plot", "{tmp}/existing.png"), "exists"),
     (("serve", "llama-2-70b", "--hw", "t4", "--requests", "5"), "fit"),
+    ((*SV, "--disaggregate", "prefill=2"), "prefill=NxTP"),
+    ((*SV, "--disaggregate", "prefill=0x1,decode=1x1"), "1 or more"),
+    ((*SV, "--disaggregate", "prefill=1x1,decode=1x1", "--replicas", "2"), "pools"),
+    ((*SV, "--search"), "SLOs"),
+    ((*SV, "--search", "--slo-ttft", "0.5", "--slo-tpot", "0.05", "--search-tp", "a,b"),
+     "comma list"),
+    ((*SV, "--search", "--slo-ttft", "0", "--slo-tpot", "0.05"), "slo_ttft"),
+    ((*SV, "--search", "--slo-ttft", "0.5", "--slo-tpot", "0.05", "--workers", "0"),
+     "workers"),
+    ((*SV, "--search", "--slo-ttft", "0.5", "--slo-tpot", "0.05", "--search-engines",
+      "nosuch"), "unknown engine"),
 ]
 # messages that once misled (issue "Trust"): each names the real problem
 CASES += [

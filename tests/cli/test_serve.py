@@ -62,3 +62,21 @@ def test_trace_replicas_and_router(tmp_path, capsys):
     assert code == 0, err
     s = json.loads(out)["summary"]
     assert s["requests"] == 40 and s["replicas"] == 2 and s["gpus"] == 2
+
+
+def test_disaggregated_and_search_from_the_command_line(capsys):
+    code, out, err = run(capsys, "serve", "llama-2-7b", "--system", "dgx-h100",
+                         "--disaggregate", "prefill=1x1,decode=1x1", "--rate", "4",
+                         "--requests", "40", "--input-len", "256", "--output-len", "16",
+                         "--format", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["summary"]["gpus"] == 2 and d["summary"]["transfer_mean_s"] > 0
+    code, out, err = run(capsys, "serve", "llama-2-7b", "--hw", "h100", "--rate", "20",
+                         "--requests", "200", "--input-len", "256", "--output-len", "32",
+                         "--slo-ttft", "0.5", "--slo-tpot", "0.05", "--search",
+                         "--search-tp", "1,2", "--search-max-num-seqs", "64",
+                         "--search-budgets", "2048", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)["deployments"]
+    assert len(rows) == 4 and rows[0]["meets"] and rows[0]["gpus"] >= 1

@@ -164,3 +164,24 @@ def test_summary_goodput_counts_requests_within_both_slos():
     ok = ((sim.requests["ttft_s"] <= 0.15) & (sim.requests["tpot_s"] <= 0.2)).sum()
     assert s["goodput_requests_per_s"] == pytest.approx(ok / s["duration_s"])
     assert math.isclose(s["slo_attained"], ok / 50)
+
+
+def test_disaggregated_lone_request_is_prefill_then_transfer_then_decode(llama):
+    # prefill on one pool (its TTFT is infer's on that pool), the KV cache sent to the
+    # decode pool, then out - 1 decode steps there: end-to-end is the three in turn
+    from perfmodel.hardware.system import load_system
+    from perfmodel.serve.run import parse_pools, serve_disaggregated
+    h100 = pm.load_device("h100")
+    pools = parse_pools("prefill=1x2,decode=1x1")
+    reqs = requests(1, 1.0, 512, 33, seed=0)
+    res = serve_disaggregated(llama, h100, reqs, pools, system=load_system("dgx-h100"))
+    r = res.requests.iloc[0]
+    pre = infer(llama, h100, engine="vllm", batch=1, input_len=512, output_len=2,
+                plan=pm.ParallelPlan(tensor_parallel=2))
+    assert r["ttft_s"] == pytest.approx(pre.summary["ttft_s"], rel=1e-9)
+    dec = infer(llama, h100, engine="vllm", batch=1, input_len=512, output_len=33)
+    steps = dec.passes[dec.passes["pass"] == "decode"]["seconds"].sum()
+    assert r["transfer_s"] > 0
+    assert r["e2e_s"] == pytest.approx(r["ttft_s"] + r["transfer_s"] + steps, rel=1e-6)
+    with pytest.raises(PlanError, match="prefill=NxTP"):
+        parse_pools("prefill=2")
