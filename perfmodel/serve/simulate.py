@@ -255,7 +255,7 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
             batch = list(rep.running)
             kv = float(sum(tokens_of(i) for i in batch))
             return Iteration(decode_seqs=len(batch), decode_kv=kv), (tuple(batch), ())
-        take = []
+        take: list[int] = []
         while rep.waiting and len(take) < sc.max_num_seqs and admit(rep, rep.waiting[0]):
             take.append(rep.waiting.popleft())
         if not take:
