@@ -553,27 +553,17 @@ def infer(graph: ModelGraph, device: DeviceSpec, *, engine: EngineProfile | str 
     (``system_for`` picks a shipped one). ``chunk_tokens`` overrides the engine's prefill
     chunk; ``imbalance`` (>= 1) is the busiest expert-parallel rank's load over the mean.
     """
-    eng = load_engine(engine) if isinstance(engine, str) else engine
-    plan = plan or ParallelPlan()
-    if plan.devices > 1 and system is None:
-        system = system_for(device, plan.devices)
-    _check(graph, plan, system)
-    if not 1.0 <= float(imbalance) <= 64.0:
-        raise PlanError(f"expert load imbalance must be in [1, 64], got {imbalance}",
-                        "pass --imbalance 1.0 (balanced) to 2.0")
+    s, note = prepare(graph, device, engine=engine, dtype=dtype, kv_dtype=kv_dtype,
+                      plan=plan, system=system, imbalance=imbalance)
+    eng, plan, act, weight, kv = s.engine, s.plan, s.act, s.weight, s.kv
     if chunk_tokens is not None:
         check_positive("chunk_tokens", chunk_tokens, ShapeError, "--chunk-tokens")
     llm = bool(graph.meta.get("is_llm", False))
-    dt = dtype or device.default_dtype
-    act, weight, gemm, note = precision_path(dt, device, eng)
-    device.check_dtype(act)
-    kv = lookup_dtype(kv_dtype).name if kv_dtype else act
     out = int(output_len) if llm else 0
     length = input_len if input_len is not None else graph.default_seq  # prompt / encoder
     check_positive("input_len", length, ShapeError, "--input-len")
     if llm:
         check_positive("output_len", out, ShapeError, "--output-len")
-    s = _Setup(graph, device, system, eng, plan, act, weight, kv, gemm, float(imbalance))
     job = Job(phase="decode" if llm else "inference", batch=1,
               seq=length + out if llm else length, dtype=act,
               weight_dtype=weight, kv_dtype=kv)
@@ -730,6 +720,9 @@ def prepare(graph: ModelGraph, device: DeviceSpec, *, engine: EngineProfile | st
     if plan.devices > 1 and system is None:
         system = system_for(device, plan.devices)
     _check(graph, plan, system)
+    if not 1.0 <= float(imbalance) <= 64.0:
+        raise PlanError(f"expert load imbalance must be in [1, 64], got {imbalance}",
+                        "pass --imbalance 1.0 (balanced) to 2.0")
     act, weight, gemm, note = precision_path(dtype or device.default_dtype, device, eng)
     device.check_dtype(act)
     kv = lookup_dtype(kv_dtype).name if kv_dtype else act
