@@ -180,8 +180,9 @@ def serve(model: Model, hw: str | Path | DeviceSpec | None = None, *,
           split: str | None = None, replicas: int = 1, router: str = "round-robin",
           policy: str = "continuous", max_num_seqs: int = 256,
           max_batched_tokens: int | None = None, chunked_prefill: bool | None = None,
-          block_size: int = 16, prefix_hit: float = 0.0, dtype: str | None = None,
-          kv_dtype: str | None = None, slo_ttft: float | None = None,
+          block_size: int = 16, prefix_hit: float = 0.0, preemption: str = "recompute",
+          dtype: str | None = None, kv_dtype: str | None = None,
+          slo_ttft: float | None = None,
           slo_tpot: float | None = None, allow_long_context: bool = False,
           disaggregate: str | None = None) -> ServeResult:
     """Simulate serving ``model`` under load (perfmodel.serve): ``requests_n`` requests at
@@ -209,7 +210,8 @@ def serve(model: Model, hw: str | Path | DeviceSpec | None = None, *,
     chunked = chunk > 0 if chunked_prefill is None else chunked_prefill
     budget = max_batched_tokens or (chunk if chunk > 0 else 8192)
     sc = Scheduler(policy=policy, max_num_seqs=max_num_seqs, max_batched_tokens=budget,
-                   chunked_prefill=chunked, block_size=block_size, prefix_hit=prefix_hit)
+                   chunked_prefill=chunked, block_size=block_size, prefix_hit=prefix_hit,
+                   preemption=preemption)
     if disaggregate is not None:
         if replicas != 1 or tp != 1 or pp != 1 or gpus is not None:
             raise PlanError("--disaggregate sizes both pools itself",

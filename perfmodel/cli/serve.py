@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     chunk.add_argument("--no-chunked-prefill", dest="chunked_prefill", action="store_false",
                        help="whole prompts, prefill-first (vLLM V0); default: the engine's")
     p.add_argument("--block-size", type=int, default=16, help="KV cache block in tokens")
+    p.add_argument("--preemption", choices=("recompute", "swap"), default="recompute",
+                   help="when KV blocks run out: drop and recompute the latest sequence, or "
+                        "swap its KV cache to host memory over PCIe")
     p.add_argument("--disaggregate", default=None, metavar="prefill=NxTP,decode=NxTP",
                    help="separate prefill and decode pools (Splitwise / DistServe), each KV "
                         "cache moved between them over the system's links")
@@ -160,7 +163,8 @@ def handle(args: argparse.Namespace) -> str:
                 replicas=args.replicas, router=args.router, policy=args.scheduler,
                 max_num_seqs=args.max_num_seqs, max_batched_tokens=args.max_batched_tokens,
                 chunked_prefill=args.chunked_prefill, block_size=args.block_size,
-                prefix_hit=args.prefix_hit, dtype=args.dtype, kv_dtype=args.kv_dtype,
+                prefix_hit=args.prefix_hit, preemption=args.preemption, dtype=args.dtype,
+                kv_dtype=args.kv_dtype,
                 slo_ttft=args.slo_ttft, slo_tpot=args.slo_tpot,
                 allow_long_context=args.allow_long_context, disaggregate=args.disaggregate)
     if args.requests_out:

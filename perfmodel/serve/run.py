@@ -23,7 +23,22 @@ from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan
 
 __all__ = ["serve", "ServeResult", "kv_pool", "DEFAULT_BUDGET", "serve_disaggregated",
-           "Pools", "parse_pools"]
+           "Pools", "parse_pools", "pcie_bytes_per_s", "PCIE_LANE_GBPS"]
+
+# PCIe bandwidth per lane and direction, GB/s: 8, 16, 32 and 64 GT/s per lane with 128b/130b
+# encoding for generations 3-5 (PCI-SIG, PCI Express Base Specification 3.0 / 4.0 / 5.0) and
+# 242B/256B FLIT encoding at 64 GT/s for generation 6 (PCIe 6.0).
+PCIE_LANE_GBPS = {3: 8 * 128 / 130 / 8, 4: 16 * 128 / 130 / 8, 5: 32 * 128 / 130 / 8,
+                  6: 64 * 242 / 256 / 8}
+
+
+def pcie_bytes_per_s(device: DeviceSpec) -> float | None:
+    """The device's host link per direction (its spec's PCIe generation and lanes)."""
+    gen, lanes = device.extras.get("pcie_gen"), device.extras.get("pcie_lanes")
+    if not gen or not lanes or int(gen) not in PCIE_LANE_GBPS:
+        return None
+    return PCIE_LANE_GBPS[int(gen)] * float(lanes) * 1e9
+
 
 # Tokens per iteration when the engine does not chunk prompts: vLLM V0's
 # max_num_batched_tokens default is max(max_model_len, 2048); 8192 covers the prompts of
@@ -110,7 +125,17 @@ def serve(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame, *,
     longest = int((reqs["input_len"] + reqs["output_len"]).max())
     cost = iteration_cost(setup, max_tokens=sc.max_batched_tokens, lengths=lengths,
                           context=max(longest, 2), max_seqs=sc.max_num_seqs)
-    sim: Simulation = simulate(reqs, cost, sc, blocks, replicas=replicas, router=router)
+    swap = 0.0
+    if sc.preemption == "swap":
+        link = pcie_bytes_per_s(device)
+        if link is None:
+            raise PlanError(f"swapping KV to host memory needs {device.name}'s PCIe link, "
+                            "and its spec gives no pcie_gen / pcie_lanes",
+                            "use --preemption recompute, or add interconnect.pcie_gen and "
+                            "pcie_lanes to the spec")
+        swap = pool["kv_bytes_per_token"] / link
+    sim: Simulation = simulate(reqs, cost, sc, blocks, replicas=replicas, router=router,
+                               swap_s_per_token=swap)
     summ = {"model": graph.name, "device": device.name,
             "system": setup.system.name if setup.system else None,
             "engine": setup.engine.name, "replicas": replicas,
@@ -127,7 +152,9 @@ def serve(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame, *,
         "scheduler": {"policy": sc.policy, "max_num_seqs": sc.max_num_seqs,
                       "max_batched_tokens": sc.max_batched_tokens,
                       "chunked_prefill": sc.chunked_prefill, "block_size": sc.block_size,
-                      "prefix_hit": sc.prefix_hit, "preemption": "recompute (LIFO)"},
+                      "prefix_hit": sc.prefix_hit,
+                      "preemption": f"{sc.preemption} (LIFO)" + (
+                          f", {swap * 1e9:.3g} ns a token over PCIe" if swap else "")},
         "router": router, "precision": note or f"{setup.act} throughout",
         "kv_pool": {k: v for k, v in pool.items()},
         "iteration": "perfmodel.inference.iteration: non-attention kernels by token count, "
@@ -226,9 +253,11 @@ def serve_disaggregated(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFram
     order = np.argsort(second["arrival_s"].to_numpy(), kind="stable")
     second = second.iloc[order].reset_index(drop=True)
     dsc = Scheduler(max_num_seqs=sc.max_num_seqs, max_batched_tokens=sc.max_batched_tokens,
-                    chunked_prefill=True, block_size=sc.block_size)
+                    chunked_prefill=True, block_size=sc.block_size, preemption=sc.preemption)
+    link = pcie_bytes_per_s(device) if sc.preemption == "swap" else None
     out = simulate(second, cd, dsc, bd, replicas=pools.decode, router="least-loaded",
-                   cached=second["input_len"].to_numpy())
+                   cached=second["input_len"].to_numpy(),
+                   swap_s_per_token=pool_d["kv_bytes_per_token"] / link if link else 0.0)
     r2 = out.requests.set_index("request_id")
     table = r1[["request_id", "arrival_s", "input_len", "queue_s", "ttft_s"]].copy()
     table["output_len"] = reqs["output_len"].to_numpy()
@@ -267,7 +296,7 @@ def serve_disaggregated(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFram
         "scheduler": {"policy": sc.policy, "max_num_seqs": sc.max_num_seqs,
                       "max_batched_tokens": sc.max_batched_tokens,
                       "chunked_prefill": sc.chunked_prefill, "block_size": sc.block_size,
-                      "prefix_hit": sc.prefix_hit, "preemption": "recompute (LIFO)"},
+                      "prefix_hit": sc.prefix_hit, "preemption": f"{sc.preemption} (LIFO)"},
         "router": "least-loaded", "precision": note or f"{sp.act} throughout",
         "kv_pool": pool_d,
         "iteration": "perfmodel.inference.iteration (prefill pool: prompts only; decode "

@@ -18,8 +18,11 @@ Schedulers (``Scheduler.policy``):
 KV cache: paged (Kwon et al.): a sequence holds ceil(tokens / ``block_size``) blocks of the
 replica's KV pool (what the engine's share of memory leaves after weights, overhead and the
 workspace of a full token budget: the one memory model). When a decode step needs a block
-and none is free, the most recently admitted sequence is preempted by recompute (its blocks
-freed; it re-queues first and later prefills its prompt and the tokens it had generated).
+and none is free, the most recently admitted sequence is preempted (vLLM's policy): by
+``recompute`` (its blocks freed; it re-queues first and later prefills its prompt and the
+tokens it had generated) or by ``swap`` (its KV cache copied to host memory over PCIe and
+back when it is re-admitted, each copy stalling the iteration it happens in by its bytes
+over the link: ``swap_s_per_token``).
 A prefix-cache hit rate skips that share of each prompt's prefill (its KV is still held).
 
 Routers: ``round-robin``, ``least-loaded`` (fewest requests waiting or running),
@@ -45,6 +48,7 @@ __all__ = ["Scheduler", "simulate", "Simulation", "POLICIES", "ROUTERS", "overlo
            "summary"]
 
 POLICIES = ("continuous", "static")
+PREEMPTIONS = ("recompute", "swap")
 ROUTERS = ("round-robin", "least-loaded", "least-kv")
 
 
@@ -58,8 +62,12 @@ class Scheduler:
     chunked_prefill: bool = False
     block_size: int = 16
     prefix_hit: float = 0.0
+    preemption: str = "recompute"
 
     def __post_init__(self) -> None:
+        if self.preemption not in PREEMPTIONS:
+            raise UnknownNameError(f"unknown preemption {self.preemption!r}",
+                                   did_you_mean(self.preemption, PREEMPTIONS))
         if self.policy not in POLICIES:
             raise UnknownNameError(f"unknown scheduler {self.policy!r}",
                                    did_you_mean(self.policy, POLICIES))
@@ -100,7 +108,7 @@ class Simulation:
 
 def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_blocks: int,
              *, replicas: int = 1, router: str = "round-robin",
-             cached: np.ndarray | None = None) -> Simulation:
+             cached: np.ndarray | None = None, swap_s_per_token: float = 0.0) -> Simulation:
     """Run the requests (``arrival_s``, ``input_len``, ``output_len``) through ``replicas``
     replicas of ``kv_blocks`` KV blocks each, iterations priced by ``cost``. ``cached``:
     prompt tokens already in each request's KV cache when it arrives (default: the
@@ -137,6 +145,8 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
     finish = [math.nan] * n
     where = [-1] * n
     preempt = [0] * n
+    swapped = [False] * n
+    moved = [0]  # tokens of KV copied to or from host memory in the iteration being formed
     reps = [_Replica(kv_blocks) for _ in range(replicas)]
     rows: list[tuple] = []
     nxt, rr = 0, 0
@@ -161,11 +171,12 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
     def form(r: int, now: float) -> None:
         """Start replica r's next iteration at ``now``, if it has work."""
         rep = reps[r]
+        moved[0] = 0
         it, batch = _plan(rep, now)
         if it is None:
             rep.busy_until, rep.batch = math.inf, ()
             return
-        dt = cost.time(it)
+        dt = cost.time(it) + moved[0] * swap_s_per_token
         rep.busy_until, rep.batch = now + dt, batch
         rows.append((r, now, dt, it.decode_seqs, it.prefill_tokens, len(rep.running),
                      len(rep.waiting), rep.used))
@@ -208,6 +219,9 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
                 break
             rep.waiting.popleft()
             c = min(left, budget)
+            if swapped[i]:  # back from host memory: it decodes on
+                swapped[i] = False
+                moved[0] += prompt[i] + gen[i]
             if c > 0:
                 chunks.append((i, c))
                 budget -= c
@@ -239,8 +253,12 @@ def simulate(reqs: pd.DataFrame, cost: IterationCost, scheduler: Scheduler, kv_b
             victim = rep.running.pop()
             rep.used -= int(held[victim])
             held[victim] = 0
-            done[victim] = 0
-            todo[victim] = prompt[victim] - cached[victim] + gen[victim]
+            if sc.preemption == "swap" and done[victim] >= todo[victim]:
+                swapped[victim] = True  # its KV goes to host memory, progress kept
+                moved[0] += prompt[victim] + gen[victim]
+            else:
+                done[victim] = 0
+                todo[victim] = prompt[victim] - cached[victim] + gen[victim]
             preempt[victim] += 1
             rep.waiting.appendleft(victim)
             need = [i for i in need if i != victim]
@@ -349,15 +367,20 @@ def _request_table(reqs: pd.DataFrame, first: np.ndarray, sched: np.ndarray,
 
 
 def overloaded(requests: pd.DataFrame) -> bool:
-    """Does the queue grow over the run? The last quarter of the requests (by arrival)
-    waited over a second and over twice the end-to-end time of the first quarter: a
-    stable system's late arrivals wait about as long as its early ones."""
+    """Does the queue grow over the run? Either the last quarter of the requests (by
+    arrival) waited over a second and over twice the end-to-end time of the first quarter
+    (a stable system's late arrivals wait about as long as its early ones), or requests
+    were served at under half the rate they arrived (a burst far past capacity)."""
     r = requests.sort_values("arrival_s")
-    q = max(len(r) // 4, 1)
     if len(r) < 8:
         return False
+    q = len(r) // 4
     late = float(r["queue_s"].iloc[-q:].mean())
-    return late > 1.0 and late > 2.0 * float(r["e2e_s"].iloc[:q].mean())
+    if late > 1.0 and late > 2.0 * float(r["e2e_s"].iloc[:q].mean()):
+        return True
+    span = float(r["arrival_s"].iloc[-1] - r["arrival_s"].iloc[0])
+    served = float(r["finish_s"].max() - r["arrival_s"].iloc[0])
+    return span > 0 and served > 2.0 * span and late > 1.0
 
 
 def summary(sim: Simulation, slo_ttft: float | None = None,

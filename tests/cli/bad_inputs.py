@@ -327,6 +327,7 @@ CASES += [
     ((*SV, "--plot", "{tmp}/existing.png"), "exists"),
     (("serve", "llama-2-70b", "--hw", "t4", "--requests", "5"), "fit"),
     ((*SV, "--disaggregate", "prefill=2"), "prefill=NxTP"),
+    ((*SV, "--preemption", "kill"), "invalid choice"),
     ((*SV, "--disaggregate", "prefill=0x1,decode=1x1"), "1 or more"),
     ((*SV, "--disaggregate", "prefill=1x1,decode=1x1", "--replicas", "2"), "pools"),
     ((*SV, "--search"), "SLOs"),

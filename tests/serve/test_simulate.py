@@ -185,3 +185,24 @@ def test_disaggregated_lone_request_is_prefill_then_transfer_then_decode(llama):
     assert r["e2e_s"] == pytest.approx(r["ttft_s"] + r["transfer_s"] + steps, rel=1e-6)
     with pytest.raises(PlanError, match="prefill=NxTP"):
         parse_pools("prefill=2")
+
+
+def test_swap_preemption_keeps_progress_and_pays_the_copies():
+    # the recompute case above, by swap: the victim keeps its generated tokens (no second
+    # prefill) and each copy out and back stalls its iteration by tokens x seconds a token
+    reqs = pd.DataFrame({"request_id": [0, 1, 2], "arrival_s": [0.0, 0.0, 0.0],
+                         "input_len": [4, 4, 4], "output_len": [8, 8, 8]})
+    rec = simulate(reqs, FixedCost(0.01), Scheduler(block_size=4), kv_blocks=7)
+    swp = simulate(reqs, FixedCost(0.01), Scheduler(block_size=4, preemption="swap"),
+                   kv_blocks=7, swap_s_per_token=0.001)
+    assert swp.requests["preemptions"].sum() >= 1
+    assert (swp.iterations["prefill_tokens"] > 0).sum() == 1  # only the first prefill
+    assert (rec.iterations["prefill_tokens"] > 0).sum() > 1   # recompute prefills again
+    stalled = swp.iterations["seconds"] > 0.01 + 1e-12
+    assert stalled.any() and (swp.iterations.loc[stalled, "seconds"] - 0.01).min() >= 0.004
+
+
+def test_pcie_link_from_the_spec():
+    # H100 SXM: PCIe Gen5 x16 = 16 x 32 GT/s x 128/130 / 8 = 63.0 GB/s a direction
+    from perfmodel.serve.run import pcie_bytes_per_s
+    assert pcie_bytes_per_s(pm.load_device("h100")) == pytest.approx(16 * 32e9 * 128 / 130 / 8)
