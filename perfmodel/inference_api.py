@@ -15,8 +15,12 @@ turns names into records (``load_model`` from the zoo, ``load_device``, ``load_s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # serving is imported when used: perfmodel infer does not load it
+    import pandas as pd
+
+    from perfmodel.serve.run import ServeResult
 
 from perfmodel.errors import PlanError, ShapeError, UnknownNameError, did_you_mean
 from perfmodel.graph.model_graph import ModelGraph
@@ -27,12 +31,6 @@ from perfmodel.hardware.system import SystemSpec, load_system
 from perfmodel.inference.engine import SPLITS, EngineProfile, load_engine
 from perfmodel.inference.run import InferencePrediction, Speculation
 from perfmodel.inference.run import infer as infer_run
-from perfmodel.serve.requests import read_trace, requests
-from perfmodel.serve.run import ServeResult, parse_pools, serve_disaggregated
-from perfmodel.serve.run import serve as serve_run
-from perfmodel.serve.search import Space
-from perfmodel.serve.search import search as search_run
-from perfmodel.serve.simulate import Scheduler
 from perfmodel.workload.build import check_context, model_context
 from perfmodel.workload.job import check_positive
 from perfmodel.workload.plan import ParallelPlan
@@ -194,6 +192,10 @@ def serve(model: Model, hw: str | Path | DeviceSpec | None = None, *,
     ``disaggregate`` (``prefill=2x8,decode=1x16``) serves prompts and generation on
     separate pools, moving each KV cache between them (perfmodel.serve.run).
     Returns the ServeResult (``.summary``, ``.requests``, ``.iterations``, ``.frames()``)."""
+    from perfmodel.serve.requests import read_trace, requests
+    from perfmodel.serve.run import parse_pools, serve_disaggregated
+    from perfmodel.serve.run import serve as serve_run
+    from perfmodel.serve.simulate import Scheduler
     device, sys_spec = _where(hw, system)
     eng = engine if isinstance(engine, EngineProfile) else load_engine(engine)
     reqs = read_trace(trace) if trace is not None else requests(
@@ -241,6 +243,9 @@ def serve_search(model: Model, hw: str | Path | DeviceSpec | None = None, *,
     """The cheapest deployments meeting ``slo_ttft`` / ``slo_tpot`` (at ``percentile``) for
     traffic at ``rate`` (perfmodel.serve.search), ranked: GPUs, then GPU-hours per million
     output tokens."""
+    from perfmodel.serve.requests import read_trace, requests
+    from perfmodel.serve.search import Space
+    from perfmodel.serve.search import search as search_run
     device, sys_spec = _where(hw, system)
     reqs = read_trace(trace) if trace is not None else requests(
         requests_n, rate, input_len, output_len, seed=seed, process=arrival)
