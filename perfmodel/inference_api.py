@@ -238,11 +238,11 @@ def serve_search(model: Model, hw: str | Path | DeviceSpec | None = None, *,
                  max_num_seqs: tuple[int, ...] = (64, 128, 256),
                  budgets: tuple[int, ...] = (2048, 8192),
                  chunked: tuple[bool, ...] = (False, True), max_replicas: int = 64,
-                 dtype: str | None = None, workers: int = 1, top: int | None = None
-                 ) -> pd.DataFrame:
+                 disaggregate: bool = False, dtype: str | None = None, workers: int = 1,
+                 top: int | None = None) -> pd.DataFrame:
     """The cheapest deployments meeting ``slo_ttft`` / ``slo_tpot`` (at ``percentile``) for
     traffic at ``rate`` (perfmodel.serve.search), ranked: GPUs, then GPU-hours per million
-    output tokens."""
+    output tokens; ``disaggregate`` adds every prefill / decode pool split."""
     from perfmodel.serve.requests import read_trace, requests
     from perfmodel.serve.search import Space
     from perfmodel.serve.search import search as search_run
@@ -255,7 +255,7 @@ def serve_search(model: Model, hw: str | Path | DeviceSpec | None = None, *,
     for e in engines:
         load_engine(e)  # an unknown engine is an error, not a row
     space = Space(tuple(engines), tuple(tps), tuple(max_num_seqs), tuple(budgets),
-                  tuple(chunked), max_replicas)
+                  tuple(chunked), max_replicas, disaggregate)
     return search_run(_graph(model, 1, None), device, reqs, rate=rate, slo_ttft=slo_ttft,
                       slo_tpot=slo_tpot, space=space, system=sys_spec,
                       percentile=percentile, dtype=dtype, workers=workers, top=top)

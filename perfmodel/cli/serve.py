@@ -93,6 +93,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="max sequences per replica to try")
     s.add_argument("--search-budgets", default="2048,8192",
                    help="tokens per iteration to try")
+    s.add_argument("--search-disaggregate", action="store_true",
+                   help="also try separate prefill and decode pools (every tp pair)")
     s.add_argument("--percentile", type=float, default=99.0,
                    help="the latency percentile the SLOs hold at (50 to 100)")
     s.add_argument("--max-replicas", type=int, default=64,
@@ -127,7 +129,8 @@ def _search(args: argparse.Namespace) -> str:
                       tps=_ints(args.search_tp, "--search-tp"),
                       max_num_seqs=_ints(args.search_max_num_seqs, "--search-max-num-seqs"),
                       budgets=_ints(args.search_budgets, "--search-budgets"),
-                      max_replicas=args.max_replicas, dtype=args.dtype,
+                      max_replicas=args.max_replicas,
+                      disaggregate=args.search_disaggregate, dtype=args.dtype,
                       workers=args.workers)
     if args.format == "json":
         return to_json({"deployments": df.astype(object).where(df.notna(), None)
@@ -143,7 +146,7 @@ def _search(args: argparse.Namespace) -> str:
             sorted(set(df["note"].astype(str))))[:400]])
     shown = met.head(args.top)[["engine", "tp", "replicas", "gpus", "max_num_seqs",
                                 "max_batched_tokens", "chunked_prefill", "ttft_p_s",
-                                "tpot_p_s", "gpu_hours_per_m_tokens"]]
+                                "tpot_p_s", "gpu_hours_per_m_tokens", "note"]]
     return "\n".join([head, "", emit_frame(shown, "table")])
 
 

@@ -11,7 +11,11 @@ alike in distribution). A configuration meets its SLOs when the chosen percentil
 p99) of TTFT and of TPOT are within the targets and the replica keeps up (its queue does not
 grow over the run: perfmodel.serve.simulate.overloaded). Ranked by GPUs, then GPU-hours per
 million output tokens at the target rate; configurations are evaluated in parallel processes
-(``workers``), with a progress bar on a terminal.
+(``workers``), with a progress bar on a terminal. With ``disaggregate`` every prefill /
+decode split joins them (perfmodel.serve.run.serve_disaggregated's model): the fewest
+prefill instances meeting the TTFT SLO, then the fewest decode instances meeting the TPOT
+SLO on the stream of first tokens the prefill pool hands over (each round-robin, each found
+by bisection).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class Space:
     budgets: tuple[int, ...] = (2048, 8192)
     chunked: tuple[bool, ...] = (False, True)
     max_replicas: int = 64
+    disaggregate: bool = False
 
     def points(self) -> list[tuple[str, int, int, int, bool]]:
         return list(itertools.product(self.engines, self.tps, self.max_num_seqs,
@@ -152,6 +157,122 @@ def _models(graph: ModelGraph, device: DeviceSpec, system: SystemSpec | None,
     return out
 
 
+def _fewest(k_max: int, meets: Any) -> tuple[int | None, int]:
+    """The fewest k in 1..k_max with meets(k) true (monotone), by doubling then bisection;
+    (None, trials) if none."""
+    lo, hi, trials = 0, 1, 0
+    while hi <= k_max:
+        trials += 1
+        if meets(hi):
+            break
+        lo, hi = hi, hi * 2
+    else:
+        return None, trials
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        trials += 1
+        lo, hi = (lo, mid) if meets(mid) else (mid, hi)
+    return hi, trials
+
+
+def _disaggregated(job: _Job, engine: str, tp_p: int, tp_d: int,
+                   built_p: tuple[IterationCost, int] | str,
+                   built_d: tuple[IterationCost, int] | str, budget: int, seqs: int,
+                   transfer: np.ndarray) -> dict[str, Any]:
+    """The fewest prefill instances meeting the TTFT SLO (every P-th request each, behind
+    round-robin), then the fewest decode instances meeting the TPOT SLO on the stream the
+    prefill pool hands over (its first tokens, each KV cache ``transfer`` seconds later)."""
+    row: dict[str, Any] = {"engine": engine, "tp": f"{tp_p}/{tp_d}", "max_num_seqs": seqs,
+                           "max_batched_tokens": budget, "chunked_prefill": False,
+                           "replicas": None, "gpus": None, "meets": False,
+                           "ttft_p_s": np.nan, "tpot_p_s": np.nan, "rate_per_replica": np.nan,
+                           "gpu_hours_per_m_tokens": np.nan, "simulations": 0,
+                           "note": "disaggregated"}
+    if isinstance(built_p, str) or isinstance(built_d, str):
+        row["note"] = built_p if isinstance(built_p, str) else built_d
+        return row
+    q, reqs = job.percentile, job.reqs
+    if int(reqs["input_len"].max()) > budget:
+        row["note"] = "a prompt exceeds the token budget (prefill pool, whole prompts)"
+        return row
+    sc = Scheduler(max_num_seqs=seqs, max_batched_tokens=budget)
+    first = reqs.assign(output_len=1)
+    finish = np.zeros(len(reqs))
+
+    def prefill_ok(k: int) -> bool:
+        ttfts = []
+        for j in range(k):  # every instance: the decode pool needs all first tokens
+            sub = first.iloc[j::k]
+            sim = simulate(sub.reset_index(drop=True), built_p[0], sc, built_p[1])
+            finish[j::k] = sim.requests["finish_s"].to_numpy()
+            ttfts.append(sim.requests["ttft_s"].to_numpy())
+        ok = float(np.percentile(np.concatenate(ttfts), q)) <= job.slo_ttft
+        row["ttft_p_s"] = float(np.percentile(np.concatenate(ttfts), q))
+        return ok
+
+    p, t1 = _fewest(job.max_replicas, prefill_ok)
+    row["simulations"] += t1
+    if p is None:
+        row["note"] = f"prefill pool: TTFT not met with up to {job.max_replicas} instances"
+        return row
+    prefill_ok(p)  # the finish times of the chosen pool
+    more = reqs["output_len"].to_numpy() > 1
+    stream = reqs[more].assign(arrival_s=(finish + transfer)[more],
+                               input_len=reqs["input_len"][more] + 1,
+                               output_len=reqs["output_len"][more] - 1)
+    stream = stream.iloc[np.argsort(stream["arrival_s"].to_numpy(), kind="stable")]
+    stream = stream.reset_index(drop=True)
+    first_tok = (finish)[more][np.argsort((finish + transfer)[more], kind="stable")]
+    dsc = Scheduler(max_num_seqs=seqs, max_batched_tokens=budget, chunked_prefill=True)
+
+    def decode_ok(k: int) -> bool:
+        sub = stream.iloc[::k].reset_index(drop=True)
+        sim = simulate(sub, built_d[0], dsc, built_d[1], cached=sub["input_len"].to_numpy())
+        out = sub["output_len"].to_numpy() + 1
+        tpot = (sim.requests["finish_s"].to_numpy() - first_tok[::k]) / (out - 1)
+        row["tpot_p_s"] = float(np.percentile(tpot, q)) if len(tpot) else 0.0
+        return row["tpot_p_s"] <= job.slo_tpot and not overloaded(sim.requests)
+
+    d, t2 = _fewest(job.max_replicas, decode_ok) if len(stream) else (1, 0)
+    row["simulations"] += t2
+    if d is None:
+        row["note"] = f"decode pool: TPOT not met with up to {job.max_replicas} instances"
+        return row
+    decode_ok(d)
+    gpus = p * tp_p + d * tp_d
+    tokens = job.rate * float(reqs["output_len"].mean())
+    row.update(replicas=p + d, gpus=gpus, meets=True, rate_per_replica=job.rate / p,
+               gpu_hours_per_m_tokens=gpus / 3600.0 / tokens * 1e6,
+               note=f"disaggregated: {p} x tp {tp_p} prefill, {d} x tp {tp_d} decode")
+    return row
+
+
+def _disaggregated_rows(graph: ModelGraph, device: DeviceSpec, system: SystemSpec | None,
+                        reqs: pd.DataFrame, job: _Job, space: Space,
+                        models: dict[tuple[str, int, int], tuple[IterationCost, int] | str]
+                        ) -> list[dict[str, Any]]:
+    """Every (engine, prefill tp, decode tp, budget, max sequences) split, each with its
+    fewest instances (``_disaggregated``); KV transfers priced as for one instance of each
+    pool (perfmodel.serve.run)."""
+    from perfmodel.serve.run import Pools, _transfer_s
+    rows = []
+    points = list(itertools.product(space.engines, space.tps, space.tps, space.budgets,
+                                    space.max_num_seqs))
+    for engine, tp_p, tp_d, budget, seqs in track(points, "searching disaggregated plans",
+                                                  len(points)):
+        built_p, built_d = models[(engine, tp_p, budget)], models[(engine, tp_d, budget)]
+        transfer = np.zeros(len(reqs))
+        if not isinstance(built_p, str):
+            setup = prepare(graph, device, engine=engine, dtype=None,
+                            plan=ParallelPlan(tensor_parallel=tp_p), system=system)[0]
+            per_token = kv_pool(setup, 16, budget)[1]["kv_bytes_per_token"]
+            transfer = _transfer_s(setup.system or system, Pools(1, tp_p, 1, tp_d),
+                                   per_token * tp_p * (reqs["input_len"].to_numpy() + 1.0))
+        rows.append(_disaggregated(job, engine, tp_p, tp_d, built_p, built_d, budget, seqs,
+                                   transfer))
+    return rows
+
+
 def search(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame, *, rate: float,
            slo_ttft: float, slo_tpot: float, space: Space = Space(),
            system: SystemSpec | None = None, percentile: float = 99.0,
@@ -183,6 +304,8 @@ def search(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame, *, rate: f
     else:
         for p in track(points, "searching serving plans", len(points)):
             rows.append(_evaluate(job, p, models[(p[0], p[1], p[3])]))
+    if space.disaggregate:
+        rows += _disaggregated_rows(graph, device, system, reqs, job, space, models)
     df = pd.DataFrame(rows, columns=list(SEARCH_COLUMNS))
     df = df.sort_values(["meets", "gpus", "gpu_hours_per_m_tokens", "ttft_p_s"],
                         ascending=[False, True, True, True], na_position="last",

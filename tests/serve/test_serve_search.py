@@ -59,3 +59,20 @@ def test_a_tp_the_model_cannot_take_is_a_row_not_an_error(setup):
                 space=Space(tps=(3,), max_num_seqs=(64,), budgets=(2048,),
                             chunked=(False,), max_replicas=2))
     assert not df["meets"].any() and "not applicable" in df["note"].iloc[0]
+
+
+def test_disaggregated_splits_join_the_ranking():
+    from perfmodel.hardware.system import load_system
+    g = pm.load_model("llama-2-7b")
+    dev = pm.load_device("h100")
+    reqs = requests(300, 20.0, 512, 64, seed=6)
+    df = search(g, dev, reqs, rate=20.0, slo_ttft=0.5, slo_tpot=0.03,
+                space=Space(tps=(1, 2), max_num_seqs=(128,), budgets=(8192,),
+                            chunked=(False,), max_replicas=8, disaggregate=True),
+                system=load_system("dgx-h100"))
+    split = df[df["note"].str.startswith("disaggregated")]
+    assert len(split) == 4 and split["meets"].all()
+    for r in split.itertuples():  # "disaggregated: P x tp a prefill, D x tp b decode"
+        words = r.note.replace(",", "").split()
+        p, tp_p, d, tp_d = int(words[1]), int(words[4]), int(words[6]), int(words[9])
+        assert r.gpus == p * tp_p + d * tp_d and r.replicas == p + d
