@@ -77,16 +77,21 @@ class _Job:
     max_replicas: int
 
 
+def _row(engine: str, tp: int | str, seqs: int, budget: int, chunked: bool,
+         note: str = "") -> dict[str, Any]:
+    """A deployment's result row (SEARCH_COLUMNS) before it is evaluated."""
+    return {"engine": engine, "tp": tp, "max_num_seqs": seqs, "max_batched_tokens": budget,
+            "chunked_prefill": chunked, "replicas": None, "gpus": None, "meets": False,
+            "ttft_p_s": np.nan, "tpot_p_s": np.nan, "rate_per_replica": np.nan,
+            "gpu_hours_per_m_tokens": np.nan, "simulations": 0, "note": note}
+
+
 def _evaluate(job: _Job, point: tuple[str, int, int, int, bool],
               built: tuple[IterationCost, int] | str) -> dict[str, Any]:
     """The fewest replicas of one configuration that meet the SLOs (bisection); ``built``
     is its iteration model and KV blocks, or why it does not apply."""
     engine, tp, seqs, budget, chunked = point
-    row: dict[str, Any] = {"engine": engine, "tp": tp, "max_num_seqs": seqs,
-                           "max_batched_tokens": budget, "chunked_prefill": chunked,
-                           "replicas": None, "gpus": None, "meets": False,
-                           "ttft_p_s": np.nan, "tpot_p_s": np.nan, "rate_per_replica": np.nan,
-                           "gpu_hours_per_m_tokens": np.nan, "simulations": 0, "note": ""}
+    row = _row(engine, tp, seqs, budget, chunked)
     if isinstance(built, str):
         row["note"] = built
         return row
@@ -182,12 +187,7 @@ def _disaggregated(job: _Job, engine: str, tp_p: int, tp_d: int,
     """The fewest prefill instances meeting the TTFT SLO (every P-th request each, behind
     round-robin), then the fewest decode instances meeting the TPOT SLO on the stream the
     prefill pool hands over (its first tokens, each KV cache ``transfer`` seconds later)."""
-    row: dict[str, Any] = {"engine": engine, "tp": f"{tp_p}/{tp_d}", "max_num_seqs": seqs,
-                           "max_batched_tokens": budget, "chunked_prefill": False,
-                           "replicas": None, "gpus": None, "meets": False,
-                           "ttft_p_s": np.nan, "tpot_p_s": np.nan, "rate_per_replica": np.nan,
-                           "gpu_hours_per_m_tokens": np.nan, "simulations": 0,
-                           "note": "disaggregated"}
+    row = _row(engine, f"{tp_p}/{tp_d}", seqs, budget, False, "disaggregated")
     if isinstance(built_p, str) or isinstance(built_d, str):
         row["note"] = built_p if isinstance(built_p, str) else built_d
         return row
