@@ -112,24 +112,17 @@ def _evaluate(job: _Job, point: tuple[str, int, int, int, bool],
         row["simulations"] += 1
         return ok, {"ttft_p_s": ttft, "tpot_p_s": tpot, "rate_per_replica": job.rate / k}
 
-    lo, hi = 0, 1  # replicas: lo fails (0: none), hi is the candidate
-    found: dict[str, Any] | None = None
-    while hi <= job.max_replicas:
-        ok, stats = trial(hi)
-        if ok:
-            found = stats
-            break
-        lo, hi = hi, hi * 2
-    if found is None:
+    stats: dict[int, dict[str, Any]] = {}
+
+    def meets(k: int) -> bool:
+        ok, stats[k] = trial(k)
+        return ok
+
+    hi, _ = _fewest(job.max_replicas, meets)
+    if hi is None:
         row["note"] = f"not met with up to {job.max_replicas} replicas"
         return row
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        ok, stats = trial(mid)
-        if ok:
-            hi, found = mid, stats
-        else:
-            lo = mid
+    found = stats[hi]
     gpus = hi * tp
     tokens = job.rate * float(job.reqs["output_len"].mean())
     row.update(found, replicas=hi, gpus=gpus, meets=True,
