@@ -70,3 +70,24 @@ def test_fit_of_a_graph_engine_recovers_eager_graph_and_step_figures():
     assert (fig["host_per_kernel_us"], fig["graph_per_kernel_us"]) == (15.0, 2.0)
     assert fig["per_step_us"] == pytest.approx(400.0, rel=1e-6)
     assert priced["error"].abs().max() < 1e-9
+
+
+def test_calibrate_group_engine_writes_fitted_profiles(tmp_path, capsys):
+    # the command line: fit on a user's rows, write NAME-fitted.yaml that loads and holds
+    # the figures the rows were made with; an existing file is kept without --force
+    from perfmodel.bench.measurement import measurement_frame, write_measurements
+    from perfmodel.cli.main import main
+    rows = _rows().assign(benchmark="e2e", backend="reference", device="x")
+    csv = tmp_path / "rows.csv"
+    write_measurements(measurement_frame(rows.to_dict(orient="records")), csv)
+    out = tmp_path / "engines"
+    code = main(["calibrate", str(csv), "--group", "engine", "--engines-dir", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    prof = load_engine(str(out / "pytorch-fitted.yaml"))
+    assert prof.host_per_kernel_s == pytest.approx(8e-6)
+    assert prof.per_call_s == pytest.approx(100e-6, rel=1e-3)
+    assert prof.fusion == load_engine("pytorch").fusion  # the rest inherited
+    code = main(["calibrate", str(csv), "--group", "engine", "--engines-dir", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 2 and "exists" in err
