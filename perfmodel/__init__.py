@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers and editors
     from perfmodel.parallel.search import search_plans
     from perfmodel.parallel.step import predict_step
     from perfmodel.sim.collective_sweep import collective_sweep, compare_algorithms
+    from perfmodel.study_api import sensitivity
     from perfmodel.validate.collectives import (
         check_collectives,
         compare_collectives,
@@ -76,7 +77,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("collective_sweep", "compare_algorithms"), "perfmodel.sim.collective_sweep"),
     "predict_step": "perfmodel.parallel.step",
     "infer": "perfmodel.inference_api", "serve": "perfmodel.inference_api",
-    "serve_search": "perfmodel.inference_api",
+    "serve_search": "perfmodel.inference_api", "sensitivity": "perfmodel.study_api",
     "search_plans": "perfmodel.parallel.search",
     "read_nccl_tests": "perfmodel.bench.nccl_tests",
     **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
@@ -99,7 +100,8 @@ __all__ = [
     "list_systems", "load_architectures", "load_device",
     "load_model", "load_system", "memory_report", "model_table", "models", "predict",
     "predict_collective",
-    "predict_step", "read_nccl_tests", "roofline", "search_plans", "serve", "serve_search",
+    "predict_step", "read_nccl_tests", "roofline", "search_plans", "sensitivity", "serve",
+    "serve_search",
 ]
 
 
