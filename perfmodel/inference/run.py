@@ -164,11 +164,13 @@ def precision_path(dtype: str, device: DeviceSpec, engine: EngineProfile
     if dt not in QUANT_FORMATS:
         return dt, dt, None, ""
     path = engine.quant_path(dt)
+    # what the GEMMs compute in when the weights alone are narrow: 16 bits where the
+    # device has them, else its default (a CPU's fp32)
+    half = next((d for d in ("bf16", "fp16") if d in device.dtypes), device.default_dtype)
     if path == "none":
         raise PlanError(f"engine {engine.display_name} has no {dt} kernel path",
                         f"pick another --engine (perfmodel infer --list-engines) or --dtype "
-                        f"{'bf16' if 'bf16' in device.dtypes else 'fp16'}")
-    half = "bf16" if "bf16" in device.dtypes else "fp16"
+                        f"{half}")
     native = path == "native" and ("tensor", dt) in device.peak_flops
     if native:
         return half, dt, dt, (f"{dt}: GEMMs in {dt} (weights and activations), attention "

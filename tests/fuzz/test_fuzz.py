@@ -97,10 +97,19 @@ COMMANDS = {
     "parallel": (["gpt2", "llama-2-7b"],
                  ["--system", "--gpus", "--tp", "--pp", "--dp", "--seq", "--micro-batch",
                   "--zero", "--recompute", "--schedule"]),
+    "infer": (["gpt2", "llama-2-7b", "resnet18", "mixtral-8x7b"],
+              ["--hw", "--engine", "--batch", "--input-len", "--output-len", "--dtype",
+               "--tp", "--pp", "--ep", "--dp", "--gpus", "--split", "--chunk-tokens",
+               "--imbalance"]),
+    "serve": (["gpt2", "llama-2-7b"],
+              ["--hw", "--engine", "--rate", "--requests", "--input-len", "--output-len",
+               "--tp", "--replicas", "--router", "--scheduler", "--max-num-seqs",
+               "--block-size", "--prefix-hit", "--preemption"]),
 }
 WORDS = ["a100", "h100", "dgx-a100", "dgx-h100", "fp16", "int8", "fp7", "decode", "train",
          "ring", "tree", "nvls", "interleaved", "1f1b", "full", "selective", "epilogue",
-         "256M", "8G", "12Q"]
+         "256M", "8G", "12Q", "vllm", "llama.cpp", "max", "layer", "swap", "static",
+         "least-kv", "lognormal:64,0.5", "fp8", "int4"]
 flag_value = st.one_of(st.sampled_from(NUMS), st.sampled_from(WORDS),
                        st.text(string.printable, max_size=6))
 
