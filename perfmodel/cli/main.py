@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "simulated timeline vs closed forms"),
     "infer": ("perfmodel.cli.infer", "inference end to end through an engine (vLLM, "
               "TensorRT-LLM, llama.cpp, ...): TTFT, TPOT, tokens/s, memory per GPU"),
+    "sensitivity": ("perfmodel.cli.sensitivity", "the latency's elasticity to every figure "
+                    "of a device's spec (tornado chart)"),
     "serve": ("perfmodel.cli.serve", "serving under load, simulated (continuous batching, "
               "replicas, router): TTFT / TPOT percentiles, throughput, goodput"),
     "parallel": ("perfmodel.cli.parallel", "3D-parallel training step (DP x TP x PP): time, "
@@ -78,6 +80,10 @@ EXAMPLES: dict[str, tuple[str, str]] = {
               "--output-len 128",
               "perfmodel infer llama-3-70b --system dgx-h100 --tp 8 --engine vllm --batch max "
               "--input-len 1024 --output-len 512"),
+    "sensitivity": ("perfmodel sensitivity llama-2-7b --hw h100 --phase decode --batch 1 "
+                    "--seq 2048 --plot tornado.png",
+                    "perfmodel sensitivity llama-3-8b --hw mi300x --engine vllm-rocm "
+                    "--input-len 1024 --output-len 256"),
     "serve": ("perfmodel serve llama-3-8b --hw h100 --engine vllm --rate 8 --requests 2000 "
               "--input-len 1024 --output-len 256 --slo-ttft 0.5 --slo-tpot 0.05",
               "perfmodel serve llama-3-70b --system dgx-h100 --tp 8 --rate 12 --input-len "

@@ -339,6 +339,16 @@ CASES += [
     ((*SV, "--search", "--slo-ttft", "0.5", "--slo-tpot", "0.05", "--search-engines",
       "nosuch"), "unknown engine"),
 ]
+SE = ("sensitivity", "llama-2-7b", "--hw", "h100", "--phase", "decode", "--seq", "512")
+CASES += [
+    ((*SE, "--field", "memory.bandwith_GBps"), "did you mean"),
+    ((*SE, "--field", "year2"), "no numeric figure"),
+    ((*SE, "--step", "0.7"), "step"),
+    ((*SE, "--step", "0"), "step"),
+    (("sensitivity", "llama-9b", "--hw", "h100"), "unknown model"),
+    (("sensitivity", "resnet50", "--hw", "h1000"), "unknown device"),
+    ((*SE, "--plot", "{tmp}/existing.png"), "exists"),
+]
 # messages that once misled (issue "Trust"): each names the real problem
 CASES += [
     (("roofline", "resnet50", "--hw", "cortex-a72", "--dtype", "fp16"), "use one of: fp32"),

@@ -85,3 +85,16 @@ def test_pm_sensitivity_and_its_tornado(tmp_path):
     assert df.iloc[0]["field"] == "memory.bandwidth_GBps" and df.iloc[0]["elasticity"] < -0.5
     out = plot_tornado(df, tmp_path / "tornado.png")
     assert out.stat().st_size > 5_000
+
+
+def test_the_command_prints_plots_and_gives_json(tmp_path, capsys):
+    import json
+
+    from perfmodel.cli.main import main
+    png = tmp_path / "t.png"
+    code = main(["sensitivity", "llama-2-7b", "--hw", "h100", "--phase", "decode", "--seq",
+                 "2048", "--plot", str(png), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = json.loads(out)["sensitivity"]
+    assert rows[0]["field"] == "memory.bandwidth_GBps" and png.stat().st_size > 5_000
