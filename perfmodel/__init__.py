@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers and editors
     from perfmodel.parallel.search import search_plans
     from perfmodel.parallel.step import predict_step
     from perfmodel.sim.collective_sweep import collective_sweep, compare_algorithms
-    from perfmodel.study_api import sensitivity
+    from perfmodel.study_api import sensitivity, sweep
     from perfmodel.validate.collectives import (
         check_collectives,
         compare_collectives,
@@ -78,6 +78,7 @@ _LAZY: dict[str, str] = {
     "predict_step": "perfmodel.parallel.step",
     "infer": "perfmodel.inference_api", "serve": "perfmodel.inference_api",
     "serve_search": "perfmodel.inference_api", "sensitivity": "perfmodel.study_api",
+    "sweep": "perfmodel.study_api",
     "search_plans": "perfmodel.parallel.search",
     "read_nccl_tests": "perfmodel.bench.nccl_tests",
     **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
@@ -101,7 +102,7 @@ __all__ = [
     "load_model", "load_system", "memory_report", "model_table", "models", "predict",
     "predict_collective",
     "predict_step", "read_nccl_tests", "roofline", "search_plans", "sensitivity", "serve",
-    "serve_search",
+    "serve_search", "sweep",
 ]
 
 

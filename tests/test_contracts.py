@@ -30,6 +30,8 @@ PUBLIC |= {"load_architectures", "leave_one_device_out"}
 PUBLIC |= {"from_torch", "load_onnx"}
 # inference end to end through an engine (names resolved at the API edge)
 PUBLIC |= {"infer", "serve", "serve_search", "sensitivity"}
+# what-if studies in notebooks: grids of predictions
+PUBLIC |= {"sweep"}
 
 # docs/architecture.md "Layers": each package may import only from those listed for it.
 # errors, units and files sit under everything. Differences from the first DESIGN.md
@@ -59,9 +61,9 @@ ALLOWED = {
     "catalog": BASE | {"hardware", "graph", "workload", "zoo"},
     # the API edge too: pm.infer turns names into records for perfmodel.inference
     "inference_api": BASE | {"hardware", "graph", "workload", "inference", "serve", "zoo"},
-    "study_api": BASE | {"hardware", "graph", "workload", "analytic", "inference", "sweep",
+    "study_api": BASE | {"hardware", "graph", "workload", "analytic", "inference", "study",
                          "zoo"},
-    "sweep": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
+    "study": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
                      "bench", "validate", "inference", "serve"},
     "report": BASE | {"analytic", "hardware", "workload", "graph", "sim", "parallel", "compress",
                       "validate", "bench", "inference", "serve"},

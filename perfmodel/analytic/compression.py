@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from perfmodel.analytic.op_table import FrameLike
 from perfmodel.errors import UnsupportedOpError
 from perfmodel.hardware.spec import DeviceSpec
 
@@ -88,21 +88,21 @@ class Execution:
     notes: tuple[str, ...]
 
 
-def _column(df: pd.DataFrame, name: str, default: object) -> np.ndarray:
+def _column(df: FrameLike, name: str, default: object) -> np.ndarray:
     """A workload column, or a default for tables built before compression columns."""
     if name in df:
-        return df[name].to_numpy()
+        return np.asarray(df[name])
     return np.full(len(df), default, dtype=object if isinstance(default, str) else float)
 
 
-def execution(df: pd.DataFrame, device: DeviceSpec, unit_used: Sequence[str],
+def execution(df: FrameLike, device: DeviceSpec, unit_used: Sequence[str],
               dtype_used: Sequence[str], fallback: bool = False) -> Execution:
     """How each row's sparsity and codebook run on ``device`` (see the module rules)."""
     n = len(df)
     pattern = _column(df, "sparse_pattern", "").astype(str)
     sparsity = _column(df, "sparsity", 0.0).astype(float)
     lookups = _column(df, "lookups", 0.0).astype(float)
-    dense_w = df["weight_bytes"].to_numpy(float)
+    dense_w = np.asarray(df["weight_bytes"], dtype=float)
     sparse_w = _column(df, "sparse_weight_bytes", np.nan).astype(float)
     sparse_w = np.where(np.isnan(sparse_w), dense_w, sparse_w)
     on_tensor = np.asarray(unit_used, dtype=object) == "tensor"
@@ -121,7 +121,7 @@ def execution(df: pd.DataFrame, device: DeviceSpec, unit_used: Sequence[str],
                      tuple(notes))
 
 
-def native_sparse(df: pd.DataFrame, sparse_2_4: bool, sparse_unstructured: bool,
+def native_sparse(df: FrameLike, sparse_2_4: bool, sparse_unstructured: bool,
                   on_tensor: np.ndarray | None = None) -> np.ndarray:
     """Rows whose sparse weight format the device runs natively: 2:4 where the spec
     declares ``compute.sparse_2_4`` and the op runs on the tensor unit (``on_tensor``;

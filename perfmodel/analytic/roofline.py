@@ -29,13 +29,15 @@ import pandas as pd
 
 from perfmodel.analytic.compression import execution, resolve_peak
 from perfmodel.analytic.memory import footprint
+from perfmodel.analytic.op_table import OpTable
 from perfmodel.errors import UnknownNameError, did_you_mean
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan
 from perfmodel.workload.schema import Workload
 
-__all__ = ["Prediction", "roofline", "predict", "PREDICTION_COLUMNS", "FUSION_MODES"]
+__all__ = ["Prediction", "roofline", "predict", "price", "group_time", "bound_of",
+           "PREDICTION_COLUMNS", "FUSION_MODES"]
 
 FUSION_MODES = ("none", "epilogue")
 
@@ -64,34 +66,33 @@ class Prediction:
         return pd.DataFrame([self.summary])
 
 
-def _peaks(df: pd.DataFrame, device: DeviceSpec, fallback: bool = False
-           ) -> tuple[np.ndarray, list[str], list[str], list[str]]:
+def _peaks(ops: OpTable, device: DeviceSpec, fallback: bool = False
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Peak FLOP/s per row, with the unit and dtype actually used and any fallback notes."""
-    peak = np.zeros(len(df))
-    unit_used = np.array(["none"] * len(df), dtype=object)
-    dtype_used = df["dtype"].to_numpy(dtype=object).copy()
+    peak = np.zeros(len(ops))
+    unit_used = np.full(len(ops), "none", dtype=object)
+    dtype_used = ops["dtype"].copy()
     notes: list[str] = []
-    for (unit, dt), idx in df.groupby(["unit", "dtype"], sort=False).indices.items():
+    for (unit, dt), idx in ops.groups.items():
         if unit == "none":
             continue
         u, d, p, note = resolve_peak(device, unit, dt, fallback)
         peak[idx], unit_used[idx], dtype_used[idx] = p, u, d
         if note:
             notes.append(f"{unit}/{dt} ops: {note} ({u}/{d}, {p / 1e12:g} TFLOP/s)")
-    return peak, list(unit_used), list(dtype_used), notes
+    return peak, unit_used, dtype_used, notes
 
 
-def _write_fraction(df: pd.DataFrame) -> np.ndarray:
+def _write_fraction(nbytes: np.ndarray, outs: np.ndarray) -> np.ndarray:
     """Written / moved bytes per op (0.5, a copy, where nothing moves)."""
-    nbytes = df["bytes_moved"].to_numpy(float)
-    outs = df["output_bytes"].to_numpy(float) - df["fused_output_bytes"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(nbytes > 0, np.clip(outs / np.where(nbytes > 0, nbytes, 1.0), 0, 1),
                         0.5)
 
 
-def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
-                 notes: list[str]) -> np.ndarray:
+def _memory_time(ops: OpTable, nbytes: np.ndarray, weight_bytes: np.ndarray,
+                 saved_in: np.ndarray, saved_out: np.ndarray, device: DeviceSpec,
+                 hierarchical: bool, notes: list[str]) -> np.ndarray:
     """Memory-bound time per op: flat (every byte from main memory), or hierarchical.
 
     Hierarchical (one roof per level, Yang et al., "Hierarchical Roofline analysis for
@@ -102,8 +103,8 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
     bandwidth given as achieved (measured) is used as it is; a peak one takes the memory
     efficiency, as main memory does.
     """
-    nbytes = df["bytes_moved"].to_numpy(float)
-    eff = device.efficiency.memory_at(nbytes, _write_fraction(df))
+    outs = ops["output_bytes"] - saved_out
+    eff = device.efficiency.memory_at(nbytes, _write_fraction(nbytes, outs))
     flat = nbytes / (device.memory_bandwidth * eff)
     if not hierarchical:
         return flat
@@ -113,10 +114,8 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
                      "capacity and bandwidth: flat model used")
         return flat
     cap, cache_bw = float(cache.capacity_bytes or 0), float(cache.bandwidth_Bps or 0)
-    ins = df["input_bytes"].to_numpy(float) - df["fused_input_bytes"].to_numpy(float)
-    outs = df["output_bytes"].to_numpy(float) - df["fused_output_bytes"].to_numpy(float)
-    main = df["weight_bytes_moved"].to_numpy(float) + np.where(ins > cap, ins, 0.0) \
-        + np.where(outs > cap, outs, 0.0)
+    ins = ops["input_bytes"] - saved_in
+    main = weight_bytes + np.where(ins > cap, ins, 0.0) + np.where(outs > cap, outs, 0.0)
     cache_eff = 1.0 if cache.achieved else eff
     notes.append(f"hierarchical memory: activations under {cap / 2**20:g} MiB stay in "
                  f"{cache.name} ({cache_bw / 1e9:g} GB/s"
@@ -124,29 +123,28 @@ def _memory_time(df: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
     return np.maximum(main / (device.memory_bandwidth * eff), nbytes / (cache_bw * cache_eff))
 
 
-def _compute_efficiency(df: pd.DataFrame, device: DeviceSpec,
-                        dtype_used: list[str]) -> np.ndarray:
+def _compute_efficiency(ops: OpTable, device: DeviceSpec,
+                        unit_used: np.ndarray, dtype_used: np.ndarray) -> np.ndarray:
     """Compute efficiency per op: for matrix-engine ops the spec's curve for the dtype run,
     else the device's kernel model at the op's GEMM shape (Efficiency.compute_at); the
     scalar factor for the rest."""
     eff = device.efficiency
-    out = np.full(len(df), eff.compute)
+    out = np.full(len(ops), eff.compute)
     if not eff.compute_curves and eff.compute_model is None:
         return out
-    flops = df["flops"].to_numpy(float)
-    dts = np.asarray(dtype_used, dtype=object)
-    tensor = df["unit"].to_numpy(dtype=object) == "tensor"
-    geometry = [df[c].to_numpy(float) if c in df else np.full(len(df), np.nan)
+    flops = ops["flops"]
+    tensor = ops["unit"] == "tensor"
+    geometry = [ops[c] if c in ops else np.full(len(ops), np.nan)
                 for c in ("gemm_batch", "gemm_m", "gemm_n")]
     with np.errstate(divide="ignore", invalid="ignore"):
-        k = df["macs"].to_numpy(float) / (geometry[0] * geometry[1] * geometry[2])
-    for dt in set(dts[tensor]):
-        rows = tensor & (dts == dt)
+        k = ops["macs"] / (geometry[0] * geometry[1] * geometry[2])
+    for dt in set(dtype_used[tensor]):
+        rows = tensor & (dtype_used == dt)
         out[rows] = eff.compute_at(flops[rows], dt, (*(g[rows] for g in geometry), k[rows]))
     return out
 
 
-def _fuse(df: pd.DataFrame, fusion: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fuse(ops: OpTable, fusion: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fused mask, input bytes saved, output bytes saved) per row.
 
     ``epilogue``: a ``fusible`` row (perfmodel.workload.build.fusible_flags) runs inside
@@ -159,13 +157,12 @@ def _fuse(df: pd.DataFrame, fusion: str) -> tuple[np.ndarray, np.ndarray, np.nda
     if fusion not in FUSION_MODES:
         raise UnknownNameError(f"unknown fusion mode {fusion!r}",
                                did_you_mean(fusion, FUSION_MODES))
-    n = len(df)
-    if fusion == "none" or "fusible" not in df or n == 0:
+    n = len(ops)
+    if fusion == "none" or "fusible" not in ops or n == 0:
         return np.zeros(n, dtype=bool), np.zeros(n), np.zeros(n)
-    fused = df["fusible"].fillna(False).to_numpy(dtype=bool).copy()
+    fused = ops["fusible"].copy()
     fused[0] = False
-    outs = df["output_bytes"].to_numpy(float)
-    ins = df["input_bytes"].to_numpy(float)
+    outs, ins = ops["output_bytes"], ops["input_bytes"]
     prev_out = np.concatenate([[0.0], outs[:-1]])
     saved_in = np.where(fused, np.minimum(prev_out, ins), 0.0)
     next_fused = np.concatenate([fused[1:], [False]])
@@ -173,18 +170,29 @@ def _fuse(df: pd.DataFrame, fusion: str) -> tuple[np.ndarray, np.ndarray, np.nda
     return fused, saved_in, saved_out
 
 
-def _group_time(roof: np.ndarray, compute: np.ndarray, memory: np.ndarray,
-                fused: np.ndarray) -> np.ndarray:
+def group_time(roof: np.ndarray, compute: np.ndarray, memory: np.ndarray,
+               fused: np.ndarray) -> np.ndarray:
     """Roof time per op with fused groups overlapping: a group (a kernel and its fused
     epilogues) takes max(sum of compute times, sum of memory times), shared among its ops
-    in proportion to their own roof times. A group of one op keeps max(compute, memory)."""
+    in proportion to their own roof times. A group of one op keeps max(compute, memory).
+    Ops run along the last axis (a leading axis prices many settings at once)."""
     if not fused.any():
         return roof
+    starts = np.flatnonzero(~fused)
     group = np.cumsum(~fused) - 1
-    c, m, s = (np.bincount(group, weights=v) for v in (compute, memory, roof))
-    g_roof, g_sum = np.maximum(c, m)[group], s[group]
+    c, m, s = (np.add.reduceat(v, starts, axis=-1) for v in (compute, memory, roof))
+    g_roof, g_sum = np.maximum(c, m)[..., group], s[..., group]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(g_sum > 0, g_roof * roof / np.where(g_sum > 0, g_sum, 1.0), 0.0)
+
+
+def bound_of(compute: np.ndarray, memory: np.ndarray, overhead: np.ndarray,
+             works: np.ndarray) -> np.ndarray:
+    """Each op's bound: ``none`` (no work), ``overhead`` (launch overhead over both roofs),
+    else ``compute`` or ``memory``, whichever time is larger (ties: compute)."""
+    roof = np.maximum(compute, memory)
+    return np.where(~works, "none", np.where(
+        overhead > roof, "overhead", np.where(compute >= memory, "compute", "memory")))
 
 
 def roofline(table: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = False,
@@ -201,43 +209,50 @@ def roofline(table: pd.DataFrame, device: DeviceSpec, *, hierarchical: bool = Fa
     return _roofline(table, device, hierarchical, dtype_fallback, fusion)[0]
 
 
+def price(ops: OpTable, device: DeviceSpec, *, hierarchical: bool = False,
+          dtype_fallback: bool = False, fusion: str = "none"
+          ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The roofline's per-op columns (``roofline``'s, as numpy arrays, plus ``lookup_s``
+    and ``works``) and the notes on the dtype fallbacks and sparse formats taken: the
+    pricing core that ``predict`` and the vectorized sweeps share."""
+    fused, saved_in, saved_out = _fuse(ops, fusion)
+    peak, unit_used, dtype_used, notes = _peaks(ops, device, dtype_fallback)
+    ex = execution(ops, device, unit_used, dtype_used, dtype_fallback)
+    notes += ex.notes
+    nbytes = ops["bytes"] - ops["weight_bytes"] + ex.weight_bytes - saved_in - saved_out
+    flops = ops["flops"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        compute = np.where(flops > 0, flops / (peak * ex.speedup * _compute_efficiency(
+            ops, device, unit_used, dtype_used)), 0.0) + ex.lookup_s
+    memory = _memory_time(ops, nbytes, ex.weight_bytes, saved_in, saved_out, device,
+                          hierarchical, notes)
+    works = (flops > 0) | (nbytes > 0)
+    overhead = np.where(works & ~fused, device.efficiency.launch_overhead_s, 0.0)
+    time = group_time(np.maximum(compute, memory), compute, memory, fused) + overhead
+    with np.errstate(divide="ignore", invalid="ignore"):
+        achieved = np.where(time > 0, flops / time, 0.0)
+    cols = {"fused": fused, "fused_input_bytes": saved_in, "fused_output_bytes": saved_out,
+            "weight_bytes_moved": ex.weight_bytes, "bytes_moved": nbytes,
+            "peak_flops_per_s": peak, "compute_s": compute, "memory_s": memory,
+            "overhead_s": overhead, "time_s": time,
+            "bound": bound_of(compute, memory, overhead, works),
+            "achieved_flops_per_s": achieved, "unit_used": unit_used,
+            "dtype_used": dtype_used, "macs_executed": ops["macs"] / ex.speedup,
+            "lookup_s": ex.lookup_s, "works": works}
+    return cols, notes
+
+
+_INTERNAL = ("lookup_s", "works")  # price() columns that are not roofline table columns
+
+
 def _roofline(table: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
               dtype_fallback: bool, fusion: str) -> tuple[pd.DataFrame, list[str]]:
     """``roofline``, and the notes on the dtype fallbacks and sparse formats it took."""
-    df = table.copy()
-    fused, saved_in, saved_out = _fuse(df, fusion)
-    df["fused"] = fused
-    df["fused_input_bytes"] = saved_in
-    df["fused_output_bytes"] = saved_out
-    eff = device.efficiency
-    peak, unit_used, dtype_used, notes = _peaks(df, device, dtype_fallback)
-    ex = execution(df, device, unit_used, dtype_used, dtype_fallback)
-    notes += ex.notes
-    df["weight_bytes_moved"] = ex.weight_bytes
-    df["bytes_moved"] = df["bytes"].to_numpy(float) - df["weight_bytes"].to_numpy(float) \
-        + ex.weight_bytes - saved_in - saved_out
-    flops = df["flops"].to_numpy(float)
-    nbytes = df["bytes_moved"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        compute = np.where(flops > 0, flops / (peak * ex.speedup * _compute_efficiency(
-            df, device, dtype_used)), 0.0) + ex.lookup_s
-    memory = _memory_time(df, device, hierarchical, notes)
-    works = (flops > 0) | (nbytes > 0)
-    overhead = np.where(works & ~fused, eff.launch_overhead_s, 0.0)
-    time = _group_time(np.maximum(compute, memory), compute, memory, fused) + overhead
-    df["peak_flops_per_s"] = peak
-    df["compute_s"] = compute
-    df["memory_s"] = memory
-    df["overhead_s"] = overhead
-    df["time_s"] = time
-    roof = np.maximum(compute, memory)
-    df["bound"] = np.where(~works, "none", np.where(
-        overhead > roof, "overhead", np.where(compute >= memory, "compute", "memory")))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df["achieved_flops_per_s"] = np.where(time > 0, flops / time, 0.0)
-    df["unit_used"] = unit_used
-    df["dtype_used"] = dtype_used
-    df["macs_executed"] = df["macs"].to_numpy(float) / ex.speedup
+    cols, notes = price(OpTable.of(table), device, hierarchical=hierarchical,
+                        dtype_fallback=dtype_fallback, fusion=fusion)
+    added = pd.DataFrame({k: v for k, v in cols.items() if k not in _INTERNAL},
+                         index=table.index)
+    df = pd.concat([table.drop(columns=[c for c in added if c in table]), added], axis=1)
     return df, notes
 
 

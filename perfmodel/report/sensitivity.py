@@ -14,7 +14,7 @@ __all__ = ["plot_tornado"]
 
 def plot_tornado(table: pd.DataFrame, path: str | Path, overwrite: bool = False,
                  title: str = "", top: int = 12) -> Path:
-    """Write the tornado (``perfmodel.sweep.sensitivity`` table): horizontal bars of the
+    """Write the tornado (``perfmodel.study.sensitivity`` table): horizontal bars of the
     latency change (%) when each figure is lowered and raised, elasticity in the labels."""
     plt = pyplot()
     out = figure_path(path, overwrite)

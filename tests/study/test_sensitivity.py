@@ -8,7 +8,7 @@ import perfmodel as pm
 from perfmodel.errors import SpecError, UnknownNameError
 from perfmodel.hardware.load import device_from_dict
 from perfmodel.hardware.overrides import numeric_fields, override_device
-from perfmodel.sweep.sensitivity import sensitivity
+from perfmodel.study.sensitivity import sensitivity
 from perfmodel.workload.build import build_workload
 
 

@@ -1,0 +1,3 @@
+"""What-if studies over devices and settings: grids of predictions priced at once
+(``grid``, ``vectorized``, ``run``: ``pm.sweep``) and the sensitivity of a prediction to every
+spec figure (``sensitivity``)."""
