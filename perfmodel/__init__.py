@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers and editors
     from perfmodel.inference_api import infer, serve, serve_search
     from perfmodel.parallel.search import search_plans
     from perfmodel.parallel.step import predict_step
+    from perfmodel.review_api import review
     from perfmodel.sim.collective_sweep import collective_sweep, compare_algorithms
     from perfmodel.study_api import sensitivity, sweep
     from perfmodel.validate.collectives import (
@@ -79,6 +80,7 @@ _LAZY: dict[str, str] = {
     "infer": "perfmodel.inference_api", "serve": "perfmodel.inference_api",
     "serve_search": "perfmodel.inference_api", "sensitivity": "perfmodel.study_api",
     "sweep": "perfmodel.study_api",
+    "review": "perfmodel.review_api",
     "search_plans": "perfmodel.parallel.search",
     "read_nccl_tests": "perfmodel.bench.nccl_tests",
     **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
@@ -101,8 +103,8 @@ __all__ = [
     "list_systems", "load_architectures", "load_device",
     "load_model", "load_system", "memory_report", "model_table", "models", "predict",
     "predict_collective",
-    "predict_step", "read_nccl_tests", "roofline", "search_plans", "sensitivity", "serve",
-    "serve_search", "sweep",
+    "predict_step", "read_nccl_tests", "review", "roofline", "search_plans", "sensitivity",
+    "serve", "serve_search", "sweep",
 ]
 
 

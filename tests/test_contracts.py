@@ -32,6 +32,8 @@ PUBLIC |= {"from_torch", "load_onnx"}
 PUBLIC |= {"infer", "serve", "serve_search", "sensitivity"}
 # what-if studies in notebooks: grids of predictions
 PUBLIC |= {"sweep"}
+# a design review of a chip: one HTML report (the API edge)
+PUBLIC |= {"review"}
 
 # docs/architecture.md "Layers": each package may import only from those listed for it.
 # errors, units and files sit under everything. Differences from the first DESIGN.md
@@ -63,6 +65,9 @@ ALLOWED = {
     "inference_api": BASE | {"hardware", "graph", "workload", "inference", "serve", "zoo"},
     "study_api": BASE | {"hardware", "graph", "workload", "analytic", "inference", "study",
                          "zoo"},
+    # the API edge too: pm.review prices a suite on devices and writes the HTML report
+    "review_api": BASE | {"hardware", "graph", "workload", "analytic", "catalog", "study_api",
+                          "report", "zoo"},
     "study": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
                      "bench", "validate", "inference", "serve"},
     "report": BASE | {"analytic", "hardware", "workload", "graph", "sim", "parallel", "compress",

@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "TensorRT-LLM, llama.cpp, ...): TTFT, TPOT, tokens/s, memory per GPU"),
     "sensitivity": ("perfmodel.cli.sensitivity", "the latency's elasticity to every figure "
                     "of a device's spec (tornado chart)"),
+    "review": ("perfmodel.cli.review", "design review of a chip against baselines over a "
+               "workload suite: one self-contained HTML report"),
     "serve": ("perfmodel.cli.serve", "serving under load, simulated (continuous batching, "
               "replicas, router): TTFT / TPOT percentiles, throughput, goodput"),
     "parallel": ("perfmodel.cli.parallel", "3D-parallel training step (DP x TP x PP): time, "
@@ -84,6 +86,9 @@ EXAMPLES: dict[str, tuple[str, str]] = {
                     "--seq 2048 --plot tornado.png",
                     "perfmodel sensitivity llama-3-8b --hw mi300x --engine vllm-rocm "
                     "--input-len 1024 --output-len 256"),
+    "review": ("perfmodel review --hw h100 --baseline a100 -o review.html",
+               "perfmodel review --hw mi300x --baseline h100,b200 --sensitivity-workload "
+               "llama-3-8b-decode-b32 --title 'MI300X review' -o mi300x.html"),
     "serve": ("perfmodel serve llama-3-8b --hw h100 --engine vllm --rate 8 --requests 2000 "
               "--input-len 1024 --output-len 256 --slo-ttft 0.5 --slo-tpot 0.05",
               "perfmodel serve llama-3-70b --system dgx-h100 --tp 8 --rate 12 --input-len "
