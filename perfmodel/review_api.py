@@ -270,14 +270,16 @@ def _summary(predictions: pd.DataFrame, suite: pd.DataFrame, candidate: str) -> 
 
 def _sensitivity(candidate: DeviceSpec, suite: pd.DataFrame, predictions: pd.DataFrame,
                  chosen: str | None) -> tuple[pd.DataFrame, str]:
-    """pm.sensitivity for the candidate on the chosen workload, else the first it runs."""
+    """pm.sensitivity for the candidate on the chosen workload, else on the one it runs
+    longest (a batch-1 CNN is launch-overhead-bound: nearly no spec figure moves it)."""
     names = list(suite["name"])
     if chosen is not None and chosen not in names:
         raise UnknownNameError(f"no workload {chosen!r} in the suite",
                                did_you_mean(chosen, names))
     mine = predictions[(predictions["device"] == candidate.name)
                        & (predictions["status"] == OK)]
-    name = chosen or next((n for n in names if n in set(mine["workload"])), None)
+    longest = mine.sort_values("latency_s", ascending=False, kind="stable")["workload"]
+    name = chosen or next(iter(longest), None)
     if name is None:
         return pd.DataFrame(columns=["field", "value", "latency_s", "latency_down_s",
                                      "latency_up_s", "elasticity"]), ""
@@ -295,8 +297,8 @@ def review(hw: str | Path | DeviceSpec, baseline: Sequence[str | Path | DeviceSp
     """The design review of ``hw`` (a name, spec file or DeviceSpec) against ``baseline``
     over the suite ``workloads`` (default: the shipped one): spec table with sources, one
     roofline prediction per device and workload, the summary, the assumptions and the
-    candidate's sensitivity on ``sensitivity_workload`` (default: the first workload it
-    runs). With ``out``, also written there as HTML (``write_review``; an existing file is
+    candidate's sensitivity on ``sensitivity_workload`` (default: the workload it runs
+    longest). With ``out``, also written there as HTML (``write_review``; an existing file is
     refused unless ``overwrite``, before any work)."""
     if out is not None:
         check_writable(out, overwrite, HTML_SUFFIXES)
