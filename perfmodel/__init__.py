@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers and editors
     from perfmodel.analytic.roofline import Prediction, predict, roofline
     from perfmodel.bench.nccl_tests import read_nccl_tests
     from perfmodel.catalog import device_table, model_table
+    from perfmodel.explore_api import explore, model_search
     from perfmodel.graph import GraphBuilder, ModelGraph, ModelShape, Op, OpCost, OpKind, TensorSpec
     from perfmodel.hardware import DeviceSpec, list_devices, load_device
     from perfmodel.hardware.system import SystemSpec, list_systems, load_system
@@ -81,6 +82,7 @@ _LAZY: dict[str, str] = {
     "serve_search": "perfmodel.inference_api", "sensitivity": "perfmodel.study_api",
     "sweep": "perfmodel.study_api",
     "review": "perfmodel.review_api",
+    **dict.fromkeys(("explore", "model_search"), "perfmodel.explore_api"),
     "search_plans": "perfmodel.parallel.search",
     "read_nccl_tests": "perfmodel.bench.nccl_tests",
     **dict.fromkeys(("check_collectives", "compare_collectives", "fit_collectives"),
@@ -97,11 +99,12 @@ __all__ = [
     "ShapeError", "SpecError", "SystemSpec", "TensorSpec", "UnknownNameError",
     "UnsupportedOpError", "Workload", "__version__", "build_workload", "check_collectives",
     "collective_sweep", "collective_time", "compare_algorithms", "compare_collectives",
-    "device_table", "fit_collectives", "footprint", "from_torch", "infer",
+    "device_table", "explore", "fit_collectives", "footprint", "from_torch", "infer",
     "leave_one_device_out",
     "list_devices", "load_onnx",
     "list_systems", "load_architectures", "load_device",
-    "load_model", "load_system", "memory_report", "model_table", "models", "predict",
+    "load_model", "load_system", "memory_report", "model_search", "model_table", "models",
+    "predict",
     "predict_collective",
     "predict_step", "read_nccl_tests", "review", "roofline", "search_plans", "sensitivity",
     "serve", "serve_search", "sweep",

@@ -34,6 +34,8 @@ PUBLIC |= {"infer", "serve", "serve_search", "sensitivity"}
 PUBLIC |= {"sweep"}
 # a design review of a chip: one HTML report (the API edge)
 PUBLIC |= {"review"}
+# design-space exploration of a hypothetical chip, hardware-aware model search (the API edge)
+PUBLIC |= {"explore", "model_search"}
 
 # docs/architecture.md "Layers": each package may import only from those listed for it.
 # errors, units and files sit under everything. Differences from the first DESIGN.md
@@ -68,6 +70,10 @@ ALLOWED = {
     # the API edge too: pm.review prices a suite on devices and writes the HTML report
     "review_api": BASE | {"hardware", "graph", "workload", "analytic", "catalog", "study_api",
                           "report", "zoo"},
+    # the API edge too: pm.explore reads a workload suite (review_api.load_suite) and builds
+    # models, pm.model_search compresses them
+    "explore_api": BASE | {"hardware", "graph", "workload", "compress", "study", "review_api",
+                           "zoo"},
     "study": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
                      "bench", "validate", "inference", "serve"},
     "report": BASE | {"analytic", "hardware", "workload", "graph", "sim", "parallel", "compress",

@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "TensorRT-LLM, llama.cpp, ...): TTFT, TPOT, tokens/s, memory per GPU"),
     "sensitivity": ("perfmodel.cli.sensitivity", "the latency's elasticity to every figure "
                     "of a device's spec (tornado chart)"),
+    "explore": ("perfmodel.cli.explore", "design space of a hypothetical chip: spec figures "
+                "varied, a workload suite priced, the Pareto front; --search-models"),
     "review": ("perfmodel.cli.review", "design review of a chip against baselines over a "
                "workload suite: one self-contained HTML report"),
     "serve": ("perfmodel.cli.serve", "serving under load, simulated (continuous batching, "
@@ -86,6 +88,10 @@ EXAMPLES: dict[str, tuple[str, str]] = {
                     "--seq 2048 --plot tornado.png",
                     "perfmodel sensitivity llama-3-8b --hw mi300x --engine vllm-rocm "
                     "--input-len 1024 --output-len 256"),
+    "explore": ("perfmodel explore --hw h100 --vary compute.tensor_TFLOPS.fp16=500..4000 "
+                "--vary memory.bandwidth_GBps=2000..16000 --budget power.tdp_W=700",
+                "perfmodel explore --search-models resnet,mobilenet_v2 --strategy int8 --hw h100 "
+                "--budget-ms 0.5"),
     "review": ("perfmodel review --hw h100 --baseline a100 -o review.html",
                "perfmodel review --hw mi300x --baseline h100,b200 --sensitivity-workload "
                "llama-3-8b-decode-b32 --title 'MI300X review' -o mi300x.html"),
