@@ -8,10 +8,8 @@ over the workloads of each one's latency at the design over its latency on the u
 device (lower is better), or ``throughput_ratio`` likewise (higher is better). The cost is
 an arithmetic expression over spec paths (``parse_cost``), by default ``power.tdp_W``:
 perfmodel has no power model, so the TDP does not change when compute or bandwidth do
-unless it is varied too. ``crossover``: where a workload's summary bound (the class with the
-largest share of time, analytic.roofline.predict) turns between memory and compute.
-``model_search``: which candidate graph (zoo variant, compressed model) meets a latency
-budget with the least loss of size.
+unless it is varied too. ``crossover``: where a workload turns memory/compute-bound.
+``model_search``: which candidate graph meets a latency budget with the least loss of size.
 """
 
 from __future__ import annotations
@@ -196,16 +194,13 @@ def parse_cost(text: str, device: DeviceSpec) -> CostExpr:
     and parentheses; anything else, or a path the spec lacks (did-you-mean), is one error.
 
     >>> from perfmodel.hardware.load import load_device
-    >>> h100 = load_device("h100")
-    >>> c = parse_cost("2 * power.tdp_W + memory.capacity_GB / 10", h100)
+    >>> c = parse_cost("2 * power.tdp_W + memory.capacity_GB / 10", load_device("h100"))
     >>> c.paths, float(c.evaluate({"power.tdp_W": 700, "memory.capacity_GB": 80})[0])
     (('power.tdp_W', 'memory.capacity_GB'), 1408.0)
     """
-    if not isinstance(text, str) or not text.strip():
-        raise PerfModelError("the cost expression is empty", COST_HINT)
-    if len(text) > MAX_COST_CHARS:
-        raise PerfModelError(f"the cost expression is {len(text)} characters (at most "
-                             f"{MAX_COST_CHARS})", "write a shorter expression")
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_COST_CHARS:
+        raise PerfModelError(f"the cost expression is empty or over {MAX_COST_CHARS} "
+                             "characters", COST_HINT)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
