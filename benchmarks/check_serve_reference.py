@@ -20,7 +20,7 @@ import pandas as pd
 import perfmodel as pm
 from perfmodel.errors import PerfModelError
 from perfmodel.hardware.load import load_device
-from perfmodel.serve.run import serve
+from perfmodel.serving.run import serve
 from perfmodel.validate.reference import measurement_rows
 from perfmodel.workload.plan import ParallelPlan
 

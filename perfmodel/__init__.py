@@ -35,6 +35,7 @@ from perfmodel.errors import (
 )
 
 if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers and editors
+    from perfmodel import plot
     from perfmodel.analytic.capacity import memory_report
     from perfmodel.analytic.collectives import collective_time
     from perfmodel.analytic.memory import footprint
@@ -107,12 +108,14 @@ __all__ = [
     "predict",
     "predict_collective",
     "predict_step", "read_nccl_tests", "review", "roofline", "search_plans", "sensitivity",
-    "serve", "serve_search", "sweep",
+    "plot", "serve", "serve_search", "sweep",
 ]
 
 
 def __getattr__(name: str) -> Any:
     """A public name, imported from its module on first use (PEP 562)."""
+    if name == "plot":  # a module: pm.plot.sweep(...), matplotlib loaded on first chart
+        return importlib.import_module("perfmodel.plot")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value  # later lookups skip __getattr__

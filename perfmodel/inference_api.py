@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # serving is imported when used: perfmodel infer does not load it
     import pandas as pd
 
-    from perfmodel.serve.run import ServeResult
+    from perfmodel.serving.run import ServeResult
 
 from perfmodel.errors import PlanError, ShapeError, UnknownNameError, did_you_mean
 from perfmodel.graph.model_graph import ModelGraph
@@ -183,19 +183,19 @@ def serve(model: Model, hw: str | Path | DeviceSpec | None = None, *,
           slo_ttft: float | None = None,
           slo_tpot: float | None = None, allow_long_context: bool = False,
           disaggregate: str | None = None) -> ServeResult:
-    """Simulate serving ``model`` under load (perfmodel.serve): ``requests_n`` requests at
+    """Simulate serving ``model`` under load (perfmodel.serving): ``requests_n`` requests at
     ``rate`` per second (``arrival`` poisson or gamma:CV; lengths fixed or
     ``lognormal:MEAN,SIGMA`` / ``uniform:LO,HI`` / ``exponential:MEAN``; or a ``trace``
     CSV), on ``replicas`` copies of a tp x pp group of ``hw`` (or the ``system``'s device),
     through ``engine``; the scheduler's settings default to the engine's (chunked prefill
     where its profile chunks, that chunk as the token budget, else 8,192 tokens).
     ``disaggregate`` (``prefill=2x8,decode=1x16``) serves prompts and generation on
-    separate pools, moving each KV cache between them (perfmodel.serve.run).
+    separate pools, moving each KV cache between them (perfmodel.serving.run).
     Returns the ServeResult (``.summary``, ``.requests``, ``.iterations``, ``.frames()``)."""
-    from perfmodel.serve.requests import read_trace, requests
-    from perfmodel.serve.run import parse_pools, serve_disaggregated
-    from perfmodel.serve.run import serve as serve_run
-    from perfmodel.serve.simulate import Scheduler
+    from perfmodel.serving.requests import read_trace, requests
+    from perfmodel.serving.run import parse_pools, serve_disaggregated
+    from perfmodel.serving.run import serve as serve_run
+    from perfmodel.serving.simulate import Scheduler
     device, sys_spec = _where(hw, system)
     eng = engine if isinstance(engine, EngineProfile) else load_engine(engine)
     reqs = read_trace(trace) if trace is not None else requests(
@@ -241,11 +241,11 @@ def serve_search(model: Model, hw: str | Path | DeviceSpec | None = None, *,
                  disaggregate: bool = False, dtype: str | None = None, workers: int = 1,
                  top: int | None = None) -> pd.DataFrame:
     """The cheapest deployments meeting ``slo_ttft`` / ``slo_tpot`` (at ``percentile``) for
-    traffic at ``rate`` (perfmodel.serve.search), ranked: GPUs, then GPU-hours per million
+    traffic at ``rate`` (perfmodel.serving.search), ranked: GPUs, then GPU-hours per million
     output tokens; ``disaggregate`` adds every prefill / decode pool split."""
-    from perfmodel.serve.requests import read_trace, requests
-    from perfmodel.serve.search import Space
-    from perfmodel.serve.search import search as search_run
+    from perfmodel.serving.requests import read_trace, requests
+    from perfmodel.serving.search import Space
+    from perfmodel.serving.search import search as search_run
     device, sys_spec = _where(hw, system)
     reqs = read_trace(trace) if trace is not None else requests(
         requests_n, rate, input_len, output_len, seed=seed, process=arrival)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from perfmodel.analytic.roofline import predict
 from perfmodel.errors import PerfModelError
+from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.study.grid import Grid, grid_from_yaml
@@ -69,12 +70,12 @@ def sweep(study: str | Path | Grid | None = None, *, model: Any = None, hw: Any 
     point with its capacity verdict, prediction interval and any error).
 
     The grid is a study file (YAML, perfmodel.study.grid), a Grid, or the axes given here:
-    ``model`` and ``hw`` (names or files), ``batch``, ``seq``, ``dtype`` (None: each
-    device's default), ``phase``, ``strategy`` (compression, ``perfmodel compress``
-    syntax), ``override`` ({spec path: [values]}). ``workers``: a local process pool;
-    ``dask``: a distributed.Client, a scheduler address or ``"local"``; ``out``: write a
-    .csv or .parquet, resumable (see run_sweep); ``yes``: allow more than a million
-    points."""
+    ``model`` and ``hw`` (names, files, or ModelGraph / DeviceSpec records), ``batch``,
+    ``seq``, ``dtype`` (None: each device's default), ``phase``, ``strategy``
+    (compression, ``perfmodel compress`` syntax), ``override`` ({spec path: [values]}).
+    ``workers``: a local process pool; ``dask``: a distributed.Client, a scheduler address
+    or ``"local"``; ``out``: write a .csv or .parquet, resumable (see run_sweep); ``yes``:
+    allow more than a million points."""
     if study is not None and model is not None:
         raise PerfModelError("give a study or the axes, not both",
                              "pm.sweep('study.yaml') or pm.sweep(model=..., hw=...)")
@@ -88,5 +89,15 @@ def sweep(study: str | Path | Grid | None = None, *, model: Any = None, hw: Any 
                                  "pm.sweep(model=['resnet50'], hw=['a100', 'h100'])")
         grid = Grid.of(models=model, hw=hw, batch=batch, seq=seq, dtype=dtype, phase=phase,
                        strategy=strategy, override=override, fusion=fusion)
-    return run_sweep(grid, load_model, load_device, workers=workers, dask=dask, out=out,
+    return run_sweep(grid, _model, _device, workers=workers, dask=dask, out=out,
                      force=force, yes=yes)
+
+
+def _model(model: Any) -> ModelGraph:
+    """A grid's model: a ModelGraph as it is, else a name or file through the zoo."""
+    return model if isinstance(model, ModelGraph) else load_model(model)
+
+
+def _device(hw: Any) -> DeviceSpec:
+    """A grid's device: a DeviceSpec as it is, else a name or spec file."""
+    return hw if isinstance(hw, DeviceSpec) else load_device(hw)

@@ -31,7 +31,7 @@ PUBLIC |= {"from_torch", "load_onnx"}
 # inference end to end through an engine (names resolved at the API edge)
 PUBLIC |= {"infer", "serve", "serve_search", "sensitivity"}
 # what-if studies in notebooks: grids of predictions
-PUBLIC |= {"sweep"}
+PUBLIC |= {"sweep", "plot"}
 # a design review of a chip: one HTML report (the API edge)
 PUBLIC |= {"review"}
 # design-space exploration of a hypothetical chip, hardware-aware model search (the API edge)
@@ -58,13 +58,13 @@ ALLOWED = {
     "parallel": BASE | {"hardware", "workload", "analytic", "sim", "graph"},
     "bench": BASE | {"hardware", "graph"},
     "inference": BASE | {"hardware", "workload", "analytic", "graph"},
-    "serve": BASE | {"hardware", "workload", "analytic", "graph", "inference"},
+    "serving": BASE | {"hardware", "workload", "analytic", "graph", "inference"},
     "validate": BASE | {"hardware", "workload", "analytic", "bench", "graph", "parallel",
                         "inference"},
     # the API edge beside __init__: catalogs of devices and models (names become graphs)
     "catalog": BASE | {"hardware", "graph", "workload", "zoo"},
     # the API edge too: pm.infer turns names into records for perfmodel.inference
-    "inference_api": BASE | {"hardware", "graph", "workload", "inference", "serve", "zoo"},
+    "inference_api": BASE | {"hardware", "graph", "workload", "inference", "serving", "zoo"},
     "study_api": BASE | {"hardware", "graph", "workload", "analytic", "inference", "study",
                          "zoo"},
     # the API edge too: pm.review prices a suite on devices and writes the HTML report
@@ -75,9 +75,11 @@ ALLOWED = {
     "explore_api": BASE | {"hardware", "graph", "workload", "compress", "study", "review_api",
                            "zoo"},
     "study": BASE | {"hardware", "workload", "analytic", "sim", "parallel", "compress", "graph",
-                     "bench", "validate", "inference", "serve"},
+                     "bench", "validate", "inference", "serving"},
+    # pm.plot: the report's figures returned to a notebook (or saved)
+    "plot": BASE | {"analytic", "hardware", "report"},
     "report": BASE | {"analytic", "hardware", "workload", "graph", "sim", "parallel", "compress",
-                      "validate", "bench", "inference", "serve"},
+                      "validate", "bench", "inference", "serving"},
 }
 # The CLI is the top: it may import every package.
 ALLOWED["cli"] = set(ALLOWED) | BASE
@@ -147,3 +149,23 @@ def test_import_perfmodel_loads_no_heavy_package():
 ])
 def test_commands_load_only_what_they_use(argv, allowed):
     assert set(_loaded_by(*argv)) <= allowed
+
+
+def test_no_subpackage_shadows_a_public_function():
+    """Importing ``perfmodel.X`` sets the attribute ``perfmodel.X`` to the module, so a
+    package named like a public function (``serve``, ``sweep``, ``infer``) would replace
+    ``pm.serve`` the second time it is called. Every module imported, every public name is
+    still what ``__all__`` promises (only ``plot`` is a module)."""
+    import importlib
+    import pkgutil
+    import types
+
+    for mod in pkgutil.walk_packages(perfmodel.__path__, "perfmodel."):
+        if ".cuda" in mod.name or mod.name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(mod.name)
+        except ImportError:  # an optional extra (onnx, torch) not installed here
+            continue
+    modules = {n for n in PUBLIC if isinstance(getattr(perfmodel, n), types.ModuleType)}
+    assert modules == {"plot"}

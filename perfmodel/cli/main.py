@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "TensorRT-LLM, llama.cpp, ...): TTFT, TPOT, tokens/s, memory per GPU"),
     "sensitivity": ("perfmodel.cli.sensitivity", "the latency's elasticity to every figure "
                     "of a device's spec (tornado chart)"),
+    "sweep": ("perfmodel.cli.sweep", "roofline predictions over a grid (models, devices, "
+              "batches, dtypes, spec overrides): resumable, a process pool or Dask"),
     "explore": ("perfmodel.cli.explore", "design space of a hypothetical chip: spec figures "
                 "varied, a workload suite priced, the Pareto front; --search-models"),
     "review": ("perfmodel.cli.review", "design review of a chip against baselines over a "
@@ -88,6 +90,10 @@ EXAMPLES: dict[str, tuple[str, str]] = {
                     "--seq 2048 --plot tornado.png",
                     "perfmodel sensitivity llama-3-8b --hw mi300x --engine vllm-rocm "
                     "--input-len 1024 --output-len 256"),
+    "sweep": ("perfmodel sweep --model resnet50,llama-3-8b --hw a100,h100 --batch 1,8,64 "
+              "--override memory.bandwidth_GBps=2000,4000",
+              "perfmodel sweep --model llama-2-7b --hw a100,h100,mi300x --phase decode --seq "
+              "4096 --batch 1,16,64,256 --plot sweep.png"),
     "explore": ("perfmodel explore --hw h100 --vary compute.tensor_TFLOPS.fp16=500..4000 "
                 "--vary memory.bandwidth_GBps=2000..16000 --budget power.tdp_W=700",
                 "perfmodel explore --search-models resnet,mobilenet_v2 --strategy int8 --hw h100 "

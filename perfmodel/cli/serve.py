@@ -13,7 +13,7 @@ from perfmodel.cli.output import announce, emit_frame, to_json
 from perfmodel.errors import PerfModelError
 from perfmodel.inference.engine import SPLITS
 from perfmodel.inference_api import serve, serve_search
-from perfmodel.serve.simulate import POLICIES, ROUTERS
+from perfmodel.serving.simulate import POLICIES, ROUTERS
 from perfmodel.units import format_si
 
 

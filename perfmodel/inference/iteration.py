@@ -1,5 +1,5 @@
 """The cost of one serving iteration: a batch of prompt chunks and decode steps run as one
-forward, priced from the same kernels as ``infer`` so a serving simulation (perfmodel.serve)
+forward, priced from the same kernels as ``infer`` so a serving simulation (perfmodel.serving)
 reads the same physics.
 
 An iteration (Orca / vLLM continuous batching, Sarathi-Serve chunked prefill) runs ``n``

@@ -33,11 +33,15 @@ def figure_path(path: str | Path, overwrite: bool) -> Path:
 
 
 def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend, imported on first use (import perfmodel stays
-    fast and needs no display)."""
+    """matplotlib.pyplot, imported on first use (import perfmodel stays fast), on the Agg
+    backend (no display needed) unless it runs in a Jupyter kernel, whose inline backend
+    shows the figures ``pm.plot`` returns."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -10,14 +10,12 @@ import pandas as pd
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.report.figure import figure_path, pyplot, save
 
-__all__ = ["plot_breakdown", "plot_memory_wall"]
+__all__ = ["breakdown_figure", "plot_breakdown", "plot_memory_wall"]
 
 
 
-def plot_breakdown(report: Any, model: str, device: DeviceSpec, path: str | Path,
-                   overwrite: bool = False) -> Path:
+def breakdown_figure(report: Any, model: str, device: DeviceSpec) -> Any:
     """One stacked bar of the per-device footprint against the device's capacity (GB)."""
-    out = figure_path(path, overwrite)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 6))
     bottom = 0.0
@@ -32,7 +30,15 @@ def plot_breakdown(report: Any, model: str, device: DeviceSpec, path: str | Path
     ax.set_ylabel("GB per device")
     ax.set_title(f"{model} on {device.display_name}", fontsize=9)
     ax.legend(fontsize=7)
-    return save(fig, out)
+    return fig
+
+
+def plot_breakdown(report: Any, model: str, device: DeviceSpec, path: str | Path,
+                   overwrite: bool = False) -> Path:
+    """Write ``breakdown_figure`` to ``path`` (PNG/SVG/PDF by extension); an existing file only
+    with ``overwrite``."""
+    out = figure_path(path, overwrite)
+    return save(breakdown_figure(report, model, device), out)
 
 
 def plot_memory_wall(table: pd.DataFrame, path: str | Path, overwrite: bool = False) -> Path:

@@ -4,22 +4,21 @@ GPipe / PipeDream / interleaved figures of Narayanan et al. 2021, Fig. 3-4)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from perfmodel.errors import PerfModelError
 from perfmodel.report.figure import figure_path, pyplot, save
 
-__all__ = ["plot_pipeline_gantt"]
+__all__ = ["pipeline_figure", "plot_pipeline_gantt"]
 
 MAX_DEVICES = 64
 
 
-def plot_pipeline_gantt(compute: pd.DataFrame, path: str | Path, title: str = "",
-                        overwrite: bool = False, annotate: bool = True) -> Path:
+def pipeline_figure(compute: pd.DataFrame, title: str = "", annotate: bool = True) -> Any:
     """``compute``: resource (device), start, end, label ("F3", "B0.1") rows, as
     PipelineRun.compute() returns them. Forwards blue, backwards green; chunks shaded."""
-    out = figure_path(path, overwrite)
     if compute.empty:
         raise PerfModelError("the pipeline timeline is empty: nothing to plot",
                              "simulate at least one micro-batch")
@@ -56,4 +55,12 @@ def plot_pipeline_gantt(compute: pd.DataFrame, path: str | Path, title: str = ""
     ax.set_xlabel("time (s)")
     ax.set_title(title or "pipeline schedule", fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
-    return save(fig, out)
+    return fig
+
+
+def plot_pipeline_gantt(compute: pd.DataFrame, path: str | Path, title: str = "",
+                        overwrite: bool = False, annotate: bool = True) -> Path:
+    """Write ``pipeline_figure`` to ``path`` (PNG/SVG/PDF by extension); an existing file only
+    with ``overwrite``."""
+    out = figure_path(path, overwrite)
+    return save(pipeline_figure(compute, title, annotate), out)

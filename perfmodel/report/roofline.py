@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -10,15 +11,13 @@ from perfmodel.analytic.roofline import Prediction
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.report.figure import figure_path, pyplot, save
 
-__all__ = ["plot_roofline"]
+__all__ = ["roofline_figure", "plot_roofline"]
 
 
-def plot_roofline(pred: Prediction, device: DeviceSpec, path: str | Path,
-                  overwrite: bool = False) -> Path:
+def roofline_figure(pred: Prediction, device: DeviceSpec) -> Any:
     """Write the chart (PNG/SVG/PDF by extension). Markers: area ~ op time."""
     plt = pyplot()
 
-    out = figure_path(path, overwrite)
     ops = pred.ops[(pred.ops["flops"] > 0) & (pred.ops["bytes"] > 0)]
     bw = device.memory_bandwidth * device.efficiency.memory
     x = np.logspace(-2, 4, 400)
@@ -41,4 +40,12 @@ def plot_roofline(pred: Prediction, device: DeviceSpec, path: str | Path,
                  f"{100 * s['utilization']:.2g}%; dots mark ridge points", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6, ncol=2, loc="lower right")
-    return save(fig, out)
+    return fig
+
+
+def plot_roofline(pred: Prediction, device: DeviceSpec, path: str | Path,
+                  overwrite: bool = False) -> Path:
+    """Write ``roofline_figure`` to ``path`` (PNG/SVG/PDF by extension); an existing file only
+    with ``overwrite``."""
+    out = figure_path(path, overwrite)
+    return save(roofline_figure(pred, device), out)

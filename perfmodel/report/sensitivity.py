@@ -4,20 +4,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from perfmodel.report.figure import figure_path, pyplot, save
 
-__all__ = ["plot_tornado"]
+__all__ = ["tornado_figure", "plot_tornado"]
 
 
-def plot_tornado(table: pd.DataFrame, path: str | Path, overwrite: bool = False,
-                 title: str = "", top: int = 12) -> Path:
+def tornado_figure(table: pd.DataFrame, title: str = "", top: int = 12) -> Any:
     """Write the tornado (``perfmodel.study.sensitivity`` table): horizontal bars of the
     latency change (%) when each figure is lowered and raised, elasticity in the labels."""
     plt = pyplot()
-    out = figure_path(path, overwrite)
     t = table.head(top).iloc[::-1]
     base = t["latency_s"].to_numpy()
     down = 100 * (t["latency_down_s"].to_numpy() / base - 1)
@@ -31,4 +30,12 @@ def plot_tornado(table: pd.DataFrame, path: str | Path, overwrite: bool = False,
     ax.legend(loc="lower right")
     if title:
         ax.set_title(title)
-    return save(fig, out)
+    return fig
+
+
+def plot_tornado(table: pd.DataFrame, path: str | Path, overwrite: bool = False,
+                 title: str = "", top: int = 12) -> Path:
+    """Write ``tornado_figure`` to ``path`` (PNG/SVG/PDF by extension); an existing file only
+    with ``overwrite``."""
+    out = figure_path(path, overwrite)
+    return save(tornado_figure(table, title, top), out)

@@ -4,22 +4,21 @@ latency distributions (TTFT, TPOT, end-to-end) as CDFs with the SLOs marked."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from perfmodel.report.figure import figure_path, pyplot, save
 
-__all__ = ["plot_serving"]
+__all__ = ["serving_figure", "plot_serving"]
 
 
-def plot_serving(requests: pd.DataFrame, iterations: pd.DataFrame, path: str | Path,
-                 overwrite: bool = False, title: str = "", slo_ttft: float | None = None,
-                 slo_tpot: float | None = None) -> Path:
+def serving_figure(requests: pd.DataFrame, iterations: pd.DataFrame, title: str = "",
+                   slo_ttft: float | None = None, slo_tpot: float | None = None) -> Any:
     """Write the timeline (left: per iteration of every replica, sequences decoding,
     requests waiting, KV occupancy) and the latency CDFs (right)."""
     plt = pyplot()
-    out = figure_path(path, overwrite)
     fig, (ax, cdf) = plt.subplots(1, 2, figsize=(12, 4.5))
     it = iterations.sort_values("start_s")
     ax.step(it["start_s"], it["decode_seqs"], where="post", lw=0.8, label="decoding")
@@ -44,4 +43,13 @@ def plot_serving(requests: pd.DataFrame, iterations: pd.DataFrame, path: str | P
     cdf.legend(loc="lower right")
     if title:
         fig.suptitle(title)
-    return save(fig, out)
+    return fig
+
+
+def plot_serving(requests: pd.DataFrame, iterations: pd.DataFrame, path: str | Path,
+                 overwrite: bool = False, title: str = "", slo_ttft: float | None = None,
+                 slo_tpot: float | None = None) -> Path:
+    """Write ``serving_figure`` to ``path`` (PNG/SVG/PDF by extension); an existing file only
+    with ``overwrite``."""
+    out = figure_path(path, overwrite)
+    return save(serving_figure(requests, iterations, title, slo_ttft, slo_tpot), out)

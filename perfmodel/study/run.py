@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import json
+import logging
 import shutil
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -78,6 +79,23 @@ def _extend(table: dict[str, list[Any]], n: int, ident: Mapping[str, Any],
     table.setdefault("error", []).append([error] * n)
 
 
+class _Once(logging.Filter):
+    """Drops the workload builder's per-point warning that a seq is past the model's
+    trained context: a sweep says it once for the whole grid."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "trained context" not in record.getMessage()
+
+
+def _label(given: Any, name: str) -> str:
+    """How a row names its model or device: a shipped name as the user gave it; a file or
+    a record by the name it declares (a path would be a column of long temporary names)."""
+    if isinstance(given, str) and not given.endswith((".yaml", ".yml", ".json", ".onnx")) \
+            and "/" not in given and "\\" not in given:
+        return given
+    return name
+
+
 def run_task(task: Task, graph: ModelGraph, devices: Mapping[Any, DeviceSpec],
              effects: Mapping[Any, Mapping[str, Effect] | str], grid: Grid,
              resolve_model: ModelResolver) -> pd.DataFrame:
@@ -87,18 +105,20 @@ def run_task(task: Task, graph: ModelGraph, devices: Mapping[Any, DeviceSpec],
     settings = grid.settings
     over = {p: [s[p] for s in settings] for p in grid.override}
     columns = Overrides.of(settings)
-    label = str(task.model) if isinstance(task.model, str | Path) else graph.name
+    label = _label(task.model, graph.name)
     if task.strategy is not None:
         graph = parse_strategy(task.strategy, resolve_model=resolve_model)(graph)
     table: dict[str, list[Any]] = {}
     n = len(settings)
+    quiet = _Once()  # the seq-past-context warning was given once, by _resolve
+    logging.getLogger("perfmodel.workload.build").addFilter(quiet)
     for wp in task.workpoints:
         workloads: dict[str, Any] = {}  # by dtype: one build for every device sharing it
         for hw, dev in devices.items():
             dtype = wp.dtype or dev.default_dtype
             ident = {"model": label, **({"strategy": task.strategy}
                                         if grid.strategy != (None,) else {}),
-                     "hw": str(hw) if isinstance(hw, str | Path) else dev.name,
+                     "hw": _label(hw, dev.name),
                      "device": dev.name, "phase": wp.phase, "batch": wp.batch, "seq": wp.seq,
                      "dtype": dtype, **over}
             eff = effects[hw]
@@ -117,6 +137,7 @@ def run_task(task: Task, graph: ModelGraph, devices: Mapping[Any, DeviceSpec],
                 _extend(table, n, ident, values, None)
             except PerfModelError as exc:
                 _extend(table, n, ident, None, str(exc))
+    logging.getLogger("perfmodel.workload.build").removeFilter(quiet)
     frame = pd.DataFrame({k: np.concatenate([np.asarray(c, dtype=object) if k in _TEXT
                                              else np.asarray(c) for c in v])
                           for k, v in table.items()})
@@ -174,6 +195,12 @@ def _resolve(grid: Grid, resolve_model: ModelResolver, resolve_device: DeviceRes
         if s is not None:
             parse_strategy(s, resolve_model=resolve_model)  # an unknown strategy fails now
     applies = {m: _applies(g) for m, g in graphs.items()}
+    longest = max((q for q in grid.seq if q is not None), default=None)
+    past = [f"{m} ({model_context(g):,} tokens)" for m, g in graphs.items()
+            if longest and applies[m][0] and model_context(g) and longest > model_context(g)]
+    if past:
+        warnings.warn(f"seq up to {longest:,} is past the trained context of "
+                      + ", ".join(past) + ": priced as asked", stacklevel=4)
     dropped = [(m, p) for m in grid.models for p in grid.phase if p not in applies[m][1]]
     if dropped:
         warnings.warn("left out of the grid, the phase does not apply to the model: "

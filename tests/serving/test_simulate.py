@@ -1,4 +1,4 @@
-"""perfmodel.serve: the serving simulation against closed forms and against infer."""
+"""perfmodel.serving: the serving simulation against closed forms and against infer."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import perfmodel as pm
 from perfmodel.errors import MeasurementError, PlanError, ShapeError
 from perfmodel.inference.iteration import Iteration, IterationCost
 from perfmodel.inference.run import infer, prepare
-from perfmodel.serve.requests import arrivals, lengths, read_trace, requests
-from perfmodel.serve.run import kv_pool, serve
-from perfmodel.serve.simulate import Scheduler, simulate, summary
+from perfmodel.serving.requests import arrivals, lengths, read_trace, requests
+from perfmodel.serving.run import kv_pool, serve
+from perfmodel.serving.simulate import Scheduler, simulate, summary
 
 
 class FixedCost(IterationCost):
@@ -170,7 +170,7 @@ def test_disaggregated_lone_request_is_prefill_then_transfer_then_decode(llama):
     # prefill on one pool (its TTFT is infer's on that pool), the KV cache sent to the
     # decode pool, then out - 1 decode steps there: end-to-end is the three in turn
     from perfmodel.hardware.system import load_system
-    from perfmodel.serve.run import parse_pools, serve_disaggregated
+    from perfmodel.serving.run import parse_pools, serve_disaggregated
     h100 = pm.load_device("h100")
     pools = parse_pools("prefill=1x2,decode=1x1")
     reqs = requests(1, 1.0, 512, 33, seed=0)
@@ -204,5 +204,5 @@ def test_swap_preemption_keeps_progress_and_pays_the_copies():
 
 def test_pcie_link_from_the_spec():
     # H100 SXM: PCIe Gen5 x16 = 16 x 32 GT/s x 128/130 / 8 = 63.0 GB/s a direction
-    from perfmodel.serve.run import pcie_bytes_per_s
+    from perfmodel.serving.run import pcie_bytes_per_s
     assert pcie_bytes_per_s(pm.load_device("h100")) == pytest.approx(16 * 32e9 * 128 / 130 / 8)

@@ -9,10 +9,10 @@ requests j, j + K, j + 2K, ... whatever the replicas' state, so a deployment of 
 simulated exactly as one replica serving every K-th request of the stream (and K of them
 alike in distribution). A configuration meets its SLOs when the chosen percentile (default
 p99) of TTFT and of TPOT are within the targets and the replica keeps up (its queue does not
-grow over the run: perfmodel.serve.simulate.overloaded). Ranked by GPUs, then GPU-hours per
+grow over the run: perfmodel.serving.simulate.overloaded). Ranked by GPUs, then GPU-hours per
 million output tokens at the target rate; configurations are evaluated in parallel processes
 (``workers``), with a progress bar on a terminal. With ``disaggregate`` every prefill /
-decode split joins them (perfmodel.serve.run.serve_disaggregated's model): the fewest
+decode split joins them (perfmodel.serving.run.serve_disaggregated's model): the fewest
 prefill instances meeting the TTFT SLO, then the fewest decode instances meeting the TPOT
 SLO on the stream of first tokens the prefill pool hands over (each round-robin, each found
 by bisection).
@@ -36,8 +36,8 @@ from perfmodel.hardware.system import SystemSpec
 from perfmodel.inference.iteration import IterationCost
 from perfmodel.inference.run import iteration_cost, prepare
 from perfmodel.progress import track
-from perfmodel.serve.run import kv_pool
-from perfmodel.serve.simulate import Scheduler, overloaded, simulate
+from perfmodel.serving.run import kv_pool
+from perfmodel.serving.simulate import Scheduler, overloaded, simulate
 from perfmodel.workload.job import check_positive
 from perfmodel.workload.plan import ParallelPlan
 
@@ -246,8 +246,8 @@ def _disaggregated_rows(graph: ModelGraph, device: DeviceSpec, system: SystemSpe
                         ) -> list[dict[str, Any]]:
     """Every (engine, prefill tp, decode tp, budget, max sequences) split, each with its
     fewest instances (``_disaggregated``); KV transfers priced as for one instance of each
-    pool (perfmodel.serve.run)."""
-    from perfmodel.serve.run import Pools, _transfer_s
+    pool (perfmodel.serving.run)."""
+    from perfmodel.serving.run import Pools, _transfer_s
     rows = []
     points = list(itertools.product(space.engines, space.tps, space.tps, space.budgets,
                                     space.max_num_seqs))

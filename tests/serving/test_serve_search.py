@@ -1,4 +1,4 @@
-"""perfmodel.serve.search: the replica count found is the fewest that meets the SLOs, and a
+"""perfmodel.serving.search: the replica count found is the fewest that meets the SLOs, and a
 round-robin deployment of K replicas is one replica serving every K-th request."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pytest
 
 import perfmodel as pm
 from perfmodel.inference.run import iteration_cost, prepare
-from perfmodel.serve.requests import requests
-from perfmodel.serve.run import kv_pool
-from perfmodel.serve.search import Space, search
-from perfmodel.serve.simulate import Scheduler, simulate
+from perfmodel.serving.requests import requests
+from perfmodel.serving.run import kv_pool
+from perfmodel.serving.search import Space, search
+from perfmodel.serving.simulate import Scheduler, simulate
 
 
 @pytest.fixture(scope="module")

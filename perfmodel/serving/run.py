@@ -1,5 +1,5 @@
 """``serve``: a model on replicas of a device group, under a stream of requests — the
-simulation (perfmodel.serve.simulate) with its iteration cost (perfmodel.inference.iteration)
+simulation (perfmodel.serving.simulate) with its iteration cost (perfmodel.inference.iteration)
 and KV pool (the one memory model) set up from records.
 """
 
@@ -18,7 +18,7 @@ from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec
 from perfmodel.inference.engine import EngineProfile
 from perfmodel.inference.run import iteration_cost, prepare
-from perfmodel.serve.simulate import Scheduler, Simulation, simulate, summary
+from perfmodel.serving.simulate import Scheduler, Simulation, simulate, summary
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan
 
@@ -99,7 +99,7 @@ def serve(graph: ModelGraph, device: DeviceSpec, reqs: pd.DataFrame, *,
           kv_dtype: str | None = None, scheduler: Scheduler | None = None,
           replicas: int = 1, router: str = "round-robin", slo_ttft: float | None = None,
           slo_tpot: float | None = None) -> ServeResult:
-    """Simulate serving ``reqs`` (perfmodel.serve.requests) on ``replicas`` replicas, each
+    """Simulate serving ``reqs`` (perfmodel.serving.requests) on ``replicas`` replicas, each
     ``plan`` (tp x pp GPUs) of ``device`` in ``system``, through ``engine``."""
     if not graph.meta.get("is_llm", False):
         raise PlanError(f"{graph.name} is not a language model: serving simulates token "
