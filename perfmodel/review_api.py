@@ -48,6 +48,7 @@ from perfmodel.errors import (
 from perfmodel.files import check_writable, data_dir, read_yaml
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.load import load_device
+from perfmodel.hardware.overrides import numeric_fields
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.report.review import (
     DOES_NOT_FIT,
@@ -56,6 +57,7 @@ from perfmodel.report.review import (
     ReviewData,
     render_review,
 )
+from perfmodel.study.explore import Exploration, exploration
 from perfmodel.study_api import sensitivity
 from perfmodel.units import DTYPE_ALIASES, DTYPES, format_si
 from perfmodel.workload.build import build_workload, check_context
@@ -290,6 +292,36 @@ def _sensitivity(candidate: DeviceSpec, suite: pd.DataFrame, predictions: pd.Dat
     return table, name
 
 
+DESIGN_POINTS = 5  # values per varied figure in the review's design-space study
+
+
+def _design(cand: DeviceSpec, suite: pd.DataFrame, graphs: Mapping[str, ModelGraph]
+            ) -> tuple[Exploration | None, str]:
+    """The candidate's design space (perfmodel.study.explore): main-memory bandwidth and
+    the tensor peak of its default dtype each from half to twice the spec, over the suite's
+    workloads it runs; cost = the sum of the two relative to the spec. None, and why, where
+    the spec lacks a figure or the candidate runs no workload."""
+    fields = numeric_fields(cand)
+    dt = cand.default_dtype
+    paths = [p for p in ("memory.bandwidth_GBps", f"compute.tensor_TFLOPS.{dt}")
+             if fields.get(p)]
+    if len(paths) < 2:
+        return None, (f"no design-space study: {cand.name}'s spec gives no main-memory "
+                      f"bandwidth or no {dt} tensor peak to vary")
+    named = {}
+    for e in suite.itertuples():
+        dtype = e.dtype or dt
+        if dtype not in cand.dtypes:
+            continue
+        named[e.name] = build_workload(graphs[e.name], batch=e.batch, seq=e.seq, dtype=dtype,
+                                       phase=e.phase)
+    if not named:
+        return None, f"no design-space study: {cand.name} runs none of the suite's dtypes"
+    vary = {p: (fields[p] / 2, fields[p] * 2) for p in paths}
+    cost = " + ".join(f"{p} / {fields[p]:g}" for p in paths)
+    return exploration(named, cand, vary, cost=cost, points_per_axis=DESIGN_POINTS), ""
+
+
 def review(hw: str | Path | DeviceSpec, baseline: Sequence[str | Path | DeviceSpec] = (),
            workloads: str | Path | None = None, out: str | Path | None = None, *,
            sensitivity_workload: str | None = None, title: str | None = None,
@@ -319,6 +351,7 @@ def review(hw: str | Path | DeviceSpec, baseline: Sequence[str | Path | DeviceSp
             predictions[col] = np.nan
     cand = devices[0]
     table, chosen = _sensitivity(cand, suite, predictions, sensitivity_workload)
+    design, design_note = _design(cand, suite, graphs)
     from perfmodel import __version__
 
     data = ReviewData(
@@ -329,7 +362,7 @@ def review(hw: str | Path | DeviceSpec, baseline: Sequence[str | Path | DeviceSp
         suite=suite.drop(columns="source"), predictions=predictions,
         summary=_summary(predictions, suite, cand.name),
         assumptions=pd.DataFrame(assumptions), sensitivity=table,
-        sensitivity_workload=chosen,
+        sensitivity_workload=chosen, design=design, design_note=design_note,
         suite_path=str(workloads if workloads is not None else f"workloads/{SUITE_FILE}"),
         command=command or _call(hw, baseline, workloads), version=__version__)
     if out is not None:

@@ -69,7 +69,7 @@ ALLOWED = {
                          "zoo"},
     # the API edge too: pm.review prices a suite on devices and writes the HTML report
     "review_api": BASE | {"hardware", "graph", "workload", "analytic", "catalog", "study_api",
-                          "report", "zoo"},
+                          "report", "zoo", "study"},
     # the API edge too: pm.explore reads a workload suite (review_api.load_suite) and builds
     # models, pm.model_search compresses them
     "explore_api": BASE | {"hardware", "graph", "workload", "compress", "study", "review_api",

@@ -28,6 +28,7 @@ import pandas as pd
 from perfmodel.errors import PerfModelError
 from perfmodel.report import review_charts as charts
 from perfmodel.report.figure import pyplot
+from perfmodel.report.review_design import design_section
 from perfmodel.units import format_si
 
 __all__ = ["ReviewData", "Section", "SECTIONS", "render_review", "latency_bands", "OK",
@@ -66,6 +67,8 @@ class ReviewData:
     assumptions: pd.DataFrame
     sensitivity: pd.DataFrame
     sensitivity_workload: str = ""
+    design: Any = None        # perfmodel.study.explore.Exploration of the candidate, or None
+    design_note: str = ""     # why there is no design-space study
     suite_path: str = ""
     command: str = ""
     version: str = ""
@@ -422,9 +425,7 @@ def _run_notes(d: ReviewData) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
-# The page, in order. Another section plugs in by adding a Section here, e.g. the
-# design-space front (issue #19) before the assumptions:
-#     Section("front", "Design-space front", front_section)
+# The page, in order. Another section plugs in by adding a Section here.
 SECTIONS: list[Section] = [
     Section("summary", "Summary", summary_section),
     Section("specs", "Specifications", spec_section),
@@ -433,6 +434,7 @@ SECTIONS: list[Section] = [
     Section("memory", "Memory fit", memory_section),
     Section("bound", "Compute- vs memory-bound time", bound_section),
     Section("sensitivity", "Sensitivity of the candidate", sensitivity_section),
+    Section("design", "Design space of the candidate", design_section),
     Section("assumptions", "Assumptions", assumptions_section),
 ]
 

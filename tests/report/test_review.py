@@ -131,7 +131,7 @@ def test_every_section_and_figure_is_there(data, page):
     for s in SECTIONS:
         assert f'<section id="{s.id}"><h2>{s.title}</h2>' in page
         assert f'href="#{s.id}"' in page
-    assert page.count('<figure class="chart"><svg') == 5     # one per chart, all inline SVG
+    assert page.count('<figure class="chart"><svg') == 6     # one per chart, all inline SVG
     ids = re.findall(r'\sid="([^"]+)"', page)
     assert len(ids) == len(set(ids))                          # figures share no ids
     assert "perfmodel " + pm.__version__ in page and "pm.review(" in page  # the footer
@@ -303,3 +303,23 @@ def test_unsupported_dtype_is_shown_not_raised(tmp_path):
     assert "fp8" in p.loc["a100-sxm4-80gb", "note"]
     assert pd.isna(data.summary.loc[0, "speedup"])
     assert "unsupported" in render_review(data, sections=SECTIONS[:1])
+
+
+def test_design_space_section(data, page):
+    """Bandwidth and the fp16 peak each from half to twice the H100's spec, 5 x 5 designs;
+    the cost is their sum relative to the spec, so the spec itself costs 2 and has a
+    latency ratio of 1, and no design on the front is beaten on both cost and latency."""
+    e = data.design
+    assert e is not None and len(e.points) == 25
+    # log-spaced: the middle of 5 points from x / 2 to 2 x is x itself
+    spec = e.points[np.isclose(e.points["memory.bandwidth_GBps"], 3350)
+                    & np.isclose(e.points["compute.tensor_TFLOPS.fp16"], 989.5)].iloc[0]
+    assert spec["cost"] == pytest.approx(2.0) and spec["latency_ratio"] == pytest.approx(1.0)
+    front = e.front
+    for _, r in front.iterrows():
+        better = e.points[(e.points["cost"] <= r["cost"])
+                          & (e.points["latency_ratio"] <= r["latency_ratio"])
+                          & ((e.points["cost"] < r["cost"])
+                             | (e.points["latency_ratio"] < r["latency_ratio"]))]
+        assert better.empty
+    assert "Pareto front, cheapest first" in section(page, "design")

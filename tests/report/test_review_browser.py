@@ -71,7 +71,7 @@ def test_report_renders_in_chromium(report, tmp_path):
     url = report.resolve().as_uri()
     html = report.read_text(encoding="utf-8")
     expected = html.count('<figure class="chart">')
-    assert expected == 5
+    assert expected == 6  # roofline, performance, memory, bound, tornado, design front
 
     dom = run_browser(exe, tmp_path / "profile-dom", "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
