@@ -26,7 +26,7 @@ from perfmodel.errors import PerfModelError, UnknownNameError, check_choice
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.spec import DeviceSpec
-from perfmodel.review_api import load_suite
+from perfmodel.review_api import load_suite, suite_graphs
 from perfmodel.study.explore import Exploration, exploration
 from perfmodel.study.explore import model_search as search
 from perfmodel.workload.build import build_workload, check_context
@@ -48,16 +48,12 @@ def suite_workloads(device: DeviceSpec, suite: str | Path | None = None, *,
     """A workload suite file (perfmodel.review_api.load_suite: the shipped
     ``workloads/review-suite.yaml`` by default) as Workloads by name, each in ``dtype``,
     else its entry's dtype, else the device's default."""
-    built: dict[tuple, ModelGraph] = {}
+    table = load_suite(suite)
+    graphs = suite_graphs(table)
     out = {}
-    for r in load_suite(suite).itertuples():
-        opts = trace_options(r.source, r.batch, r.seq)
-        key = (r.source, *sorted(opts.items()))
+    for r in table.itertuples():
         try:
-            if key not in built:
-                built[key] = load_model(r.source, **opts)
-            check_context(built[key], r.seq)
-            out[r.name] = build_workload(built[key], batch=r.batch, seq=r.seq,
+            out[r.name] = build_workload(graphs[r.name], batch=r.batch, seq=r.seq,
                                          dtype=dtype or r.dtype or device.default_dtype,
                                          phase=r.phase)
         except PerfModelError as exc:

@@ -64,7 +64,7 @@ from perfmodel.workload.build import build_workload, check_context
 from perfmodel.workload.job import PHASES
 from perfmodel.zoo.registry import load_model, trace_options
 
-__all__ = ["review", "write_review", "load_suite", "default_suite", "SUITE_KEYS"]
+__all__ = ["review", "write_review", "load_suite", "suite_graphs", "default_suite", "SUITE_KEYS"]
 
 SUITE_KEYS = ("name", "model", "phase", "batch", "seq", "dtype")
 SUITE_FILE = "review-suite.yaml"
@@ -149,8 +149,9 @@ def _in_workload(name: str, exc: PerfModelError) -> PerfModelError:
     return type(exc)(f"workload {name!r}: {exc.message}", exc.hint, exc.key_path)
 
 
-def _graphs(suite: pd.DataFrame) -> dict[str, ModelGraph]:
-    """Each workload's graph (a model used twice is built once)."""
+def suite_graphs(suite: pd.DataFrame) -> dict[str, ModelGraph]:
+    """Each workload's graph by name (a model used twice is built once; a seq past a
+    model's trained context refused), from ``load_suite``'s table."""
     built: dict[tuple, ModelGraph] = {}
     out = {}
     for r in suite.itertuples():
@@ -336,7 +337,7 @@ def review(hw: str | Path | DeviceSpec, baseline: Sequence[str | Path | DeviceSp
         check_writable(out, overwrite, HTML_SUFFIXES)
     suite = load_suite(workloads)
     devices = _devices(hw, baseline)
-    graphs = _graphs(suite)
+    graphs = suite_graphs(suite)
     rows, assumptions = [], []
     for device in devices:
         first: Prediction | None = None
