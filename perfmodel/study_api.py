@@ -63,7 +63,8 @@ def sensitivity(model: Any, hw: str | Path | DeviceSpec, *, phase: str = "infere
 def sweep(study: str | Path | Grid | None = None, *, model: Any = None, hw: Any = None,
           batch: Any = 1, seq: Any = None, dtype: Any = None, phase: Any = "inference",
           strategy: Any = None, override: dict[str, Any] | None = None,
-          fusion: str = "none", workers: int = 1, dask: Any = None,
+          fusion: str = "none", system: Any = None, plan: Any = None, workers: int = 1,
+          dask: Any = None,
           out: str | Path | None = None, force: bool = False,
           yes: bool = False) -> pd.DataFrame:
     """Roofline predictions over a grid, one tidy DataFrame (perfmodel.study.run: a row per
@@ -75,7 +76,9 @@ def sweep(study: str | Path | Grid | None = None, *, model: Any = None, hw: Any 
     (compression, ``perfmodel compress`` syntax), ``override`` ({spec path: [values]}).
     ``workers``: a local process pool; ``dask``: a distributed.Client, a scheduler address
     or ``"local"``; ``out``: write a .csv or .parquet, resumable (see run_sweep); ``yes``:
-    allow more than a million points."""
+    allow more than a million points. ``plan`` (``"tp=2,pp=4,dp=8"`` strings, mappings or
+    ParallelPlans) with ``system`` (names or files): training steps of each plan on each
+    system instead (perfmodel.study.plans; global ``batch``), one row per point."""
     if study is not None and model is not None:
         raise PerfModelError("give a study or the axes, not both",
                              "pm.sweep('study.yaml') or pm.sweep(model=..., hw=...)")
@@ -84,11 +87,12 @@ def sweep(study: str | Path | Grid | None = None, *, model: Any = None, hw: Any 
     elif study is not None:
         grid = grid_from_yaml(study)
     else:
-        if model is None or hw is None:
-            raise PerfModelError("a sweep needs models and devices",
+        if model is None or (hw is None and plan is None):
+            raise PerfModelError("a sweep needs models and devices (or systems and plans)",
                                  "pm.sweep(model=['resnet50'], hw=['a100', 'h100'])")
         grid = Grid.of(models=model, hw=hw, batch=batch, seq=seq, dtype=dtype, phase=phase,
-                       strategy=strategy, override=override, fusion=fusion)
+                       strategy=strategy, override=override, fusion=fusion, system=system,
+                       plan=plan)
     return run_sweep(grid, _model, _device, workers=workers, dask=dask, out=out,
                      force=force, yes=yes)
 

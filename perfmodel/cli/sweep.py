@@ -13,6 +13,8 @@ from perfmodel.errors import PerfModelError
 
 SHOWN = ["model", "hw", "phase", "batch", "seq", "dtype", "latency_s", "throughput_per_s",
          "bound", "fits", "error"]
+PLAN_SHOWN = ["model", "system", "plan", "gpus", "batch", "seq", "step_s", "tokens_per_s",
+              "mfu", "fits", "error"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="phases: inference, prefill, decode, train")
     p.add_argument("--strategy", action="append", default=None,
                    help="compression strategy (perfmodel compress syntax); repeat for more")
+    p.add_argument("--system", default=None,
+                   help="with --plan: systems (names or YAMLs), comma-separated")
+    p.add_argument("--plan", action="append", default=None, metavar="tp=2,pp=4,dp=8",
+                   help="a parallel plan (tp, pp, dp, ep, cp, mb, zero, sp, v, schedule, "
+                        "recompute); repeat for more: training steps on --system instead of "
+                        "roofline passes on --hw")
     p.add_argument("--override", action="append", default=None, metavar="PATH=V1,V2",
                    help="spec figure by dotted path and its values, e.g. "
                         "memory.bandwidth_GBps=2000,4000; repeat for more")
@@ -79,12 +87,13 @@ def handle(args: argparse.Namespace) -> str:
     if args.plot:
         from perfmodel.report.figure import figure_path
         figure_path(args.plot, args.force)  # refused before the work, not after
-    axes = args.model is not None or args.hw is not None
+    axes = args.model is not None or args.hw is not None or args.plan is not None
     if args.study is not None and axes:
         raise PerfModelError("give a study file or --model/--hw, not both",
                              "perfmodel sweep study.yaml, or perfmodel sweep --model M --hw H")
-    if args.study is None and not (args.model and args.hw):
-        raise PerfModelError("a sweep needs a study file, or --model and --hw",
+    if args.study is None and not (args.model and (args.hw or args.plan)):
+        raise PerfModelError("a sweep needs a study file, or --model and --hw (or --system "
+                             "and --plan)",
                              "perfmodel sweep --model resnet50 --hw a100,h100 --batch 1,8")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -94,7 +103,8 @@ def handle(args: argparse.Namespace) -> str:
         else:
             df = sweep(model=_list(args.model), hw=_list(args.hw), batch=_list(args.batch, int),
                        seq=_list(args.seq, int), dtype=_list(args.dtype),
-                       phase=_list(args.phase), strategy=args.strategy,
+                       phase=_list(args.phase),
+                       strategy=args.strategy, system=_list(args.system), plan=args.plan,
                        override=_overrides(args.override), workers=args.workers,
                        dask=args.dask, out=args.out, force=args.force, yes=args.yes)
     notes = [f"note: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
@@ -104,7 +114,7 @@ def handle(args: argparse.Namespace) -> str:
                             overwrite=args.force))
     if args.format in ("json", "csv") and args.out is None:
         return emit_frame(df, args.format)
-    priced = int(df["latency_s"].notna().sum())
+    priced = int(df["step_s" if "plan" in df else "latency_s"].notna().sum())
     head = [f"{len(df):,} points: {priced:,} priced, {len(df) - priced:,} with an error; "
             f"{int((df['fits'] == True).sum()):,} fit in memory, "  # noqa: E712
             f"{int((df['fits'] == False).sum()):,} do not"]  # noqa: E712
@@ -112,6 +122,7 @@ def handle(args: argparse.Namespace) -> str:
         head.append(f"wrote {args.out}")
     if args.format != "table":
         return emit_frame(df.head(0), args.format) if args.out else emit_frame(df, args.format)
-    shown = df[[c for c in SHOWN if c in df] + [c for c in df.columns if "." in c]]
+    cols = PLAN_SHOWN if "plan" in df else SHOWN
+    shown = df[[c for c in cols if c in df] + [c for c in df.columns if "." in c]]
     return "\n".join([*head, *notes, "", emit_frame(shown.head(args.top), "table", {
         "latency_s": lambda v: f"{v:.4g}", "throughput_per_s": lambda v: f"{v:.4g}"})])

@@ -36,13 +36,15 @@ from typing import Any
 from perfmodel.analytic.roofline import FUSION_MODES
 from perfmodel.errors import PerfModelError, UnknownNameError, did_you_mean
 from perfmodel.files import read_yaml
+from perfmodel.study.plans import parse_plan
 from perfmodel.workload.job import PHASES
+from perfmodel.workload.plan import ParallelPlan
 
 __all__ = ["Grid", "Workpoint", "Task", "AXES", "LARGE_GRID", "grid_from_yaml", "tasks_of"]
 
 # the axes a grid may give, in the order the result's columns show them
 AXES = ("models", "strategy", "hw", "phase", "batch", "seq", "dtype", "override")
-KEYS = (*AXES, "fusion")
+KEYS = (*AXES, "fusion", "system", "plan")
 LARGE_GRID = 1_000_000  # points: more than this needs yes=True (perfmodel sweep --yes)
 
 
@@ -78,7 +80,9 @@ def _positive_ints(name: str, values: tuple[Any, ...], optional: bool) -> tuple[
 @dataclass(frozen=True)
 class Grid:
     """The axes of a sweep (see the module docstring). ``override`` maps spec paths to
-    their values; ``fusion`` is the roofline's fusion mode for every point."""
+    their values; ``fusion`` is the roofline's fusion mode for every point. With ``plan``
+    (and ``system``) the grid is of training steps instead (perfmodel.study.plans): models x
+    systems x plans x batches x seqs x dtypes, no devices or overrides."""
 
     models: tuple[Any, ...]
     hw: tuple[Any, ...]
@@ -89,11 +93,14 @@ class Grid:
     strategy: tuple[str | None, ...] = (None,)
     override: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     fusion: str = "none"
+    system: tuple[Any, ...] = ()
+    plan: tuple[ParallelPlan, ...] = ()
 
     @classmethod
-    def of(cls, *, models: Any, hw: Any, batch: Any = 1, seq: Any = None, dtype: Any = None,
-           phase: Any = "inference", strategy: Any = None,
-           override: Mapping[str, Any] | None = None, fusion: str = "none") -> Grid:
+    def of(cls, *, models: Any, hw: Any = None, batch: Any = 1, seq: Any = None,
+           dtype: Any = None, phase: Any = "inference", strategy: Any = None,
+           override: Mapping[str, Any] | None = None, fusion: str = "none",
+           system: Any = None, plan: Any = None) -> Grid:
         """A grid from axis values (scalars or lists), each checked: one clear error for an
         empty axis, a non-positive batch or seq, an unknown phase or fusion mode, an override
         that is not a list of positive numbers."""
@@ -116,11 +123,41 @@ class Grid:
                     raise PerfModelError(f"override {path}: {v!r} is not a positive number",
                                          f"e.g. {path}: [1000, 2000]")
             ov[str(path)] = tuple(float(v) for v in vs)
+        if plan is not None:
+            return cls._of_plans(models, system, plan, batch, seq, dtype, ph, hw, override,
+                                 strategy)
+        if system is not None:
+            raise PerfModelError("a system is for plan sweeps (training steps)",
+                                 "give plan=[...] too, or devices with hw=[...]")
+        if hw is None:
+            raise PerfModelError("a sweep needs devices (hw), or systems and plans",
+                                 "e.g. hw: [a100, h100]")
         return cls(models=_tuple("models", models), hw=_tuple("hw", hw),
                    batch=_positive_ints("batch", _tuple("batch", batch), False),
                    seq=_positive_ints("seq", _tuple("seq", seq), True),
                    dtype=_tuple("dtype", dtype), phase=ph, strategy=_tuple("strategy", strategy),
                    override=ov, fusion=fusion)
+
+    @classmethod
+    def _of_plans(cls, models: Any, system: Any, plan: Any, batch: Any, seq: Any,
+                  dtype: Any, phase: tuple[str, ...], hw: Any, override: Any,
+                  strategy: Any) -> Grid:
+        """A grid of training steps: plans on systems (see the class docstring)."""
+        if system is None:
+            raise PerfModelError("a plan sweep needs the systems to run on",
+                                 "e.g. system: [dgx-a100, dgx-h100]")
+        if hw is not None or override or strategy is not None:
+            raise PerfModelError("a plan sweep prices training steps on systems: it takes "
+                                 "no hw, override or strategy axis",
+                                 "sweep devices and plans separately")
+        if phase != ("train",) and phase != ("inference",):
+            raise PerfModelError("a plan sweep prices training steps: phase is train",
+                                 "leave phase out, or give phase: train")
+        plans = tuple(parse_plan(p) for p in _tuple("plan", plan))
+        return cls(models=_tuple("models", models), hw=(), system=_tuple("system", system),
+                   plan=plans, batch=_positive_ints("batch", _tuple("batch", batch), False),
+                   seq=_positive_ints("seq", _tuple("seq", seq), True),
+                   dtype=_tuple("dtype", dtype), phase=("train",))
 
     @property
     def settings(self) -> list[dict[str, float]]:
@@ -132,6 +169,11 @@ class Grid:
     @property
     def size(self) -> int:
         """Points before phases and sequence lengths that do not apply are left out."""
+        if self.plan:
+            n = len(self.plan) * len(self.system)
+            for axis in (self.models, self.batch, self.seq, self.dtype):
+                n *= len(axis)
+            return n
         n = len(self.settings)
         for axis in (self.models, self.hw, self.batch, self.seq, self.dtype, self.phase,
                      self.strategy):
@@ -204,7 +246,7 @@ def grid_from_yaml(path: str | Path) -> Grid:
     if unknown:
         raise UnknownNameError(f"{path}: unknown key {unknown[0]!r} in the study",
                                did_you_mean(str(unknown[0]), KEYS))
-    for need in ("models", "hw"):
+    for need in ("models", "system" if "plan" in raw else "hw"):
         if need not in raw:
             raise PerfModelError(f"{path}: the study gives no {need!r}",
                                  f"add e.g. {need}: [...]")

@@ -39,8 +39,10 @@ from perfmodel.files import check_writable
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.hardware.overrides import numeric_fields
 from perfmodel.hardware.spec import DeviceSpec
+from perfmodel.hardware.system import SystemSpec, load_system
 from perfmodel.progress import track
 from perfmodel.study.grid import Grid, Task, axis_names, tasks_of
+from perfmodel.study.plans import price_plans
 from perfmodel.study.vectorized import (
     POINT_COLUMNS,
     Effect,
@@ -328,7 +330,8 @@ def _bands(frame: pd.DataFrame) -> pd.DataFrame:
 def run_sweep(grid: Grid, resolve_model: ModelResolver, resolve_device: DeviceResolver, *,
               workers: int = 1, dask: Any = None, out: str | Path | None = None,
               force: bool = False, yes: bool = False,
-              on_task: Callable[[Task], None] | None = None) -> pd.DataFrame:
+              on_task: Callable[[Task], None] | None = None,
+              resolve_system: Callable[[Any], SystemSpec] = load_system) -> pd.DataFrame:
     """Every point of ``grid`` (see the module docstring), sorted as the grid lists them.
 
     ``resolve_model`` / ``resolve_device`` turn the grid's names into records, once, here;
@@ -338,12 +341,23 @@ def run_sweep(grid: Grid, resolve_model: ModelResolver, resolve_device: DeviceRe
     ``out`` (.csv or .parquet): write the table there (never over a file unless ``force``),
     keeping finished tasks in ``<out>.parts/`` until then so a stopped run resumes.
     ``yes``: allow a grid of more than LARGE_GRID points. ``on_task``: called with each task
-    before it is computed here (tests count what a resumed run recomputes).
+    before it is computed here (tests count what a resumed run recomputes). A grid of
+    plans (``Grid.plan``) prices training steps on ``resolve_system``'s systems instead
+    (perfmodel.study.plans: each point on its own, here).
     """
     if workers < 1:
         raise PerfModelError(f"workers must be at least 1, got {workers}", "pass workers=2")
     grid.check_size(yes)
     out_path = _check_out(Path(out), force) if out is not None else None
+    if grid.plan:  # training steps of plans on systems (study.plans), priced here
+        result = price_plans({_label(m, g.name): g for m in grid.models
+                              for g in [resolve_model(m)]},
+                             {_label(s, sy.name): sy for s in grid.system
+                              for sy in [resolve_system(s)]},
+                             grid.plan, grid.batch, grid.seq, grid.dtype)
+        if out_path is not None:
+            _write(result, out_path)
+        return result
     r = _resolve(grid, resolve_model, resolve_device)
     tasks = tasks_of(grid, r.applies, WORKPOINTS_PER_TASK)
     if not tasks:

@@ -77,3 +77,15 @@ def test_bad_study_files(tmp_path, capsys):
     assert rc == 2 and "Traceback" not in err
     rc, _, err = _run(capsys, "sweep", str(tmp_path / "missing.yaml"))
     assert rc == 2 and "missing.yaml" in err
+
+
+def test_plans_on_the_command_line(capsys):
+    rc, out, err = _run(capsys, "sweep", "--model", "llama-2-7b", "--system", "dgx-h100",
+                        "--plan", "tp=2,pp=1,dp=4", "--plan", "tp=3,pp=1,dp=2",
+                        "--batch", "64", "--seq", "2048")
+    assert rc == 0, err
+    assert out.startswith("2 points: 1 priced, 1 with an error")
+    assert "does not divide" in out and "mfu" in out
+    rc, _, err = _run(capsys, "sweep", "--model", "gpt2", "--system", "dgx-a100", "--plan",
+                      "tq=2")
+    assert rc == 2 and "unknown plan key 'tq'" in err and "Traceback" not in err
