@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,7 +175,7 @@ class Grid:
             for axis in (self.models, self.batch, self.seq, self.dtype):
                 n *= len(axis)
             return n
-        n = len(self.settings)
+        n = math.prod(len(v) for v in self.override.values())  # settings, not built
         for axis in (self.models, self.hw, self.batch, self.seq, self.dtype, self.phase,
                      self.strategy):
             n *= len(axis)

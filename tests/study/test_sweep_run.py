@@ -176,3 +176,15 @@ def test_plot_marks_what_does_not_fit(tmp_path):
     assert "x: does not fit in memory" in [t.get_text() for t in labels]
     with pytest.raises(PerfModelError, match="several rows"):
         pm.plot.sweep(df, x="batch")  # two devices on one line: refused, not averaged
+
+
+def test_a_billion_point_grid_is_refused_at_once(monkeypatch):
+    # 1,000 batches x 1,000 bandwidths x 1,000 TDPs = 10^9 points: counted, never built
+    def built(self):
+        raise AssertionError("the settings were built before the size was checked")
+
+    monkeypatch.setattr(Grid, "settings", property(built))
+    with pytest.raises(PerfModelError, match="1,000,000,000 points"):
+        pm.sweep(model="resnet18", hw="a100", batch=list(range(1, 1001)),
+                 override={"memory.bandwidth_GBps": list(range(100, 1100)),
+                           "power.tdp_W": list(range(100, 1100))})
