@@ -114,32 +114,34 @@ def run_task(task: Task, graph: ModelGraph, devices: Mapping[Any, DeviceSpec],
     n = len(settings)
     quiet = _Once()  # the seq-past-context warning was given once, by _resolve
     logging.getLogger("perfmodel.workload.build").addFilter(quiet)
-    for wp in task.workpoints:
-        workloads: dict[str, Any] = {}  # by dtype: one build for every device sharing it
-        for hw, dev in devices.items():
-            dtype = wp.dtype or dev.default_dtype
-            ident = {"model": label, **({"strategy": task.strategy}
-                                        if grid.strategy != (None,) else {}),
-                     "hw": _label(hw, dev.name),
-                     "device": dev.name, "phase": wp.phase, "batch": wp.batch, "seq": wp.seq,
-                     "dtype": dtype, **over}
-            eff = effects[hw]
-            if isinstance(eff, str):
-                _extend(table, n, ident, None, eff)
-                continue
-            try:
-                if dtype not in workloads:
-                    wl = build_workload(graph, batch=wp.batch, seq=wp.seq, dtype=dtype,
-                                        phase=wp.phase)
-                    workloads[dtype] = (wl, OpTable.of(wl.table), {})
-                wl, ops, footprints = workloads[dtype]
-                values = price_overrides(wl, dev, columns, ops=ops, fusion=grid.fusion,
-                                         dtype_fallback=True, effects=eff,
-                                         footprints=footprints)
-                _extend(table, n, ident, values, None)
-            except PerfModelError as exc:
-                _extend(table, n, ident, None, str(exc))
-    logging.getLogger("perfmodel.workload.build").removeFilter(quiet)
+    try:
+        for wp in task.workpoints:
+            workloads: dict[str, Any] = {}  # by dtype: one build for every device sharing it
+            for hw, dev in devices.items():
+                dtype = wp.dtype or dev.default_dtype
+                ident = {"model": label, **({"strategy": task.strategy}
+                                            if grid.strategy != (None,) else {}),
+                         "hw": _label(hw, dev.name),
+                         "device": dev.name, "phase": wp.phase, "batch": wp.batch, "seq": wp.seq,
+                         "dtype": dtype, **over}
+                eff = effects[hw]
+                if isinstance(eff, str):
+                    _extend(table, n, ident, None, eff)
+                    continue
+                try:
+                    if dtype not in workloads:
+                        wl = build_workload(graph, batch=wp.batch, seq=wp.seq, dtype=dtype,
+                                            phase=wp.phase)
+                        workloads[dtype] = (wl, OpTable.of(wl.table), {})
+                    wl, ops, footprints = workloads[dtype]
+                    values = price_overrides(wl, dev, columns, ops=ops, fusion=grid.fusion,
+                                             dtype_fallback=True, effects=eff,
+                                             footprints=footprints)
+                    _extend(table, n, ident, values, None)
+                except PerfModelError as exc:
+                    _extend(table, n, ident, None, str(exc))
+    finally:
+        logging.getLogger("perfmodel.workload.build").removeFilter(quiet)
     frame = pd.DataFrame({k: np.concatenate([np.asarray(c, dtype=object) if k in _TEXT
                                              else np.asarray(c) for c in v])
                           for k, v in table.items()})
