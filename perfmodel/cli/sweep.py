@@ -115,7 +115,8 @@ def handle(args: argparse.Namespace) -> str:
     if args.format in ("json", "csv") and args.out is None:
         return emit_frame(df, args.format)
     priced = int(df["step_s" if "plan" in df else "latency_s"].notna().sum())
-    head = [f"{len(df):,} points: {priced:,} priced, {len(df) - priced:,} with an error; "
+    plural = "s" if len(df) != 1 else ""
+    head = [f"{len(df):,} point{plural}: {priced:,} priced, {len(df) - priced:,} with an error; "
             f"{int((df['fits'] == True).sum()):,} fit in memory, "  # noqa: E712
             f"{int((df['fits'] == False).sum()):,} do not"]  # noqa: E712
     if args.out:
