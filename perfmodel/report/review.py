@@ -27,8 +27,8 @@ import pandas as pd
 
 from perfmodel.errors import PerfModelError
 from perfmodel.report import review_charts as charts
+from perfmodel.report.explore import pareto_figure
 from perfmodel.report.figure import pyplot
-from perfmodel.report.review_design import design_section
 from perfmodel.units import format_si
 
 __all__ = ["ReviewData", "Section", "SECTIONS", "render_review", "latency_bands", "OK",
@@ -423,6 +423,49 @@ def _run_notes(d: ReviewData) -> str:
                        for dev, ws in where.items())
         items.append(f"<li>{esc(note)} — on {on}</li>")
     return f"<ul>{''.join(items)}</ul>"
+
+
+# --- design space ----------------------------------------------------------------------
+
+def _g(v: Any) -> str:
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.4g}"
+
+
+def design_section(d: ReviewData) -> str:
+    """The candidate with its main-memory bandwidth and its tensor peak each varied over
+    half to twice its spec (``d.design``, perfmodel.study.explore): the Pareto front of the
+    suite's latency against a cost, and where each workload turns from memory- to
+    compute-bound along each figure; or why there is no such study."""
+    e = d.design
+    if e is None:
+        return f"<p>{esc(d.design_note or 'no design-space study for this review')}</p>"
+    paths = list(e.vary)
+    col = e.objective_column
+    intro = (f"<p>{esc(e.device)} with {' and '.join(f'<code>{esc(p)}</code>' for p in paths)}"
+             f" each varied from half to twice its spec ({len(e.points)} designs). Objective: "
+             f"{esc(e.assumptions[0])}. Cost: <code>{esc(e.cost)}</code>, the sum of the "
+             "varied figures relative to the spec (2 = the spec as it is): a neutral "
+             "stand-in for silicon cost, not a power or price model; give your own with "
+             "<code>perfmodel explore --cost</code>.</p>")
+    fig = pareto_figure(e.points, objective_column=col, objective_label=f"{col} (1 = the "
+                        "spec as it is; lower is faster)", cost_label="relative cost (2 = "
+                        "the spec as it is)", title=f"{e.device}: design space")
+    chart = _figure(charts._svg(fig, "front"), "Every design (grey), the Pareto front (red): "
+                    "no other design is both cheaper and faster.")
+    rows = [[*(_g(float(r[p])) for p in paths), _g(float(r[col])), _g(float(r["cost"])),
+             "yes" if bool(r["all_fit"]) else "no"] for _, r in e.front.iterrows()]
+    turns = []
+    for _, r in e.crossovers.iterrows():
+        where = (f"{_g(float(r['crossover']))} ({esc(r['bound_at_lo'])} below, "
+                 f"{esc(r['bound_at_hi'])} above)" if pd.notna(r["crossover"])
+                 else f"no turn in {_g(float(r['lo']))}–{_g(float(r['hi']))}: "
+                      f"{esc(r['bound_at_lo'])} throughout")
+        turns.append([esc(r["workload"]), f"<code>{esc(r['path'])}</code>", where])
+    notes = "".join(f"<li>{esc(a)}</li>" for a in e.assumptions[1:])
+    return (intro + chart + "<h3>Pareto front, cheapest first</h3>"
+            + _table([*paths, col, "cost", "every workload fits"], rows)
+            + "<h3>Where each workload changes bound</h3>"
+            + _table(["workload", "figure", "turns at"], turns) + f"<ul>{notes}</ul>")
 
 
 # The page, in order. Another section plugs in by adding a Section here.
