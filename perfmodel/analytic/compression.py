@@ -95,8 +95,8 @@ def _column(df: FrameLike, name: str, default: object) -> np.ndarray:
     return np.full(len(df), default, dtype=object if isinstance(default, str) else float)
 
 
-def execution(df: FrameLike, device: DeviceSpec, unit_used: Sequence[str],
-              dtype_used: Sequence[str], fallback: bool = False) -> Execution:
+def execution(df: FrameLike, device: DeviceSpec, unit_used: Sequence[str] | np.ndarray,
+              dtype_used: Sequence[str] | np.ndarray, fallback: bool = False) -> Execution:
     """How each row's sparsity and codebook run on ``device`` (see the module rules)."""
     n = len(df)
     pattern = _column(df, "sparse_pattern", "").astype(str)
@@ -133,7 +133,7 @@ def native_sparse(df: FrameLike, sparse_2_4: bool, sparse_unstructured: bool,
             | ((pattern == "unstructured") & sparse_unstructured))
 
 
-def _lookup_time(lookups: np.ndarray, dtype_used: Sequence[str], device: DeviceSpec,
+def _lookup_time(lookups: np.ndarray, dtype_used: Sequence[str] | np.ndarray, device: DeviceSpec,
                  fallback: bool) -> np.ndarray:
     """One gather per shared weight, on the vector unit at its rate for the row's dtype."""
     out = np.zeros(len(lookups))

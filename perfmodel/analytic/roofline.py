@@ -36,7 +36,7 @@ from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan
 from perfmodel.workload.schema import Workload
 
-__all__ = ["Prediction", "roofline", "predict", "price", "group_time", "bound_of",
+__all__ = ["Prediction", "roofline", "predict", "price", "group_time", "bound_of", "items_per_pass",
            "PREDICTION_COLUMNS", "FUSION_MODES"]
 
 FUSION_MODES = ("none", "epilogue")
@@ -256,16 +256,22 @@ def _roofline(table: pd.DataFrame, device: DeviceSpec, hierarchical: bool,
     return df, notes
 
 
-def _throughput(wl: Workload, latency: float) -> tuple[float, str]:
+def items_per_pass(wl: Workload) -> tuple[int, str]:
+    """What one pass of the workload delivers, and the throughput's unit: a token per
+    sequence in decode, every token in prefill and LLM training, else a sample."""
     job = wl.job
-    batch, seq, phase = job.batch, job.seq or 1, job.phase
+    if job.phase == "decode":
+        return job.batch, "tokens/s"
+    if job.phase == "prefill" or (job.phase == "train" and wl.is_llm):
+        return job.batch * (job.seq or 1), "tokens/s"
+    return job.batch, "samples/s"
+
+
+def _throughput(wl: Workload, latency: float) -> tuple[float, str]:
     if latency <= 0:
         return 0.0, "items/s"
-    if phase == "decode":
-        return batch / latency, "tokens/s"
-    if phase == "prefill" or (phase == "train" and wl.is_llm):
-        return batch * seq / latency, "tokens/s"
-    return batch / latency, "samples/s"
+    items, unit = items_per_pass(wl)
+    return items / latency, unit
 
 
 def predict(workload: Workload, device: DeviceSpec, *, hierarchical: bool = False,

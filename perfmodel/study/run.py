@@ -50,6 +50,7 @@ from perfmodel.study.vectorized import (
     effect_of,
     price_overrides,
 )
+from perfmodel.validate.intervals import latency_band
 from perfmodel.workload.build import build_workload, model_context
 
 __all__ = ["run_sweep", "run_task", "OUTPUT_SUFFIXES", "WORKPOINTS_PER_TASK"]
@@ -184,8 +185,8 @@ def _resolve(grid: Grid, resolve_model: ModelResolver, resolve_device: DeviceRes
     once), check each override path exists on some device, and find each model's phases."""
     graphs = {m: resolve_model(m) for m in grid.models}
     devices = {hw: resolve_device(hw) for hw in grid.hw}
+    fields = [numeric_fields(d) for d in devices.values()] if grid.override else []
     for path in grid.override:
-        fields = [numeric_fields(d) for d in devices.values()]
         if not any(path in f for f in fields):
             raise UnknownNameError(f"override path {path!r} is in none of the devices' specs",
                                    did_you_mean(path, sorted(set().union(*fields))))
@@ -199,9 +200,10 @@ def _resolve(grid: Grid, resolve_model: ModelResolver, resolve_device: DeviceRes
         if s is not None:
             parse_strategy(s, resolve_model=resolve_model)  # an unknown strategy fails now
     applies = {m: _applies(g) for m, g in graphs.items()}
-    longest = max((q for q in grid.seq if q is not None), default=None)
-    past = [f"{m} ({model_context(g):,} tokens)" for m, g in graphs.items()
-            if longest and applies[m][0] and model_context(g) and longest > model_context(g)]
+    longest = max((q for q in grid.seq if q is not None), default=0)
+    contexts = {m: model_context(g) or 0 for m, g in graphs.items()}
+    past = [f"{m} ({contexts[m]:,} tokens)" for m in graphs
+            if applies[m][0] and 0 < contexts[m] < longest]
     if past:
         warnings.warn(f"seq up to {longest:,} is past the trained context of "
                       + ", ".join(past) + ": priced as asked", stacklevel=4)
@@ -307,22 +309,17 @@ def _check_out(out: Path, force: bool) -> Path:
 
 
 def _bands(frame: pd.DataFrame) -> pd.DataFrame:
-    """latency_lo / latency_hi from the shipped held-out residual quantiles, where
-    perfmodel.validate.intervals has them (empty columns otherwise)."""
+    """latency_lo / latency_hi from the shipped held-out residual quantiles
+    (perfmodel.validate.intervals.latency_band; empty where a point has no latency)."""
     lo = np.full(len(frame), np.nan)
     hi = np.full(len(frame), np.nan)
-    try:
-        from perfmodel.validate.intervals import latency_band
-    except ImportError:
-        latency_band = None
+    latency = frame["latency_s"].to_numpy()
     ok = frame["latency_s"].notna().to_numpy()
-    if latency_band is not None and ok.any():
-        for kind, rows in (("train", ok & (frame["phase"] == "train").to_numpy()),
-                           ("roofline", ok & (frame["phase"] != "train").to_numpy())):
-            if rows.any():
-                lo[rows], hi[rows] = latency_band(frame["latency_s"].to_numpy()[rows],
-                                                  kind=kind,
-                                                  phase=frame["phase"].to_numpy()[rows])
+    train = (frame["phase"] == "train").to_numpy()
+    for kind, rows in (("train", ok & train), ("roofline", ok & ~train)):
+        if rows.any():
+            lo[rows], hi[rows] = latency_band(latency[rows], kind=kind,
+                                              phase=frame["phase"].to_numpy()[rows])
     at = frame.columns.get_loc("latency_s") + 1
     frame.insert(at, "latency_lo", lo)
     frame.insert(at + 1, "latency_hi", hi)

@@ -32,7 +32,7 @@ import numpy as np
 
 from perfmodel.analytic.memory import footprint
 from perfmodel.analytic.op_table import OpTable
-from perfmodel.analytic.roofline import group_time, price
+from perfmodel.analytic.roofline import group_time, items_per_pass, price
 from perfmodel.errors import PerfModelError, SpecError
 from perfmodel.hardware.overrides import numeric_fields, override_device
 from perfmodel.hardware.spec import DeviceSpec
@@ -226,14 +226,8 @@ def _settings(over: Overrides, effects: Mapping[str, Effect], device: DeviceSpec
 
 
 def _throughput(wl: Workload, latency: np.ndarray) -> tuple[np.ndarray, str]:
-    """Items per second as predict reports them (roofline._throughput), per setting."""
-    job = wl.job
-    if job.phase == "decode":
-        items, unit = job.batch, "tokens/s"
-    elif job.phase == "prefill" or (job.phase == "train" and wl.is_llm):
-        items, unit = job.batch * (job.seq or 1), "tokens/s"
-    else:
-        items, unit = job.batch, "samples/s"
+    """Items per second as predict reports them (roofline.items_per_pass), per setting."""
+    items, unit = items_per_pass(wl)
     with np.errstate(divide="ignore"):
         return np.where(latency > 0, items / latency, 0.0), unit
 
