@@ -69,7 +69,7 @@ from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload
 from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY
 
-__all__ = ["LayerCosts", "StageTimes", "layer_costs", "stage_times", "one_block",
+__all__ = ["LayerCosts", "StageTimes", "layer_costs", "stage_times", "one_block", "block_kinds",
            "shape_of", "model_flops", "tp_comm_bytes", "p2p_bytes", "grad_bytes",
            "RECOMPUTED"]
 
@@ -110,11 +110,37 @@ def shape_of(graph: ModelGraph) -> ModelShape:
     return graph.require_shape("3D parallelism")
 
 
-def one_block(graph: ModelGraph) -> ModelGraph:
-    """The graph cut to its first block (``layers.0``) and the ops outside the blocks
-    (embeddings, final norm, heads): every block of a transformer costs the same, so one
-    prices them all."""
-    ops = tuple(op for op in graph.ops if stage_of(op.layer) != "other")
+def block_kinds(shape: ModelShape) -> tuple[tuple[int, int], ...]:
+    """(first layer, number of layers) of each kind of block, in order of first appearance.
+
+    Blocks differ where the shape record says they do: the attention span (full, sliding,
+    chunked), RoPE or none, and a dense or a mixture-of-experts MLP (DeepSeek-V3: 3 dense
+    blocks then 58 MoE ones, ``first_k_dense_replace``; gpt-oss: sliding and full attention
+    alternating). One block of each kind prices all of that kind.
+
+    >>> from perfmodel.zoo.registry import load_model
+    >>> block_kinds(load_model("deepseek-v3").shape)
+    ((0, 3), (3, 58))
+    """
+    kinds: dict[tuple[object, ...], tuple[int, int]] = {}
+    for i in range(shape.num_hidden_layers):
+        key = (shape.attention_type(i), shape.uses_rope(i), shape.is_moe_layer(i))
+        first, n = kinds.get(key, (i, 0))
+        kinds[key] = (first, n + 1)
+    return tuple(kinds.values())
+
+
+def _in_layer(scope: str, index: int) -> bool:
+    prefix = f"layers.{index}"
+    return scope == prefix or scope.startswith(prefix + ".")
+
+
+def one_block(graph: ModelGraph, layer: int = 0) -> ModelGraph:
+    """The graph cut to one block (``layers.<layer>``, default the first) and the ops
+    outside the blocks (embeddings, final norm, heads): blocks of one kind
+    (``block_kinds``) cost the same, so one prices them all."""
+    ops = tuple(op for op in graph.ops if stage_of(op.layer) in ("first", "last")
+                or _in_layer(op.layer, layer))
     names = {op.name for op in ops}
     edges = tuple(e for e in graph.edges if e[0] in names and e[1] in names)
     return ModelGraph(graph.name, ops, edges, graph.inputs, graph.meta, graph.shape)
@@ -137,7 +163,7 @@ def _cached_rows(block: ModelGraph, seq: int, dtype: str, optimizer: str,
                          0.0)
         for col in ("weight_bytes", "sparse_weight_bytes", "bytes"):
             wl[col] = wl[col].to_numpy(float) + extra
-    group = wl["layer"].astype(str).map(stage_of).replace({"block": "layer"})
+    group = wl["layer"].astype(str).map(stage_of).replace({"block": "layer", "other": "layer"})
     return wl.assign(group=group.to_numpy(object))
 
 
@@ -180,12 +206,21 @@ def _unfused_attention(wl: pd.DataFrame, seq: int, causal: bool, dropout: bool,
 
 def layer_costs(graph: ModelGraph, seq: int, dtype: str = "bf16",
                 optimizer: str = "adam", attention_dropout: bool = False) -> LayerCosts:
-    """The batch-1 training rows of one layer and of the first / last extras (cached per
-    block graph, sequence, dtype, optimizer and dropout kernel). The attention kernels are
-    the graph's; ``attention_dropout`` is priced only with unfused kernels, as
+    """The batch-1 training rows of the average layer and of the first / last extras
+    (cached per block graph, sequence, dtype, optimizer and dropout kernel). Each kind of
+    block (``block_kinds``) contributes its rows with ``weight`` = its share of the layers
+    and its first layer index as ``block``; the extras come once, weight 1. The attention
+    kernels are the graph's; ``attention_dropout`` is priced only with unfused kernels, as
     FlashAttention applies dropout in-kernel."""
     shape = shape_of(graph)
-    rows = _cached_rows(one_block(graph), seq, dtype, optimizer, attention_dropout)
+    parts = []
+    for k, (index, count) in enumerate(block_kinds(shape)):
+        rows = _cached_rows(one_block(graph, index), seq, dtype, optimizer, attention_dropout)
+        if k:
+            rows = rows[rows["group"] == "layer"]
+        weight = np.where(rows["group"] == "layer", count / shape.num_hidden_layers, 1.0)
+        parts.append(rows.assign(weight=weight, block=index))
+    rows = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     return LayerCosts(graph.name, shape, graph.stage_params, seq, dtype, rows)
 
 
@@ -196,7 +231,9 @@ class StageTimes:
     and the FLOP behind them (model FLOP without recompute, hardware FLOP with it).
     ``column_b``: backward seconds (input + weight gradient) of each block's column-
     parallel linears (attention QKV, MLP up), the GEMMs the backward collectives hide
-    under (perfmodel.parallel.step)."""
+    under (perfmodel.parallel.step). ``layer_w``: the part of ``layer_b`` that computes
+    weight gradients (half of each linear's backward: dW = dY^T X beside dX = dY W^T, the
+    same FLOP), which zero-bubble schedules defer (Qi et al. 2024, sec. 2)."""
 
     layer_f: float
     layer_b: float
@@ -210,6 +247,7 @@ class StageTimes:
     layer_hw_flops: float
     extras_model_flops: float
     column_b: tuple[float, ...] = ()
+    layer_w: float = 0.0
 
 
 def _scaled(rows: pd.DataFrame, micro_batch: int, tp: int, sp: bool) -> pd.DataFrame:
@@ -248,11 +286,14 @@ def _redo_layer(fwd: np.ndarray, kind: np.ndarray) -> np.ndarray:
     return fwd / float(SELECTIVE_LAYER_EVERY)
 
 
-def _redo_op(fwd: np.ndarray, kind: np.ndarray) -> np.ndarray:
+def _redo_op(fwd: np.ndarray, kind: np.ndarray, block: np.ndarray | None = None
+             ) -> np.ndarray:
     """torchtitan op-SAC: a block's forward rows in execution order; every even-numbered
-    matrix multiply and every op off the save list is rerun."""
+    matrix multiply and every op off the save list is rerun (counted per block)."""
     mm = fwd & np.isin(kind, MATMUL_KINDS)
-    odd_mm = mm & (np.cumsum(mm) % 2 == 1)
+    count = np.cumsum(mm) if block is None else \
+        pd.Series(mm.astype(int)).groupby(block).cumsum().to_numpy()
+    odd_mm = mm & (count % 2 == 1)
     return (fwd & ~odd_mm & ~np.isin(kind, SAVED_KERNELS)).astype(float)
 
 
@@ -268,8 +309,9 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
     """Per-device roofline times of one micro-batch (see the module docstring)."""
     df = _scaled(costs.rows, micro_batch, tensor_parallel, sequence_parallel)
     t = roofline(df, device)
-    time = t["time_s"].to_numpy(float)
-    flops = t["flops"].to_numpy(float)
+    weight = t["weight"].to_numpy(float) if "weight" in t else np.ones(len(t))
+    time = t["time_s"].to_numpy(float) * weight
+    flops = t["flops"].to_numpy(float) * weight
     g, ph = t["group"].to_numpy(object), t["phase"].to_numpy(object)
     kind = t["kind"].astype(str).to_numpy(object)
 
@@ -281,7 +323,8 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
     if recompute not in RECOMPUTED:
         raise UnknownNameError(f"unknown recompute {recompute!r}",
                                did_you_mean(recompute, tuple(RECOMPUTED)))
-    redo = RECOMPUTED[recompute](lay_f, kind)
+    redo = RECOMPUTED[recompute](lay_f, kind) if recompute != "selective_op" else \
+        _redo_op(lay_f, kind, t["block"].to_numpy() if "block" in t else None)
     opt_share = data_parallel if zero >= 1 else 1  # ZeRO shards the update over dp
     names = t["name"].astype(str)
     column_b = tuple(
@@ -298,7 +341,8 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
         layer_model_flops=s(flops, lay_f | lay_b),
         layer_hw_flops=s(flops, lay_f | lay_b) + float(flops @ redo),
         extras_model_flops=s(flops, (g != "layer") & (ph != "optimizer")),
-        column_b=column_b)
+        column_b=column_b,
+        layer_w=0.5 * s(time, lay_b & np.isin(kind, MATMUL_KINDS)))
 
 
 def model_flops(shape: ModelShape, global_batch: int, seq: int) -> float:
