@@ -18,6 +18,18 @@ nothing else describes a parallel split. Sizes, Megatron-LM / DeepSpeed / FSDP v
   batch of batch / d), so a pipeline runs m = batch / (d x micro_batch) per step
   (``micro_batches``). ``schedule`` and ``virtual_stages`` (model chunks per device, the
   interleaved schedule only) order them.
+* ``context_kind``: how context parallelism splits attention — ``ring`` (ring attention:
+  KV chunks passed around the c ranks, overlapped with attention; Liu et al. 2023,
+  Megatron-Core / Transformer Engine CP) or ``ulysses`` (all-to-all of Q, K, V and the
+  output over the c ranks, heads split; Jacobs et al. 2023, DeepSpeed-Ulysses).
+* Mixture of experts: ``moe_capacity_factor`` (None: no token dropping; else each expert
+  takes at most factor x tokens x top-k / experts, Fedus et al. 2021), ``moe_imbalance``
+  (the busiest expert-parallel rank's tokens over the average, >= 1) and
+  ``moe_node_limit`` (DeepSeek-V3's node-limited routing: each token's experts span at
+  most this many nodes; None: unlimited).
+* ``shard_group``: with ZeRO 3, shard weights, gradients and optimizer states over groups
+  of this many data-parallel ranks and replicate across groups (HSDP, PyTorch FSDP
+  ``HYBRID_SHARD`` / FSDP2 2-D device mesh; None: shard over all data-parallel ranks).
 * Training-framework choices that change cost: ``overlap_grad_reduce`` (bucketed data-
   parallel reduction under the backward), ``attention_dropout`` (a dropout kernel on the
   attention probabilities, priced with unfused attention kernels) and ``reduce_dtype``
@@ -52,7 +64,7 @@ from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.job import LIMITS, check_positive, record_from_dict
 
 __all__ = ["ParallelPlan", "check_plan", "plan_for_devices", "SCHEDULES", "RECOMPUTE",
-           "ZERO_STAGES", "SELECTIVE_LAYER_EVERY"]
+           "ZERO_STAGES", "SELECTIVE_LAYER_EVERY", "CONTEXT_KINDS"]
 
 SCHEDULES = ("1f1b", "gpipe", "interleaved")
 # none; selective and full (Korthikanti et al. 2023); torchtitan's selective_op (op-level
@@ -63,6 +75,7 @@ RECOMPUTE = ("none", "selective", "full", "selective_op", "selective_layer")
 # "2 = checkpoint every other layer"; parallelisms/parallelize_llama.py, apply_ac).
 SELECTIVE_LAYER_EVERY = 2
 ZERO_STAGES = (0, 1, 2, 3)
+CONTEXT_KINDS = ("ring", "ulysses")
 # size field -> the command-line flag that sets it (hints name what a user types)
 _SIZES = {"data_parallel": "--dp", "tensor_parallel": "--tp", "pipeline_parallel": "--pp",
           "expert_parallel": "--ep", "context_parallel": "--cp", "virtual_stages": "--virtual"}
@@ -86,6 +99,11 @@ class ParallelPlan:
     overlap_grad_reduce: bool = True
     attention_dropout: bool = False
     reduce_dtype: str | None = None
+    context_kind: str = "ring"
+    moe_capacity_factor: float | None = None
+    moe_imbalance: float = 1.0
+    moe_node_limit: int | None = None
+    shard_group: int | None = None
 
     def __post_init__(self) -> None:
         for name, flag in _SIZES.items():
@@ -97,6 +115,16 @@ class ParallelPlan:
             if value not in choices:
                 raise UnknownNameError(f"unknown {name} {value!r}",
                                        did_you_mean(str(value), choices))
+        if self.context_kind not in CONTEXT_KINDS:
+            raise UnknownNameError(f"unknown context parallelism {self.context_kind!r}",
+                                   did_you_mean(str(self.context_kind), CONTEXT_KINDS))
+        _check_moe(self)
+        if self.shard_group is not None:
+            check_positive("shard_group", self.shard_group, PlanError, "--shard-group")
+            if self.zero_stage != 3 or self.data_parallel % self.shard_group:
+                raise PlanError(f"HSDP shard group {self.shard_group} needs ZeRO 3 and must "
+                                f"divide data parallel {self.data_parallel}",
+                                "use --fsdp with --shard-group dividing --dp")
         if self.zero_stage not in ZERO_STAGES or isinstance(self.zero_stage, bool):
             raise PlanError(f"ZeRO stage must be 0, 1, 2 or 3, got {self.zero_stage!r}",
                             "use --zero 0..3 (3 = FSDP full sharding)")
@@ -123,6 +151,11 @@ class ParallelPlan:
                 * self.context_parallel)
 
     @property
+    def shard_size(self) -> int:
+        """Ranks that ZeRO / FSDP shards states over: the HSDP group, else all of dp."""
+        return self.shard_group or self.data_parallel
+
+    @property
     def fsdp(self) -> bool:
         """ZeRO stage 3: weights, gradients and optimizer states sharded (FSDP full shard)."""
         return self.zero_stage == 3
@@ -141,6 +174,19 @@ class ParallelPlan:
     @classmethod
     def from_dict(cls, d: Any) -> ParallelPlan:
         return record_from_dict(cls, d, "plan", PlanError)
+
+
+def _check_moe(plan: ParallelPlan) -> None:
+    cf, imb, limit = plan.moe_capacity_factor, plan.moe_imbalance, plan.moe_node_limit
+    if cf is not None and (isinstance(cf, bool) or not isinstance(cf, int | float)
+                           or not cf > 0 or cf > 64):
+        raise PlanError(f"MoE capacity factor must be in (0, 64], got {cf!r}",
+                        "use --capacity-factor 1.0 .. 2.0, or leave it unset (no dropping)")
+    if isinstance(imb, bool) or not isinstance(imb, int | float) or not 1 <= imb <= 64:
+        raise PlanError(f"MoE load imbalance must be in [1, 64] (busiest rank over the "
+                        f"average), got {imb!r}", "use --moe-imbalance 1.0 (balanced) .. 2")
+    if limit is not None:
+        check_positive("moe_node_limit", limit, PlanError, "--moe-node-limit")
 
 
 def plan_for_devices(devices: int, **sizes: Any) -> ParallelPlan:
