@@ -75,7 +75,8 @@ __all__ = ["LayerCosts", "StageTimes", "layer_costs", "stage_times", "one_block"
 
 ATTENTION_CORE = ("attention", "attn_score", "softmax", "attn_context", "dropout")
 SAVED_KERNELS = ("attention",)  # torchtitan op-SAC save list: SDPA (fused attention)
-MATMUL_KINDS = ("linear",)  # the block ops that dispatch to aten.mm
+MATMUL_KINDS = ("linear",)
+EXPERT_SCOPE = ".experts."  # the routed experts' ops in the zoo's names (not shared experts)  # the block ops that dispatch to aten.mm
 # Bytes per parameter that Megatron-LM's mixed-precision optimizer moves besides the Adam
 # update itself (megatron/optimizer/optimizer.py, MixedPrecisionOptimizer.step, and
 # megatron/model/distributed.py): the global-norm gradient clipping reads the fp32 main
@@ -233,7 +234,11 @@ class StageTimes:
     parallel linears (attention QKV, MLP up), the GEMMs the backward collectives hide
     under (perfmodel.parallel.step). ``layer_w``: the part of ``layer_b`` that computes
     weight gradients (half of each linear's backward: dW = dY^T X beside dX = dY W^T, the
-    same FLOP), which zero-bubble schedules defer (Qi et al. 2024, sec. 2)."""
+    same FLOP), which zero-bubble schedules defer (Qi et al. 2024, sec. 2).
+    ``attention_f`` / ``attention_b``: the attention core's share of ``layer_f`` /
+    ``layer_b`` (what context parallelism's ring overlaps its KV hops with);
+    ``experts_f`` / ``experts_b``: the routed experts' GEMMs' share (``EXPERT_SCOPE``, what
+    expert parallelism and load imbalance change)."""
 
     layer_f: float
     layer_b: float
@@ -248,6 +253,10 @@ class StageTimes:
     extras_model_flops: float
     column_b: tuple[float, ...] = ()
     layer_w: float = 0.0
+    attention_f: float = 0.0
+    attention_b: float = 0.0
+    experts_f: float = 0.0
+    experts_b: float = 0.0
 
 
 def _scaled(rows: pd.DataFrame, micro_batch: int, tp: int, sp: bool) -> pd.DataFrame:
@@ -330,6 +339,8 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
     column_b = tuple(
         s(time, lay_b & np.any([names.str.endswith(n).to_numpy() for n in ops], axis=0))
         for _, ops in COLUMN_LINEARS)
+    experts = names.str.contains(EXPERT_SCOPE, regex=False).to_numpy() & np.isin(
+        kind, MATMUL_KINDS)
     return StageTimes(
         layer_f=s(time, lay_f), layer_b=s(time, lay_b) + float(time @ redo),
         first_f=s(time, (g == "first") & (ph == "forward")),
@@ -342,7 +353,10 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
         layer_hw_flops=s(flops, lay_f | lay_b) + float(flops @ redo),
         extras_model_flops=s(flops, (g != "layer") & (ph != "optimizer")),
         column_b=column_b,
-        layer_w=0.5 * s(time, lay_b & np.isin(kind, MATMUL_KINDS)))
+        layer_w=0.5 * s(time, lay_b & np.isin(kind, MATMUL_KINDS)),
+        attention_f=s(time, lay_f & np.isin(kind, ATTENTION_CORE)),
+        attention_b=s(time, lay_b & np.isin(kind, ATTENTION_CORE)),
+        experts_f=s(time, lay_f & experts), experts_b=s(time, lay_b & experts))
 
 
 def model_flops(shape: ModelShape, global_batch: int, seq: int) -> float:
