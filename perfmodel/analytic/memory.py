@@ -98,9 +98,9 @@ def check_memory_plan(graph: ModelGraph, plan: ParallelPlan, job: Job) -> None:
         if plan.recompute != "none":
             raise PlanError(f"{graph.name}: activation recomputation is modelled for "
                             "transformers only (Korthikanti et al.)", "use --recompute none")
-    if plan.context_parallel > 1 or (plan.expert_parallel > 1 and job.train):
-        raise PlanError("the memory model does not split activations over context- or "
-                        "expert-parallel ranks yet", "use --cp 1 --ep 1")
+    if plan.context_parallel > 1 and not job.train:
+        raise PlanError("context parallelism is modelled for training only (a served "
+                        "sequence's KV cache is not split over ranks here)", "use --cp 1")
 
 
 # --- what the footprint reads of a graph ------------------------------------------------
@@ -203,20 +203,31 @@ def _on_stage(shape: ModelShape | None, stage: StageParams, total: float, tp: np
 def _model_states(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stored,
                   tp: np.ndarray, pp: np.ndarray, dp: np.ndarray) -> dict[str, np.ndarray]:
     zero = plan.zero_stage
-    weights = _on_stage(graph.shape, stored.weights, stored.total_weights, tp, pp) \
-        / (dp if zero >= 3 else 1)
+    # ZeRO / FSDP shard over the data x context ranks (HSDP: over its shard group x c)
+    shard = dp * plan.context_parallel if plan.shard_group is None \
+        else np.asarray(plan.shard_group * plan.context_parallel)
+    stage_w = _on_stage(graph.shape, stored.weights, stored.total_weights, tp, pp)
+    keep = np.ones_like(np.asarray(stage_w, float))
+    if plan.expert_parallel > 1 and graph.shape is not None:
+        # routed experts: E / e of them per rank. A ZeRO-sharded state is the same either
+        # way: the experts' shard spans the d x c / e expert-data-parallel ranks, so a
+        # device holds (dense + experts) / (d x c) of it (Megatron-Core expert_data_
+        # parallel group); an unsharded one keeps dense + experts / e.
+        layers = graph.shape.num_hidden_layers
+        experts = stored.expert_weights * np.ceil(layers / pp) / layers / tp
+        keep = 1.0 - experts / np.maximum(stage_w, 1.0) * (1.0 - 1.0 / plan.expert_parallel)
+
+    def held(stage: Any, sharded: bool) -> Any:
+        return stage / shard if sharded else stage * keep
+
+    weights = held(stage_w, zero >= 3)
     if not job.train:
-        ep = plan.expert_parallel
-        if ep > 1 and graph.shape is not None:  # routed experts: E / ep of them per rank
-            layers = graph.shape.num_hidden_layers
-            on_stage = stored.expert_weights * np.ceil(layers / pp) / layers / tp
-            weights = weights - on_stage * (1.0 - 1.0 / ep)
         none = np.zeros_like(weights)
         return {"weights": weights, "gradients": none, "optimizer": none}
     params = _on_stage(graph.shape, graph.stage_params, float(graph.params), tp, pp)
     width = 4.0 if job.precision == "fp32" else lookup_dtype(job.weights).nbytes
-    grads = params * width / (dp if zero >= 2 else 1)
-    opt = params * OPTIMIZER_STATE_BYTES[job.optimizer][job.precision] / (dp if zero >= 1 else 1)
+    grads = held(params * width, zero >= 2)
+    opt = held(params * OPTIMIZER_STATE_BYTES[job.optimizer][job.precision], zero >= 1)
     return {"weights": weights, "gradients": grads, "optimizer": opt}
 
 
@@ -270,10 +281,13 @@ def _activations(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Store
     if shape is None:
         return stored.act_bytes_per_sample * mb * held
     layers = np.ceil(shape.num_hidden_layers / pp)
+    # context parallelism: each rank keeps the activations of its s / c tokens
     per_layer = layer_activation_bytes(shape, seq, mb, tp, plan.sequence_parallel,
-                                       plan.recompute, act_b, graph.attention_kernels)
+                                       plan.recompute, act_b, graph.attention_kernels) \
+        / plan.context_parallel
     # fp32 logits for the loss on the last stage (4 bytes x s x b x vocab / t).
-    logits = np.where(pp == 1, 4.0 * seq * mb * shape.vocab_size / tp, 0.0)
+    logits = np.where(pp == 1, 4.0 * seq * mb * shape.vocab_size / tp, 0.0) \
+        / plan.context_parallel
     return per_layer * layers * held + logits
 
 
