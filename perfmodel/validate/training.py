@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from perfmodel.errors import SpecError
@@ -42,13 +43,17 @@ from perfmodel.files import data_dir
 from perfmodel.graph.model_graph import ModelGraph
 from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.load import load_device
+from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import load_system
 from perfmodel.parallel.partition import layer_costs, stage_times
 from perfmodel.parallel.step import predict_step, step_from_costs
+from perfmodel.validate.holdout import _refit_model, chip_of
+from perfmodel.validate.reference import load_reference
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan
 
-__all__ = ["Case", "load_cases", "validate_training", "VALIDATION_COLUMNS",
+__all__ = ["Case", "load_cases", "validate_training", "VALIDATION_COLUMNS", "training_coverage",
+           "training_holdout", "training_summary", "mpt_shape", "MPT_SIZES",
            "KORTHIKANTI_TABLE4", "validate_layer_times", "megatron_gpt", "ModelResolver"]
 
 # Builds a case's model: a zoo name or a shape record, with builder options
@@ -71,10 +76,13 @@ class Case:
     model: str | ModelShape
     job: Job
     plan: ParallelPlan
-    metric: str  # step_s | tokens_per_s_per_gpu
+    metric: str  # step_s | tokens_per_s_per_gpu | sequences_per_s (all devices)
     published: float
     source: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    system: str = SYSTEM
+    device: str = DEVICE
+    framework: str = ""
 
     def graph(self, models: ModelResolver) -> ModelGraph:
         return models(self.model, **self.options)
@@ -179,8 +187,12 @@ def _torchtitan(r: pd.Series) -> Case:
                 float(r["throughput"]), "torchtitan performance.md")
 
 
-def load_cases() -> list[Case]:
-    """The validation rows as Cases (Korthikanti first, then torchtitan)."""
+def load_cases(scope: str = "core") -> list[Case]:
+    """The validation rows as Cases (Korthikanti first, then torchtitan). ``scope="all"``
+    adds every other row the step model can price (``training_coverage``): llm-foundry's
+    MPT runs and DeepLearningExamples' BERT pre-training on DGX A100 / DGX-1 / DGX-2."""
+    if scope not in ("core", "all"):
+        raise SpecError(f"unknown scope {scope!r}", "use 'core' or 'all'")
     df = pd.read_csv(_reference_file())
     out = []
     for _, r in df.iterrows():
@@ -189,21 +201,291 @@ def load_cases() -> list[Case]:
             out.append(_torchtitan(r))
         elif "calculon" in str(r["source"]):
             out.append(_korthikanti(r))
+        elif scope == "all" and _blocker(r) == "":
+            out.append(_PARSERS[_family(r)](r))
     return sorted(out, key=lambda c: (c.metric, c.row_id))
 
 
+def _predict(c: Case, models: ModelResolver, device: DeviceSpec | None = None
+             ) -> tuple[float, float]:
+    """(predicted value of the case's metric, MFU) on its system and device (or
+    ``device``, a refitted spec of the same chip)."""
+    pred = predict_step(c.graph(models), c.job, c.plan, load_system(c.system),
+                        device or load_device(c.device))
+    if c.metric == "step_s":
+        return pred.step_s, pred.mfu
+    if c.metric == "sequences_per_s":
+        return pred.tokens_per_s / float(c.job.seq or 1), pred.mfu
+    return pred.tokens_per_s / c.plan.devices, pred.mfu
+
+
 def validate_training(models: ModelResolver, cases: list[Case] | None = None) -> pd.DataFrame:
-    """One row per case: published vs predicted and the signed error in percent. ``models``
-    builds each case's model (``perfmodel.load_model``)."""
-    system, device = load_system(SYSTEM), load_device(DEVICE)
+    """One row per case: published vs predicted and the signed error in percent, with the
+    case's framework and device. ``models`` builds each case's model
+    (``perfmodel.load_model``); ``cases`` default to ``load_cases()`` (the core rows;
+    ``load_cases("all")`` for every priceable row)."""
+    cases = cases if cases is not None else load_cases()
     rows = []
-    for c in cases if cases is not None else load_cases():
-        pred = predict_step(c.graph(models), c.job, c.plan, system, device)
-        value = pred.step_s if c.metric == "step_s" else pred.tokens_per_s / c.plan.devices
+    for c in cases:
+        value, mfu = _predict(c, models)
         p = c.plan
         rows.append((c.row_id, c.label, p.devices, p.tensor_parallel, p.pipeline_parallel,
                      p.data_parallel, p.virtual_stages, p.recompute, p.sequence_parallel,
                      c.metric,
                      c.published, value, 100.0 * (value - c.published) / c.published,
-                     pred.mfu, c.source))
-    return pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))
+                     mfu, c.source))
+    df = pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))
+    by_id = {c.row_id: c for c in cases}
+    return df.assign(framework=[_group(by_id[i]) for i in df["row_id"]],
+                     device=[by_id[i].device for i in df["row_id"]],
+                     system=[by_id[i].system for i in df["row_id"]])
+
+
+def _group(c: Case) -> str:
+    """The framework family a case is reported under (FRAMEWORK_GROUPS)."""
+    fw = c.framework or ("Megatron-LM (Korthikanti)" if c.metric == "step_s"
+                         else "torchtitan (FSDP2)")
+    return next((g for key, g in FRAMEWORK_GROUPS if key in fw), fw)
+
+
+FRAMEWORK_GROUPS = (("Korthikanti", "Megatron-LM (Korthikanti)"),
+                    ("torchtitan", "torchtitan (FSDP2)"),
+                    ("Foundry", "llm-foundry (FSDP)"),
+                    ("TensorFlow2", "TF2 BERT (Horovod)"),
+                    ("PyTorch NGC", "PyTorch BERT (DDP)"))
+
+
+def training_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Median |error| (percent) and signed median per framework and device of a
+    ``validate_training`` table (in sample: the kernel model's figures were fitted on A100
+    and V100 rows, see ``training_holdout``)."""
+    g = table.assign(abs_error=table["error_pct"].abs()).groupby(["framework", "device"])
+    return g.agg(rows=("row_id", "size"), median_abs_error_pct=("abs_error", "median"),
+                 median_error_pct=("error_pct", "median")).reset_index()
+
+
+# ---------------------------------------------------------------------------------------
+# Every published row: which the step model can price, and how each one is read
+# ---------------------------------------------------------------------------------------
+
+# llm-foundry's MPT sizes (scripts/train/yamls/pretrain/mpt-<size>.yaml @ 8c8dd48f72, the
+# commit of the benchmark table): d_model, n_heads, n_layers; expansion_ratio 4, vocab
+# 50368, ALiBi, no biases, flash attention (attn_impl: flash) in every one
+MPT_SIZES = {"125m": (768, 12, 12), "350m": (1024, 16, 24), "760m": (1536, 12, 24),
+             "1b": (2048, 16, 24), "3b": (2560, 20, 32), "7b": (4096, 32, 32),
+             "13b": (5120, 40, 40), "30b": (7168, 56, 48), "70b": (8192, 64, 80)}
+MPT_VOCAB = 50368
+# Composer FSDP mixed-precision modes: PURE keeps params, gradient reduction and buffers in
+# bf16; DEFAULT reduces gradients in fp32 (composer/distributed/mosaic_parallelism.py,
+# get_mixed_precision)
+MPT_REDUCE = {"PURE": "bf16", "DEFAULT": "fp32"}
+
+
+def mpt_shape(size: str, seq: int) -> ModelShape:
+    """An MPT of llm-foundry's benchmark table (``MPT_SIZES``): MPT-7B's structure (the zoo's
+    mpt-7b: pre-LayerNorm without biases, ALiBi, GELU 4h MLP, tied LM head) at the size's
+    width, heads and depth."""
+    h, a, layers = MPT_SIZES[size]
+    return ModelShape(
+        architecture="decoder", vocab_size=MPT_VOCAB, hidden_size=h, intermediate_size=4 * h,
+        num_hidden_layers=layers, num_attention_heads=a, num_key_value_heads=a,
+        head_dim=h // a, max_position_embeddings=seq, position_embedding="alibi",
+        norm="layernorm", norm_position="pre", activation="gelu", mlp="plain",
+        attention_bias=False, mlp_bias=False, tie_word_embeddings=True, norm_bias=False)
+
+
+def _family(r: pd.Series) -> str:
+    fw, model = str(r["framework"]), str(r["model"])
+    if "Foundry" in fw:
+        return "mpt"
+    if model == "BERT-Large" and fw.startswith("PyTorch NGC"):
+        return "bert_pytorch"
+    if model == "BERT-Large" and fw.startswith("TensorFlow2"):
+        return "bert_tf2"
+    return "other"
+
+
+def _blocker(r: pd.Series) -> str:
+    """Why a row cannot be priced ("" if it can): the first rule that fails."""
+    model, fw = str(r["model"]), str(r["framework"])
+    published = [r[c] for c in ("throughput", "step_time_s", "tflops_per_gpu")]
+    if "torchtitan" in fw or "calculon" in str(r["source"]):
+        return ""
+    if all(pd.isna(v) for v in published):
+        return "no published value"
+    if "ResNet" in model:
+        return "CNN (no transformer shape record)"
+    if "aggregate petaFLOP/s" in str(r["throughput_unit"]):
+        return "plan not stated (aggregate PFLOP/s only)"
+    if "Megatron-LM v1.0" in fw:
+        return "model shape and sequence not in the row"
+    if "MegaScale" in fw:
+        return "plan incomplete (micro-batch, recompute, precision) and no system spec"
+    fam = _family(r)
+    if fam.startswith("bert") and _seq_of(str(r["quote_or_note"])) is None:
+        return "sequence length not in the row (SQuAD fine-tuning)"
+    return "" if fam != "other" else "unknown model"
+
+
+def _seq_of(note: str) -> int | None:
+    m = re.search(r"Sequence [Ll]ength=(\d+)", note)
+    return int(m.group(1)) if m else None
+
+
+def _pair(note: str, pattern: str, row_id: str) -> tuple[int, int]:
+    m = re.search(pattern + r"\s*=\s*(\d+)\s*(?:and|,)\s*(\d+)", note)
+    if m is None:
+        raise SpecError(f"{row_id}: cannot read {pattern!r} from {note!r}",
+                        "expected 'KEY=A and B' or 'KEY=A , B'")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _dgx(r: pd.Series) -> tuple[str, str]:
+    """(system, device spec) of a DeepLearningExamples row from its ``gpu`` heading."""
+    gpu = str(r["gpu"])
+    if "A100" in gpu:
+        return SYSTEM, "a100-sxm4-40gb" if "40GB" in gpu else "a100-sxm4-80gb"
+    if "DGX-2" in gpu:
+        return "dgx-2", "v100-sxm2-32gb"
+    return "dgx-1-v100", "v100-sxm2-16gb" if "16G" in gpu else "v100-sxm2-32gb"
+
+
+def _precision(r: pd.Series, device: str) -> tuple[str, str, bool]:
+    """(dtype, Job precision, 16-bit?) of a row's precision column: AMP fp16 / bf16 are
+    mixed precision; fp32 on an A100 runs its GEMMs in TF32 (TensorFlow >= 2.4 and the
+    NGC PyTorch containers enable TF32 on Ampere by default)."""
+    p = str(r["precision"]).lower()
+    if "fp16" in p:
+        return "fp16", "mixed", True
+    if "bf16" in p:
+        return "bf16", "mixed", True
+    return ("tf32" if device.startswith("a100") else "fp32"), "fp32", False
+
+
+# DeepLearningExamples BERT: unfused attention with dropout on the probabilities
+# (PyTorch/LanguageModeling/BERT/modeling.py BertSelfAttention: torch.matmul, softmax,
+# self.dropout(attention_probs), torch.matmul); optimizer LAMB, priced as Adam (the same
+# fp32 master weights and two moments; OPTIMIZERS has no LAMB)
+BERT_OPTIONS: Mapping[str, Any] = {"fused_attention": False}
+
+
+def _bert(r: pd.Series, micro: int, accum: int, gpus: int, seq: int, label: str) -> Case:
+    system, device = _dgx(r)
+    dt, precision, _ = _precision(r, device)
+    plan = ParallelPlan(data_parallel=gpus, micro_batch=micro, attention_dropout=True)
+    job = Job(phase="train", batch=gpus * micro * accum, seq=seq, dtype=dt,
+              precision=precision)
+    return Case(str(r["row_id"]), label, "bert-large", job, plan, "sequences_per_s",
+                float(r["throughput"]), str(r["source"]), BERT_OPTIONS, system, device,
+                str(r["framework"]))
+
+
+def _bert_pytorch(r: pd.Series) -> Case:
+    """PyTorch BERT README tables: 'Batch size / GPU (TF32 and FP16)=a and b' is the
+    micro-batch where an 'Accumulated Batch size / GPU' is also given (DGX A100 tables),
+    else the per-GPU batch of one optimizer step, which run_pretraining.py divides by the
+    accumulation steps (``train_batch_size // gradient_accumulation_steps``; DGX-1)."""
+    note, rid = str(r["quote_or_note"]), str(r["row_id"])
+    half = _precision(r, _dgx(r)[1])[2]
+    i = 1 if half else 0
+    batch = _pair(note, r"(?<!Accumulated )Batch size / GPU \(\w+ and FP16\)", rid)[i]
+    steps = _pair(note, r"Accumulation steps \(\w+ and FP16\)", rid)[i]
+    if "Accumulated Batch size" in note:
+        total = _pair(note, r"Accumulated Batch size / GPU \(\w+ and FP16\)", rid)[i]
+        micro, accum = batch, max(1, round(total / batch))
+    else:
+        micro, accum = max(1, batch // steps), steps
+    seq = _seq_of(note) or 0
+    return _bert(r, micro, accum, int(r["num_gpus"]), seq,
+                 f"bert-large s{seq} b{micro}x{accum} {int(r['num_gpus'])} GPU")
+
+
+def _bert_tf2(r: pd.Series) -> Case:
+    """TensorFlow2 BERT README tables: 'mixed precision, FP32|TF32=a , b' pairs of
+    micro-batch, gradient accumulation and global batch; the GPUs are global / (micro x
+    accumulation), which the DGX-2H multi-node rows need (their num_gpus column holds the
+    node count; a DGX-2H has 16 GPUs)."""
+    note, rid = str(r["quote_or_note"]), str(r["row_id"])
+    i = 0 if _precision(r, _dgx(r)[1])[2] else 1
+    micro = _pair(note, r"Batch size / GPU: mixed precision, \w+", rid)[i]
+    accum = _pair(note, r"Gradient Accumulation: mixed precision, \w+", rid)[i]
+    total = _pair(note, r"Global Batch Size: mixed precision, \w+", rid)[i]
+    gpus = total // (micro * accum)
+    seq = _seq_of(note) or 0
+    return _bert(r, micro, accum, gpus, seq, f"bert-large s{seq} b{micro}x{accum} {gpus} GPU")
+
+
+def _mpt(r: pd.Series) -> Case:
+    """llm-foundry benchmark rows: FSDP FULL_SHARD (ZeRO 3), act-ckpt (full recompute),
+    MP mode (gradient reduction dtype), micro-batch and grad accum, global batch."""
+    rid, opts = str(r["row_id"]), str(r["other_parallel"])
+    size = str(r["model"]).split("-")[-1].lower()
+    mb = re.match(r"(\d+) \(grad accum (\d+)\)", str(r["micro_batch"]))
+    mode = re.search(r"MP mode=(\w+)", opts)
+    if mb is None or mode is None or size not in MPT_SIZES or "FULL_SHARD" not in opts:
+        raise SpecError(f"{rid}: cannot read the plan of {r['model']!r}: {opts!r}, "
+                        f"micro-batch {r['micro_batch']!r}", "see llm-foundry's table")
+    micro, accum, gpus = int(mb.group(1)), int(mb.group(2)), int(r["num_gpus"])
+    seq = int(r["seq_len"])
+    recompute = "full" if "act-ckpt=True" in opts else "none"
+    plan = ParallelPlan(data_parallel=gpus, micro_batch=micro, zero_stage=3,
+                        recompute=recompute, reduce_dtype=MPT_REDUCE[mode.group(1)])
+    job = Job(phase="train", batch=gpus * micro * accum, seq=seq, dtype="bf16",
+              optimizer="adamw")
+    device = "a100-sxm4-40gb" if "40gb" in str(r["gpu"]) else "a100-sxm4-80gb"
+    return Case(rid, f"mpt-{size} s{seq} b{micro}x{accum} {gpus} GPU", mpt_shape(size, seq),
+                job, plan, "tokens_per_s_per_gpu", float(r["throughput"]), str(r["source"]),
+                {"name": f"mpt-{size}"}, SYSTEM, device, str(r["framework"]))
+
+
+_PARSERS: dict[str, Callable[[pd.Series], Case]] = {
+    "mpt": _mpt, "bert_pytorch": _bert_pytorch, "bert_tf2": _bert_tf2}
+
+
+def training_coverage(detail: bool = False) -> pd.DataFrame:
+    """Which published training rows (measurements/reference/training.csv) the step model
+    prices: per framework family the rows priced and, for the rest, the blocker and its
+    count (``detail=True``: one line per row with its blocker, "" when priced)."""
+    df = pd.read_csv(_reference_file())
+    rows = pd.DataFrame({"row_id": df["row_id"], "framework": df["framework"],
+                         "model": df["model"], "blocker": df.apply(_blocker, axis=1)})
+    if detail:
+        return rows
+    rows["priced"] = rows["blocker"] == ""
+    rows["status"] = rows["blocker"].where(~rows["priced"], "priced")
+    rows["family"] = [next((g for key, g in FRAMEWORK_GROUPS if key in fw), fw)
+                      for fw in rows["framework"]]
+    return (rows.groupby(["status", "family"]).size().rename("rows").reset_index()
+            .sort_values(["status", "rows"], ascending=[False, False], ignore_index=True))
+
+
+# ---------------------------------------------------------------------------------------
+# Leave one device out
+# ---------------------------------------------------------------------------------------
+
+def training_holdout(models: ModelResolver, cases: list[Case] | None = None,
+                     measurements: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Median |error| (percent) of the training rows of each chip (A100, V100), in sample
+    (the shipped specs, whose kernel-model figures were fitted on A100 and V100 rows) and
+    leave-one-device-out: the kernel model's fitted figures (issue fraction, memory level,
+    kernel floor) refitted by ``holdout._refit_model`` on every OTHER chip's reference rows
+    (``measurements``, default every shipped GEMM / STREAM / inference row), then the chip's
+    training rows priced with that spec."""
+    cases = cases if cases is not None else load_cases("all")
+    ref = load_reference("all") if measurements is None else measurements
+    names = sorted({c.device for c in cases} | set(ref["hw"].astype(str)))
+    devices = {h: load_device(h) for h in names}
+    chips = ref["hw"].astype(str).map(chip_of)
+    recs = []
+    for chip in sorted({chip_of(c.device) for c in cases}):
+        mine = [c for c in cases if chip_of(c.device) == chip]
+        refit = _refit_model(ref[chips != chip], devices, models)
+        inside = [abs(_err(c, _predict(c, models)[0])) for c in mine]
+        out = [abs(_err(c, _predict(c, models, refit[c.device])[0])) for c in mine]
+        recs.append((chip, len(mine), float(np.median(inside)), float(np.median(out))))
+    return pd.DataFrame(recs, columns=["device", "rows", "median_abs_error_in_sample_pct",
+                                       "median_abs_error_lodo_pct"])
+
+
+def _err(c: Case, value: float) -> float:
+    return 100.0 * (value - c.published) / c.published
