@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -41,12 +41,16 @@ import numpy as np
 
 from perfmodel.analytic.memory import footprint
 from perfmodel.analytic.network import predict_collective
-from perfmodel.analytic.pipeline import bubble_fraction
+from perfmodel.analytic.pipeline import pipeline_time
 from perfmodel.errors import PlanError, UnknownNameError
 from perfmodel.graph.model_graph import ModelGraph, StageParams
+from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec
+from perfmodel.parallel.context import check_ulysses, ring_attention, ulysses
+from perfmodel.parallel.moe import dispatch_time, expert_load, grouped_gemm_time
 from perfmodel.parallel.partition import (
+    EXPERT_SCOPE,
     LayerCosts,
     StageTimes,
     grad_bytes,
@@ -63,7 +67,8 @@ from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY, ParallelPlan, check_p
 __all__ = ["StepPrediction", "predict_step", "step_from_costs", "BREAKDOWN",
            "DP_BUCKET_PARAMS"]
 
-BREAKDOWN = ("compute", "tp_comm", "pp_p2p", "bubble", "dp_comm", "optimizer")
+BREAKDOWN = ("compute", "tp_comm", "cp_comm", "ep_comm", "pp_p2p", "bubble", "dp_comm",
+             "optimizer")
 DP_BUCKET_PARAMS = 40_000_000  # Megatron-LM DistributedDataParallelConfig.bucket_size default
 
 
@@ -185,87 +190,99 @@ def _fsdp_edges(stage: StageParams, p: int, t: int, dtype: str, m: int,
     return m * (gather(root_b) + gather(block_b)) + scatter(block_b) + scatter(root_b)
 
 
+def per_context_rank(times: StageTimes, c: int) -> StageTimes:
+    """One context-parallel rank's share of a micro-batch: each of the c ranks holds s / c
+    tokens of every sequence, so its linears, norms and extras do 1/c of the work, and so
+    does its causal attention with Megatron-Core's load balancing (the sequence cut into
+    2c chunks, rank i taking chunks i and 2c - 1 - i, so every rank attends the same number
+    of query-key pairs; Transformer Engine ``attention.py`` context parallelism). The
+    optimizer step does not depend on tokens."""
+    if c == 1:
+        return times
+    scaled = {f.name: getattr(times, f.name) / c for f in fields(times)
+              if f.name not in ("layer_opt", "extras_opt", "column_b")}
+    return replace(times, column_b=tuple(x / c for x in times.column_b), **scaled)
+
+
 def _check_step_plan(plan: ParallelPlan, job: Job, costs: LayerCosts,
                      system: SystemSpec) -> None:
     """The plan's rules against the model, batch and system, and what the step model does
     not price yet (one PlanError each)."""
     check_plan(plan, batch=job.batch, shape=costs.shape, name=costs.name,
                devices_per_node=system.devices_per_node)
-    if plan.expert_parallel > 1 or plan.context_parallel > 1:
-        raise PlanError("the training-step model does not price expert or context "
-                        "parallelism yet", "use --ep 1 --cp 1")
+    c = plan.context_parallel
+    if c > 1 and costs.seq % (2 * c):
+        raise PlanError(f"context parallelism {c} needs the sequence ({costs.seq}) split into "
+                        f"2 x {c} equal chunks (causal load balancing)",
+                        f"choose --seq a multiple of {2 * c}")
+    if c > 1 and plan.context_kind == "ulysses":
+        check_ulysses(costs.shape.num_attention_heads // plan.tensor_parallel,
+                      max(costs.shape.num_key_value_heads // plan.tensor_parallel, 1), c)
 
 
 def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, job: Job,
                     system: SystemSpec, device: DeviceSpec) -> dict[str, Any]:
     """The step of ``plan`` for ``job`` from precomputed per-device times (no memory): the
     numbers of StepPrediction as a dict (used by the search to avoid repeated roofline
-    calls)."""
+    calls). ``times`` are one micro-batch's on one tensor-parallel rank over the whole
+    sequence; context parallelism takes its share here (``per_context_rank``)."""
     shape = costs.shape
     t, p, d = plan.tensor_parallel, plan.pipeline_parallel, plan.data_parallel
+    c = plan.context_parallel
     v, dtype = plan.virtual_stages, job.dtype
     m, b, s = plan.micro_batches(job.batch), plan.micro_batch_of(job.batch), costs.seq
     k = system.devices_per_node
     layers = math.ceil(shape.num_hidden_layers / p)
+    full_times = times
+    times = per_context_rank(times, c)
+    # mixture of experts: the routed experts as grouped GEMMs at their per-expert tokens,
+    # on the busiest expert-parallel rank, and the dispatch / combine all-to-alls
+    moe = _moe(shape, plan, job, system, device, s * b // c, full_times.experts_f / c,
+               full_times.experts_b / c) if shape.is_moe else None
+    if moe is not None:
+        times = replace(times, layer_f=times.layer_f + moe["extra_f"],
+                        layer_b=times.layer_b + moe["extra_b"])
     # tensor parallel (per layer and micro-batch): exposed forward and backward seconds
     tp_nodes, tp_per = (1, t) if t <= k else (t // k, k)
-    buf = tp_comm_bytes(shape, s, b, dtype)
+    buf = tp_comm_bytes(shape, s, b, dtype) / c
     t_fwd, t_bwd, t_tp = _tp_comm(system, buf, tp_nodes, tp_per, plan.sequence_parallel,
                                   times.column_b)
     # the rerun forward's collectives: nothing to hide under
     t_bwd += _rerun_tp_comm(plan, system, buf, tp_nodes, tp_per, t_fwd)
-    # pipeline p2p: neighbours t x d ranks apart
+    cp_f, cp_b = _context_comm(shape, plan, job, system, s * b // c, times) if c > 1 \
+        else (0.0, 0.0)
+    ep_f, ep_b = (moe["a2a_f"], moe["a2a_b"]) if moe is not None else (0.0, 0.0)
+    # pipeline p2p: neighbours t x c x d ranks apart
     t_p2p = 0.0
     if p > 1:
-        nbytes = p2p_bytes(shape, s, b, dtype, t, plan.sequence_parallel)
-        t_p2p = _coll(system, "send_recv", nbytes, 2, 1) if t * d >= k else _coll(
+        nbytes = p2p_bytes(shape, s, b, dtype, t, plan.sequence_parallel) / c
+        t_p2p = _coll(system, "send_recv", nbytes, 2, 1) if t * c * d >= k else _coll(
             system, "send_recv", nbytes, 1, 2)
+    layer_comm = t_fwd + t_bwd + cp_f + cp_b + ep_f + ep_b
     comp_layer = times.layer_f + times.layer_b
     extras_max = max(times.first_f + times.first_b if p > 1 else 0.0,
                      times.last_f + times.last_b + (times.first_f + times.first_b
                                                     if p == 1 else 0.0))
     extras_mean = (times.first_f + times.first_b + times.last_f + times.last_b) / p
-    comm_mb = layers * (t_fwd + t_bwd) + (2 * v * t_p2p if p > 1 else 0.0)
+    comm_mb = layers * layer_comm + (2 * v * t_p2p if p > 1 else 0.0)
     t_max = layers * comp_layer + extras_max + comm_mb
     t_mean = layers * comp_layer + extras_mean + comm_mb
-    pipe = m * t_max + (p - 1) / v * t_mean
-    # data parallel
-    dp_nodes, dp_per, sharing = _group(system, d, t)
-    grads = grad_bytes(costs.stage, layers, t, dtype)
-    # gradient reductions at the reduce width (fp32 in torchtitan / Megatron-LM bf16 runs)
-    widen = lookup_dtype(plan.reduce_dtype or dtype).nbytes / lookup_dtype(dtype).nbytes
-    dp_exposed = 0.0
-    if d > 1:
-        if plan.zero_stage >= 3:
-            def gather(nbytes: float) -> float:
-                return _coll(system, "all_gather", nbytes * sharing, dp_nodes, dp_per)
-
-            def scatter(nbytes: float) -> float:
-                return _coll(system, "reduce_scatter", nbytes * widen * sharing, dp_nodes,
-                             dp_per)
-
-            per_mb = 2 * gather(grads) + scatter(grads)
-            window = layers * comp_layer
-            dp_exposed = m * max(0.0, per_mb - window)
-            dp_exposed += _fsdp_edges(costs.stage, p, t, dtype, m, gather, scatter)
-        else:
-            if plan.zero_stage >= 1:
-                t_dp = _coll(system, "reduce_scatter", grads * widen * sharing, dp_nodes,
-                             dp_per) \
-                    + _coll(system, "all_gather", grads * sharing, dp_nodes, dp_per)
-            else:
-                t_dp = _coll(system, "all_reduce", grads * widen * sharing, dp_nodes, dp_per)
-            if plan.overlap_grad_reduce:
-                params = grads / lookup_dtype(dtype).nbytes
-                last_bucket = t_dp * min(1.0, DP_BUCKET_PARAMS / max(params, 1.0))
-                window = layers * times.layer_b
-                dp_exposed = max(t_dp - window, last_bucket)
-            else:
-                dp_exposed = t_dp
+    if plan.schedule == "dualpipe":
+        # DualPipe overlaps one direction's dispatch / combine with the other's compute
+        # (DeepSeek-V3 sec. 3.2.1: all-to-all "fully hidden"): exposed only beyond it
+        hidden_ep = min(ep_f + ep_b, comp_layer)
+        t_max -= layers * hidden_ep
+        t_mean -= layers * hidden_ep
+    fwd_mean = layers * (times.layer_f + t_fwd + cp_f + ep_f) \
+        + (times.first_f + times.last_f) / p + (v * t_p2p if p > 1 else 0.0)
+    pipe = float(pipeline_time(plan.schedule, p, m, t_max, t_mean, layers * times.layer_w,
+                               v, forward_share=fwd_mean / t_mean if t_mean else 0.5))
+    dp_exposed = _data_parallel(costs, times, plan, job, system, layers, m)
     opt = layers * times.layer_opt + times.extras_opt
     step = pipe + dp_exposed + opt
     comp = m * (layers * comp_layer + extras_max)
     breakdown = {"compute": comp, "tp_comm": m * layers * (t_fwd + t_bwd),
+                 "cp_comm": m * layers * (cp_f + cp_b), "ep_comm": m * layers * (ep_f + ep_b),
                  "pp_p2p": m * 2 * v * t_p2p if p > 1 else 0.0,
                  "bubble": pipe - m * t_max, "dp_comm": dp_exposed, "optimizer": opt}
     devices = plan.devices
@@ -274,27 +291,173 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, jo
     if shape.gpt_like:
         mflops = model_flops(shape, job.batch, s)
     else:  # the workload's forward + backward FLOP (GQA, gated MLP, MoE)
-        mflops = job.batch / b * (n_layers * times.layer_model_flops * t
-                                  + times.extras_model_flops * t)
+        mflops = job.batch / b * (n_layers * full_times.layer_model_flops * t
+                                  + full_times.extras_model_flops * t)
     ratio = (n_layers * times.layer_hw_flops + times.extras_model_flops) / max(
         n_layers * times.layer_model_flops + times.extras_model_flops, 1.0)
     mfu = mflops / (step * devices * peak) if peak else float("nan")
     return {"step_s": step, "tokens_per_s": job.batch * s / step,
             "tflops_per_device": mflops / (step * devices) / 1e12, "mfu": mfu,
             "hfu": mfu * ratio,
-            "bubble_fraction": float(bubble_fraction(p, m, plan.schedule, v)),
+            "bubble_fraction": (pipe - m * t_max) / (m * t_max) if m * t_max else 0.0,
             "breakdown": breakdown,
             "collectives_s": {"tp_collective": t_tp, "tp_exposed_f": t_fwd,
-                              "tp_exposed_b": t_bwd, "p2p": t_p2p},
+                              "tp_exposed_b": t_bwd, "p2p": t_p2p, "cp_exposed_f": cp_f,
+                              "cp_exposed_b": cp_b, "ep_exposed_f": ep_f,
+                              "ep_exposed_b": ep_b},
+            "moe": moe or {},
             "stage": {"layers": layers,
-                      "layer_f": times.layer_f + t_fwd,
-                      "layer_b": times.layer_b + t_bwd,
+                      "layer_f": times.layer_f + t_fwd + cp_f + ep_f,
+                      "layer_b": times.layer_b + t_bwd + cp_b + ep_b,
+                      "layer_w": times.layer_w,
                       "first_f": times.first_f, "first_b": times.first_b,
                       "last_f": times.last_f, "last_b": times.last_b,
                       "p2p_bytes": p2p_bytes(shape, s, b, dtype, t,
-                                             plan.sequence_parallel) if p > 1 else 0.0,
+                                             plan.sequence_parallel) / c if p > 1 else 0.0,
                       "tail_s": dp_exposed + opt},
             "gpt_like": shape.gpt_like}
+
+
+def _data_parallel(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, job: Job,
+                   system: SystemSpec, layers: int, m: int) -> float:
+    """Exposed seconds of the data-parallel communication per step.
+
+    The gradient reduction spans the data x context ranks (context-parallel ranks hold the
+    same weights; Megatron-Core reduces over the combined group), stride t in the rank
+    order. ZeRO 0-2: bucketed all-reduce (or reduce-scatter + all-gather) under the last
+    micro-batch's backward, the last bucket exposed. ZeRO 3 / FSDP: per-unit gathers and
+    reduce-scatters every micro-batch under its compute, the edges exposed (``_fsdp_
+    edges``); HSDP (``shard_group`` g) gathers and reduce-scatters within g ranks and all-
+    reduces the 1/g gradient shard across the d / g replicas (PyTorch FSDP HYBRID_SHARD)."""
+    t, d, c, dtype = plan.tensor_parallel, plan.data_parallel, plan.context_parallel, job.dtype
+    group = d * c
+    if group == 1:
+        return 0.0
+    grads = grad_bytes(costs.stage, layers, t, dtype)
+    if costs.shape.is_moe and plan.expert_parallel > 1:  # routed experts: E / e per rank
+        grads -= _expert_param_share(costs) * grads * (1 - 1 / plan.expert_parallel)
+    # gradient reductions at the reduce width (fp32 in torchtitan / Megatron-LM bf16 runs)
+    widen = lookup_dtype(plan.reduce_dtype or dtype).nbytes / lookup_dtype(dtype).nbytes
+    comp_layer = times.layer_f + times.layer_b
+    if plan.zero_stage >= 3:
+        g = plan.shard_size * c
+        nodes, per, sharing = _group(system, g, t)
+        r_nodes, r_per, r_sharing = _group(system, group // g, t * g)
+
+        def gather(nbytes: float) -> float:
+            return _coll(system, "all_gather", nbytes * sharing, nodes, per)
+
+        def scatter(nbytes: float) -> float:
+            return _coll(system, "reduce_scatter", nbytes * widen * sharing, nodes, per) \
+                + _coll(system, "all_reduce", nbytes * widen / g * r_sharing, r_nodes, r_per)
+
+        per_mb = 2 * gather(grads) + scatter(grads)
+        window = layers * comp_layer
+        return m * max(0.0, per_mb - window) + _fsdp_edges(costs.stage, plan.pipeline_parallel,
+                                                             t, dtype, m, gather, scatter)
+    nodes, per, sharing = _group(system, group, t)
+    if plan.zero_stage >= 1:
+        t_dp = _coll(system, "reduce_scatter", grads * widen * sharing, nodes, per) \
+            + _coll(system, "all_gather", grads * sharing, nodes, per)
+    else:
+        t_dp = _coll(system, "all_reduce", grads * widen * sharing, nodes, per)
+    if not plan.overlap_grad_reduce:
+        return t_dp
+    params = grads / lookup_dtype(dtype).nbytes
+    last_bucket = t_dp * min(1.0, DP_BUCKET_PARAMS / max(params, 1.0))
+    return max(t_dp - layers * times.layer_b, last_bucket)
+
+
+def _moe(shape: ModelShape, plan: ParallelPlan, job: Job, system: SystemSpec,
+         device: DeviceSpec, tokens: int, experts_f: float, experts_b: float
+         ) -> dict[str, float]:
+    """Per average layer and micro-batch on the busiest expert-parallel rank: the routed
+    experts' extra seconds over the workload rows (``extra_f`` / ``extra_b``) and the
+    exposed all-to-all seconds (``a2a_f`` / ``a2a_b``).
+
+    ``tokens``: the sequence tokens of one micro-batch on this context rank. With tensor
+    parallelism the experts are tensor-split too (expert tensor size = t, Megatron-Core's
+    default) and each tensor rank dispatches its 1/t of the tokens (Megatron-Core requires
+    sequence parallelism with MoE and t > 1). The routed experts run as grouped GEMMs at
+    the busiest rank's tokens per local expert (perfmodel.parallel.moe: load imbalance and
+    capacity dropping), replacing the rows' one-GEMM pricing; dispatch and combine are one
+    all-to-all each way, forward and backward (4 per MoE layer; full recomputation reruns
+    the forward 2), over the e ranks t apart, exposed: only DualPipe overlaps them with
+    the other direction's compute (DeepSeek-V3 sec. 3.2.1), priced in its schedule."""
+    t, e = plan.tensor_parallel, plan.expert_parallel
+    experts, top_k = shape.num_local_experts, shape.num_experts_per_tok
+    share = sum(shape.is_moe_layer(i) for i in range(shape.num_hidden_layers)) \
+        / shape.num_hidden_layers
+    load = expert_load(tokens, top_k, experts, e, capacity_factor=plan.moe_capacity_factor,
+                       imbalance=plan.moe_imbalance)
+    ffn = shape.moe_intermediate_size or shape.intermediate_size
+    grouped = grouped_gemm_time(device, gemm_dtype(job), load.local_experts,
+                                load.tokens_per_expert, shape.hidden_size,
+                                max(ffn // t, 1), shape.gated)
+    a2a = 0.0
+    if e > 1:  # the busiest receiver's copies, capped by the capacity
+        a2a = dispatch_time(system, tokens / t, shape.hidden_size, top_k,
+                            lookup_dtype(job.dtype).nbytes, e, t,
+                            node_limit=plan.moe_node_limit,
+                            imbalance=load.tokens_busiest / load.tokens_per_device).seconds
+    rerun = {"full": 1.0, "selective_layer": 1.0 / SELECTIVE_LAYER_EVERY}.get(
+        plan.recompute, 0.0)
+    return {"extra_f": share * grouped.forward_s - experts_f,
+            "extra_b": share * grouped.backward_s * 1.0 - experts_b
+            + rerun * (share * grouped.forward_s - experts_f),
+            "a2a_f": share * 2 * a2a, "a2a_b": share * 2 * a2a * (1 + rerun),
+            "all_to_all_s": a2a, "tokens_per_expert": load.tokens_per_expert,
+            "dropped_fraction": load.dropped_fraction, "local_experts": load.local_experts,
+            "moe_layer_share": share}
+
+
+def gemm_dtype(job: Job) -> str:
+    """The dtype the GEMMs of a training job run in: the low-precision recipe's, if any."""
+    recipe = getattr(job, "gemm_recipe", None)
+    if recipe is None:
+        return job.dtype
+    from perfmodel.workload.precision import gemm_recipe
+
+    return str(gemm_recipe(recipe).forward)
+
+
+def _context_comm(shape: ModelShape, plan: ParallelPlan, job: Job, system: SystemSpec,
+                  tokens: int, times: StageTimes) -> tuple[float, float]:
+    """Exposed (forward, backward) seconds per layer and micro-batch of context
+    parallelism on this rank (``times`` already its share; ``tokens`` its s b / c).
+
+    Ring (perfmodel.parallel.context.ring_attention): each of the c - 1 hops passes this
+    tensor rank's K and V chunk (2 x tokens x its KV heads x head_dim) on while the
+    attention of the chunk in hand runs (1/c of the rank's attention); the backward passes
+    K, V and their gradients. Ulysses (``ulysses``): all-to-alls of Q, K, V and the output
+    around attention, not overlapped, forward and backward alike."""
+    t, c = plan.tensor_parallel, plan.context_parallel
+    width = lookup_dtype(job.dtype).nbytes
+    kv_heads = max(shape.num_key_value_heads / t, 1.0)
+    if plan.context_kind == "ulysses":
+        one = ulysses(system, c, t, tokens, shape.hidden_size // t,
+                      int(kv_heads * shape.head_dim), width)
+        return one, one
+    if shape.is_mla:  # MLA rings the decompressed per-head K (nope + rope) and V
+        per_token = shape.num_attention_heads / t * (
+            (shape.qk_nope_head_dim or 0) + (shape.qk_rope_head_dim or 0)
+            + (shape.v_head_dim or 0))
+    else:
+        per_token = 2 * kv_heads * shape.head_dim
+    kv = tokens * per_token * width
+    fwd = ring_attention(system, c, t, kv, times.attention_f / c)
+    bwd = ring_attention(system, c, t, kv, times.attention_b / c, backward=True)
+    return fwd.exposed_s, bwd.exposed_s
+
+
+def _expert_param_share(costs: LayerCosts) -> float:
+    """The routed experts' share of a layer's parameters (what expert parallelism splits)."""
+    r = costs.rows
+    fwd = r[(r["group"] == "layer") & (r["phase"] == "forward")]
+    w = fwd["weight"].to_numpy(float) if "weight" in fwd else np.ones(len(fwd))
+    params = fwd["params"].to_numpy(float) * w
+    experts = fwd["name"].astype(str).str.contains(EXPERT_SCOPE, regex=False).to_numpy()
+    return float(params[experts].sum() / max(params.sum(), 1.0))
 
 
 def _memory(graph: ModelGraph, plan: ParallelPlan, job: Job,
