@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from perfmodel.analytic.compression import native_sparse
-from perfmodel.analytic.pipeline import in_flight
+from perfmodel.analytic.pipeline import in_flight, weight_versions
 from perfmodel.errors import PlanError
 from perfmodel.graph.kinds import OpKind
 from perfmodel.graph.model_graph import ModelGraph, StageParams, stage_of
@@ -224,7 +224,13 @@ def _model_states(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stor
     if not job.train:
         none = np.zeros_like(weights)
         return {"weights": weights, "gradients": none, "optimizer": none}
-    params = _on_stage(graph.shape, graph.stage_params, float(graph.params), tp, pp)
+    # PipeDream's weight stashing keeps p - s versions of the weights on stage s (the
+    # first: p); DualPipe holds two stages per device (one per direction), so 2x the
+    # parameters with their gradients and optimizer states (perfmodel.analytic.pipeline)
+    copies = weight_versions(plan.schedule, pp)
+    weights = weights * copies
+    params = _on_stage(graph.shape, graph.stage_params, float(graph.params), tp, pp) \
+        * (copies if plan.schedule == "dualpipe" else 1)
     width = 4.0 if job.precision == "fp32" else lookup_dtype(job.weights).nbytes
     grads = held(params * width, zero >= 2)
     opt = held(params * OPTIMIZER_STATE_BYTES[job.optimizer][job.precision], zero >= 1)
