@@ -569,6 +569,29 @@ def _assumptions(graph: ModelGraph, plan: ParallelPlan, job: Job, system: System
         "model_flops": "Narayanan et al. 2021 eq. 3: 72 B s l h^2 (1 + s/6h + V/12hl)"
                        if r["gpt_like"] else "the workload's forward + backward FLOP (not "
                        "a GPT layer: gated MLP, GQA or MoE)",
+        "gemm_dtype": gemm_dtype(job) + (f" ({job.gemm_recipe} recipe: linears in "
+                                         "low precision with their quantize passes; "
+                                         "attention, norms and the optimizer in "
+                                         f"{job.dtype})" if getattr(job, "gemm_recipe", None)
+                                         else ""),
+        "schedule": f"{plan.schedule}: flush = m x slowest stage + the schedule's bubble "
+                    "(perfmodel.analytic.pipeline.pipeline_time; weight-gradient half of "
+                    "the linears' backward deferred by zero-bubble schedules)",
+        **({"moe": f"routed experts as grouped GEMMs at {r['moe']['tokens_per_expert']:.0f} "
+                   f"tokens per expert on the busiest rank ({r['moe']['local_experts']} local "
+                   f"experts, imbalance {plan.moe_imbalance:g}, dropped "
+                   f"{r['moe']['dropped_fraction']:.1%}); dispatch + combine all-to-all "
+                   f"{r['moe']['all_to_all_s'] * 1e3:.3f} ms each, 2 forward and 2 backward "
+                   "per MoE layer, exposed" + (" beyond the other direction's compute "
+                                              "(DualPipe)" if plan.schedule == "dualpipe"
+                                              else "")}
+           if r.get("moe") else {}),
+        **({"context": f"{plan.context_kind} context parallelism over "
+                       f"{plan.context_parallel} ranks: each holds s / c tokens; "
+                       + ("KV chunks passed around the ring under attention, exposed "
+                          "beyond it" if plan.context_kind == "ring" else
+                          "all-to-alls of Q, K, V and the output, exposed")}
+           if plan.context_parallel > 1 else {}),
         "not_modelled": "hidden dropout (fused with the residual add), kernel fusion, "
                         "data loading, straggler jitter",
     }
