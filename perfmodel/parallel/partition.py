@@ -68,6 +68,13 @@ from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.build import build_workload
 from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY
+from perfmodel.workload.precision import (
+    GemmRecipe,
+    check_gemm_recipe,
+    columnwise_copies,
+    high_precision_suffixes,
+)
+from perfmodel.workload.precision import gemm_recipe as lookup_recipe
 
 __all__ = ["LayerCosts", "StageTimes", "layer_costs", "stage_times", "one_block", "block_kinds",
            "shape_of", "model_flops", "tp_comm_bytes", "p2p_bytes", "grad_bytes",
@@ -75,8 +82,8 @@ __all__ = ["LayerCosts", "StageTimes", "layer_costs", "stage_times", "one_block"
 
 ATTENTION_CORE = ("attention", "attn_score", "softmax", "attn_context", "dropout")
 SAVED_KERNELS = ("attention",)  # torchtitan op-SAC save list: SDPA (fused attention)
-MATMUL_KINDS = ("linear",)
-EXPERT_SCOPE = ".experts."  # the routed experts' ops in the zoo's names (not shared experts)  # the block ops that dispatch to aten.mm
+MATMUL_KINDS = ("linear",)  # the block ops that dispatch to aten.mm
+EXPERT_SCOPE = ".experts."  # the routed experts' ops in the zoo's names (not shared experts)
 # Bytes per parameter that Megatron-LM's mixed-precision optimizer moves besides the Adam
 # update itself (megatron/optimizer/optimizer.py, MixedPrecisionOptimizer.step, and
 # megatron/model/distributed.py): the global-norm gradient clipping reads the fp32 main
@@ -104,6 +111,7 @@ class LayerCosts:
     seq: int
     dtype: str
     rows: pd.DataFrame  # with a "group" column: first | layer | last
+    gemm_recipe: str | None = None  # perfmodel.workload.precision; None: GEMMs in dtype
 
 
 def shape_of(graph: ModelGraph) -> ModelShape:
@@ -149,7 +157,8 @@ def one_block(graph: ModelGraph, layer: int = 0) -> ModelGraph:
 
 @lru_cache(maxsize=32)
 def _cached_rows(block: ModelGraph, seq: int, dtype: str, optimizer: str,
-                 attention_dropout: bool = False) -> pd.DataFrame:
+                 attention_dropout: bool = False, gemm_recipe: str | None = None
+                 ) -> pd.DataFrame:
     wl = build_workload(block, batch=1, seq=seq, dtype=dtype, phase="train",
                         optimizer=optimizer).table
     if block.attention_kernels == "unfused":
@@ -165,7 +174,109 @@ def _cached_rows(block: ModelGraph, seq: int, dtype: str, optimizer: str,
         for col in ("weight_bytes", "sparse_weight_bytes", "bytes"):
             wl[col] = wl[col].to_numpy(float) + extra
     group = wl["layer"].astype(str).map(stage_of).replace({"block": "layer", "other": "layer"})
-    return wl.assign(group=group.to_numpy(object))
+    wl = wl.assign(group=group.to_numpy(object))
+    if gemm_recipe is None:
+        return wl
+    return _low_precision(wl, block, lookup_recipe(gemm_recipe), lookup_dtype(dtype).nbytes)
+
+
+# --- low-precision GEMM recipes (perfmodel.workload.precision) ---------------------------
+
+def _recipe_linears(wl: pd.DataFrame) -> np.ndarray:
+    """Rows of the linears a recipe quantizes: those inside the blocks, less the MoE routers
+    (the LM head is a "last" row: it stays in the training dtype, as in Megatron-Core,
+    whose output layer is no Transformer Engine module)."""
+    names = wl["name"].astype(str)
+    keep = (wl["kind"].astype(str) == "linear").to_numpy() & (wl["group"] == "layer").to_numpy()
+    for suffix in high_precision_suffixes():
+        keep &= ~names.str.endswith(suffix).to_numpy()
+    return keep
+
+
+def _cast_rows(like: pd.DataFrame, suffix: str, phase: str, elems: np.ndarray,
+               read: float, write: np.ndarray, share: float) -> pd.DataFrame:
+    """Memory-bound quantize rows (vector unit, no FLOP counted as model work): ``elems``
+    elements read at ``read`` and written at ``write`` bytes each; ``transpose_share`` is
+    the part of the writes that is a physical transpose (dropped by ``stage_times`` on
+    architectures that read one layout both ways)."""
+    rows = like.copy()
+    rows["name"] = like["name"].astype(str) + suffix
+    rows["kind"], rows["unit"], rows["phase"] = "copy", "vector", phase
+    for col in ("macs", "flops", "params", "weight_bytes", "sparse_weight_bytes"):
+        rows[col] = 0.0
+    rows["input_bytes"] = elems * read
+    rows["output_bytes"] = elems * write
+    rows["bytes"] = rows["input_bytes"] + rows["output_bytes"]
+    rows["intensity"] = 0.0
+    rows["fusible"] = False
+    for col in ("gemm_batch", "gemm_m", "gemm_n"):
+        if col in rows:
+            rows[col] = np.nan
+    return rows.assign(transpose_share=share)
+
+
+def _low_precision(wl: pd.DataFrame, block: ModelGraph, r: GemmRecipe,
+                   act: float) -> pd.DataFrame:
+    """The rows under a GEMM recipe. The block linears run at the recipe's dtypes (fprop at
+    ``forward``, dgrad + wgrad at ``backward``) and read their operands quantized (the width
+    plus block scales): forward X and W; backward dY twice (rowwise for dgrad, columnwise
+    for wgrad), the saved columnwise X and the columnwise W, and write dW at the training
+    width. Quantize passes (``cast_bytes_per_element``): X once per distinct input tensor (Q,
+    K and V share theirs, as TE's fused QKV / LayerNormLinear quantizes it once), dY per
+    linear, each per micro-batch; W once per step (TE caches the quantized weight over the
+    micro-batches: ``is_first_microbatch``, transformer_engine/pytorch/module/linear.py),
+    priced with the step's optimizer passes. NVFP4's Hadamard transform is fused in the
+    cast and priced as its bytes."""
+    df = wl.assign(transpose_share=0.0)
+    lin = _recipe_linears(df)
+    ph = df["phase"].to_numpy(object)
+    fwd, bwd = df[lin & (ph == "forward")], df[lin & (ph == "backward")]
+    by_name = fwd.set_index(fwd["name"].astype(str))
+    x = fwd["input_bytes"].to_numpy(float) / act
+    w = fwd["params"].to_numpy(float)
+    e_x, e_w, e_g = (r.element_bytes(o) for o in ("activation", "weight", "gradient"))
+    df.loc[fwd.index, "dtype"] = r.forward
+    df.loc[fwd.index, "input_bytes"] = x * e_x
+    df.loc[fwd.index, ["weight_bytes", "sparse_weight_bytes"]] = np.repeat(
+        (w * e_w)[:, None], 2, axis=1)
+    b = by_name.loc[bwd["name"].astype(str)]
+    bx, bw, by = (b["input_bytes"].to_numpy(float) / act, b["params"].to_numpy(float),
+                  b["output_bytes"].to_numpy(float) / act)
+    df.loc[bwd.index, "dtype"] = r.backward
+    df.loc[bwd.index, "input_bytes"] = 2 * by * e_g + bx * e_x
+    wb = bw * e_w + bwd["weight_bytes"].to_numpy(float) / 2  # read W^T, write dW
+    df.loc[bwd.index, ["weight_bytes", "sparse_weight_bytes"]] = np.repeat(wb[:, None], 2, 1)
+    df["bytes"] = df["weight_bytes"] + df["input_bytes"] + df["output_bytes"]
+    df["intensity"] = np.where(df["bytes"] > 0, df["flops"] / df["bytes"], 0.0)
+    return pd.concat([df, *_casts(fwd, bwd, block, r, act)], ignore_index=True)
+
+
+def _casts(fwd: pd.DataFrame, bwd: pd.DataFrame, block: ModelGraph, r: GemmRecipe,
+           act: float) -> list[pd.DataFrame]:
+    """The quantize rows of ``_low_precision``."""
+    reads = act * (2 if r.amax_pass else 1)
+
+    def write(operand: str) -> tuple[float, float]:  # bytes per element, transpose share
+        copies = columnwise_copies(r, operand, None)
+        kind = r.weight_columnwise if operand == "weight" else r.columnwise
+        share = (copies - 1) / copies if kind == "transpose" else 0.0
+        return copies * r.element_bytes(operand), share
+
+    producer = {dst: src for src, dst in block.edges}
+    first = ~fwd["name"].astype(str).map(lambda n: producer.get(n, n)).duplicated().to_numpy()
+    xs = fwd[first]
+    (wx, sx), (wg, sg), (ww, sw) = write("activation"), write("gradient"), write("weight")
+    b_out = fwd.set_index(fwd["name"].astype(str)).loc[bwd["name"].astype(str),
+                                                        "output_bytes"].to_numpy(float)
+    weights = fwd.assign(phase="optimizer")
+    return [
+        _cast_rows(xs, ".quantize_input", "forward", xs["input_bytes"].to_numpy(float) / act,
+                   reads, np.full(len(xs), wx), sx),
+        _cast_rows(bwd, ".quantize_grad", "backward", b_out / act, reads,
+                   np.full(len(bwd), wg), sg),
+        _cast_rows(weights, ".quantize_weight", "optimizer", fwd["params"].to_numpy(float),
+                   reads, np.full(len(fwd), ww), sw),
+    ]
 
 
 def _unfused_attention(wl: pd.DataFrame, seq: int, causal: bool, dropout: bool,
@@ -206,23 +317,35 @@ def _unfused_attention(wl: pd.DataFrame, seq: int, causal: bool, dropout: bool,
 
 
 def layer_costs(graph: ModelGraph, seq: int, dtype: str = "bf16",
-                optimizer: str = "adam", attention_dropout: bool = False) -> LayerCosts:
+                optimizer: str = "adam", attention_dropout: bool = False,
+                gemm_recipe: str | None = None) -> LayerCosts:
     """The batch-1 training rows of the average layer and of the first / last extras
-    (cached per block graph, sequence, dtype, optimizer and dropout kernel). Each kind of
-    block (``block_kinds``) contributes its rows with ``weight`` = its share of the layers
-    and its first layer index as ``block``; the extras come once, weight 1. The attention
-    kernels are the graph's; ``attention_dropout`` is priced only with unfused kernels, as
-    FlashAttention applies dropout in-kernel."""
+    (cached per block graph, sequence, dtype, optimizer, dropout kernel and GEMM recipe).
+    Each kind of block (``block_kinds``) contributes its rows with ``weight`` = its share of
+    the layers and its first layer index as ``block``; the extras come once, weight 1. The
+    attention kernels are the graph's; ``attention_dropout`` is priced only with unfused
+    kernels, as FlashAttention applies dropout in-kernel. ``gemm_recipe`` (a name of
+    perfmodel.workload.precision.GEMM_RECIPES) runs the block linears low-precision
+    (``_low_precision``); a recipe's ``high_precision_share`` of each kind of block keeps
+    them in ``dtype`` (rows of ``block`` = first index + layers, a distinct id)."""
     shape = shape_of(graph)
+    share = lookup_recipe(gemm_recipe).high_precision_share if gemm_recipe else 0.0
+    n_layers = shape.num_hidden_layers
     parts = []
     for k, (index, count) in enumerate(block_kinds(shape)):
-        rows = _cached_rows(one_block(graph, index), seq, dtype, optimizer, attention_dropout)
+        block = one_block(graph, index)
+        rows = _cached_rows(block, seq, dtype, optimizer, attention_dropout, gemm_recipe)
         if k:
             rows = rows[rows["group"] == "layer"]
-        weight = np.where(rows["group"] == "layer", count / shape.num_hidden_layers, 1.0)
+        weight = np.where(rows["group"] == "layer", count * (1 - share) / n_layers, 1.0)
         parts.append(rows.assign(weight=weight, block=index))
+        if share:
+            high = _cached_rows(block, seq, dtype, optimizer, attention_dropout)
+            high = high[high["group"] == "layer"]
+            parts.append(high.assign(weight=count * share / n_layers, block=index + n_layers,
+                                     transpose_share=0.0))
     rows = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    return LayerCosts(graph.name, shape, graph.stage_params, seq, dtype, rows)
+    return LayerCosts(graph.name, shape, graph.stage_params, seq, dtype, rows, gemm_recipe)
 
 
 @dataclass(frozen=True)
@@ -315,8 +438,15 @@ RECOMPUTED = {"none": _redo_none, "full": _redo_full, "selective": _redo_selecti
 def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
                 micro_batch: int, sequence_parallel: bool = False,
                 recompute: str = "none", zero: int = 0, data_parallel: int = 1) -> StageTimes:
-    """Per-device roofline times of one micro-batch (see the module docstring)."""
+    """Per-device roofline times of one micro-batch (see the module docstring). Under a GEMM
+    recipe the device must run it (``check_gemm_recipe``), and the transposed quantized
+    copies are written only where its tensor cores need them (``transpose_share``)."""
     df = _scaled(costs.rows, micro_batch, tensor_parallel, sequence_parallel)
+    if costs.gemm_recipe is not None:
+        r = check_gemm_recipe(costs.gemm_recipe, device)
+        if device.architecture not in r.transpose_architectures:
+            df["output_bytes"] = df["output_bytes"] * (1 - df["transpose_share"])
+            df["bytes"] = df["weight_bytes"] + df["input_bytes"] + df["output_bytes"]
     t = roofline(df, device)
     weight = t["weight"].to_numpy(float) if "weight" in t else np.ones(len(t))
     time = t["time_s"].to_numpy(float) * weight

@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from perfmodel.errors import PerfModelError, ShapeError, UnknownNameError, did_you_mean
+from perfmodel.errors import PerfModelError, PlanError, ShapeError, UnknownNameError, did_you_mean
 from perfmodel.units import dtype as lookup_dtype
+from perfmodel.workload.precision import GEMM_RECIPES
 from perfmodel.workload.training import OPTIMIZERS
 
 __all__ = ["Job", "PHASES", "PRECISIONS", "LIMITS", "check_positive", "phase_dims",
@@ -80,8 +81,11 @@ class Job:
     """What is run: ``phase`` (inference | prefill | decode | train), ``batch`` (sequences
     or samples per step over all devices), ``seq`` (tokens per sequence; decode: the KV
     length; None: the model's default), ``dtype`` (compute and activations),
-    ``weight_dtype`` / ``kv_dtype`` (default: ``dtype``), and for training ``optimizer``
-    and ``precision``. Checked when made: a bad value raises one error with its fix."""
+    ``weight_dtype`` / ``kv_dtype`` (default: ``dtype``), and for training ``optimizer``,
+    ``precision`` and ``gemm_recipe`` (None: GEMMs in ``dtype``; else one of
+    perfmodel.workload.precision.GEMM_RECIPES, e.g. "fp8-delayed", for training jobs only:
+    inference quantization is ``weight_dtype`` / ``kv_dtype`` and compressed graphs).
+    Checked when made: a bad value raises one error with its fix."""
 
     phase: str = "inference"
     batch: int = 1
@@ -91,6 +95,7 @@ class Job:
     kv_dtype: str | None = None
     optimizer: str = "adam"
     precision: str = "mixed"
+    gemm_recipe: str | None = None
 
     def __post_init__(self) -> None:
         for name, value, choices in (("phase", self.phase, PHASES),
@@ -105,6 +110,15 @@ class Job:
         for name in ("dtype", "weight_dtype", "kv_dtype"):
             if getattr(self, name) is not None:
                 lookup_dtype(getattr(self, name))  # UnknownNameError with a hint
+        if self.gemm_recipe is not None:
+            if self.gemm_recipe not in GEMM_RECIPES:
+                raise UnknownNameError(f"unknown gemm recipe {self.gemm_recipe!r}",
+                                       did_you_mean(str(self.gemm_recipe), GEMM_RECIPES))
+            if self.phase != "train":
+                raise PlanError(f"gemm_recipe {self.gemm_recipe!r} prices training GEMMs; "
+                                f"this job's phase is {self.phase!r}",
+                                "drop gemm_recipe, or quantize inference with weight_dtype "
+                                "/ kv_dtype")
 
     @property
     def train(self) -> bool:
