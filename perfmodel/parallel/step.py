@@ -48,6 +48,7 @@ from perfmodel.graph.shape import ModelShape
 from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec
 from perfmodel.parallel.context import check_ulysses, ring_attention, ulysses
+from perfmodel.parallel.ddp import ddp_step
 from perfmodel.parallel.moe import dispatch_time, expert_load, grouped_gemm_time
 from perfmodel.parallel.partition import (
     EXPERT_SCOPE,
@@ -522,8 +523,13 @@ def predict_step(graph: ModelGraph, job: Job, plan: ParallelPlan, system: System
         raise PlanError(f"a training step needs a job of phase 'train', got {job.phase!r}",
                         "pass Job(phase='train', ...)")
     job = job.with_seq(graph.default_seq)
+    if graph.shape is None:  # a CNN or any graph without a transformer shape: DDP only
+        if method not in ("analytic", "sim"):
+            raise UnknownNameError(f"unknown method {method!r}", "use analytic or sim")
+        r = ddp_step(graph, job, plan, system, device)
+        return _prediction(graph, job, plan, system, device, r, "analytic")
     costs = layer_costs(graph, int(job.seq or 1), job.dtype, job.optimizer,
-                        plan.attention_dropout)
+                        plan.attention_dropout, gemm_recipe=job.gemm_recipe)
     _check_step_plan(plan, job, costs, system)
     times = stage_times(costs, device, plan.tensor_parallel, plan.micro_batch_of(job.batch),
                         plan.sequence_parallel, plan.recompute, plan.zero_stage,
@@ -533,6 +539,11 @@ def predict_step(graph: ModelGraph, job: Job, plan: ParallelPlan, system: System
         r = _simulate(plan, job, system, r)
     elif method != "analytic":
         raise UnknownNameError(f"unknown method {method!r}", "use analytic or sim")
+    return _prediction(graph, job, plan, system, device, r, method)
+
+
+def _prediction(graph: ModelGraph, job: Job, plan: ParallelPlan, system: SystemSpec,
+                device: DeviceSpec, r: dict[str, Any], method: str) -> StepPrediction:
     return StepPrediction(
         model=graph.name, system=system.name, plan=plan, job=job, step_s=r["step_s"],
         tokens_per_s=r["tokens_per_s"], tflops_per_device=r["tflops_per_device"],
@@ -568,7 +579,12 @@ def _assumptions(graph: ModelGraph, plan: ParallelPlan, job: Job, system: System
                        if plan.overlap_grad_reduce else "none"),
         "model_flops": "Narayanan et al. 2021 eq. 3: 72 B s l h^2 (1 + s/6h + V/12hl)"
                        if r["gpt_like"] else "the workload's forward + backward FLOP (not "
-                       "a GPT layer: gated MLP, GQA or MoE)",
+                       "a GPT layer: gated MLP, GQA, MoE, or no transformer)",
+        **({"data_parallel": "PyTorch DDP: gradient all-reduce "
+                             f"({r['ddp']['all_reduce_s'] * 1e3:.2f} ms) in 25 MiB buckets "
+                             "under the backward, the last bucket exposed (perfmodel."
+                             "parallel.ddp); tokens_per_s counts samples"} if "ddp" in r
+           else {}),
         "gemm_dtype": gemm_dtype(job) + (f" ({job.gemm_recipe} recipe: linears in "
                                          "low precision with their quantize passes; "
                                          "attention, norms and the optimizer in "
