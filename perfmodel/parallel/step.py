@@ -64,6 +64,7 @@ from perfmodel.parallel.partition import (
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY, ParallelPlan, check_plan
+from perfmodel.workload.precision import all_gather_bytes_per_param
 
 __all__ = ["StepPrediction", "predict_step", "step_from_costs", "BREAKDOWN",
            "DP_BUCKET_PARAMS"]
@@ -345,8 +346,12 @@ def _data_parallel(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, job
         nodes, per, sharing = _group(system, g, t)
         r_nodes, r_per, r_sharing = _group(system, group // g, t * g)
 
+        # weights gathered cast to the GEMM recipe's format where the framework does it
+        narrow = all_gather_bytes_per_param(job.gemm_recipe, dtype) \
+            / lookup_dtype(dtype).nbytes if plan.quantized_all_gather else 1.0
+
         def gather(nbytes: float) -> float:
-            return _coll(system, "all_gather", nbytes * sharing, nodes, per)
+            return _coll(system, "all_gather", nbytes * narrow * sharing, nodes, per)
 
         def scatter(nbytes: float) -> float:
             return _coll(system, "reduce_scatter", nbytes * widen * sharing, nodes, per) \

@@ -30,6 +30,9 @@ nothing else describes a parallel split. Sizes, Megatron-LM / DeepSpeed / FSDP v
 * ``shard_group``: with ZeRO 3, shard weights, gradients and optimizer states over groups
   of this many data-parallel ranks and replicate across groups (HSDP, PyTorch FSDP
   ``HYBRID_SHARD`` / FSDP2 2-D device mesh; None: shard over all data-parallel ranks).
+* ``quantized_all_gather``: ZeRO 3 / FSDP gathers the weights already cast to the job's
+  low-precision GEMM format (torchtitan ``enable_fsdp_float8_all_gather``; Transformer
+  Engine's quantized all-gather), so the gather moves 1-byte (fp8) or smaller weights.
 * Training-framework choices that change cost: ``overlap_grad_reduce`` (bucketed data-
   parallel reduction under the backward), ``attention_dropout`` (a dropout kernel on the
   attention probabilities, priced with unfused attention kernels) and ``reduce_dtype``
@@ -66,7 +69,7 @@ from perfmodel.workload.job import LIMITS, check_positive, record_from_dict
 __all__ = ["ParallelPlan", "check_plan", "plan_for_devices", "SCHEDULES", "RECOMPUTE",
            "ZERO_STAGES", "SELECTIVE_LAYER_EVERY", "CONTEXT_KINDS"]
 
-SCHEDULES = ("1f1b", "gpipe", "interleaved")
+SCHEDULES = ("1f1b", "gpipe", "interleaved", "zb-h1", "zb-v", "dualpipe", "pipedream")
 # none; selective and full (Korthikanti et al. 2023); torchtitan's selective_op (op-level
 # SAC) and selective_layer (every n-th block fully checkpointed)
 RECOMPUTE = ("none", "selective", "full", "selective_op", "selective_layer")
@@ -104,6 +107,7 @@ class ParallelPlan:
     moe_imbalance: float = 1.0
     moe_node_limit: int | None = None
     shard_group: int | None = None
+    quantized_all_gather: bool = False
 
     def __post_init__(self) -> None:
         for name, flag in _SIZES.items():
