@@ -35,7 +35,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from perfmodel.errors import SpecError
@@ -453,8 +452,9 @@ def training_coverage(detail: bool = False) -> pd.DataFrame:
         return rows
     rows["priced"] = rows["blocker"] == ""
     rows["status"] = rows["blocker"].where(~rows["priced"], "priced")
-    rows["family"] = [next((g for key, g in FRAMEWORK_GROUPS if key in fw), fw)
-                      for fw in rows["framework"]]
+    rows["family"] = [f"{fw.split(' [')[0]} ResNet-50" if "ResNet" in m else
+                      next((g for key, g in FRAMEWORK_GROUPS if key in fw), fw)
+                      for fw, m in zip(rows["framework"], rows["model"], strict=True)]
     return (rows.groupby(["status", "family"]).size().rename("rows").reset_index()
             .sort_values(["status", "rows"], ascending=[False, False], ignore_index=True))
 
@@ -464,13 +464,15 @@ def training_coverage(detail: bool = False) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------
 
 def training_holdout(models: ModelResolver, cases: list[Case] | None = None,
-                     measurements: pd.DataFrame | None = None) -> pd.DataFrame:
+                     measurements: pd.DataFrame | None = None,
+                     by_framework: bool = False) -> pd.DataFrame:
     """Median |error| (percent) of the training rows of each chip (A100, V100), in sample
     (the shipped specs, whose kernel-model figures were fitted on A100 and V100 rows) and
     leave-one-device-out: the kernel model's fitted figures (issue fraction, memory level,
     kernel floor) refitted by ``holdout._refit_model`` on every OTHER chip's reference rows
     (``measurements``, default every shipped GEMM / STREAM / inference row), then the chip's
-    training rows priced with that spec."""
+    training rows priced with that spec. ``by_framework``: one line per chip and framework
+    family. Minutes: the refit prices the other chips' inference rows."""
     cases = cases if cases is not None else load_cases("all")
     ref = load_reference("all") if measurements is None else measurements
     names = sorted({c.device for c in cases} | set(ref["hw"].astype(str)))
@@ -478,13 +480,15 @@ def training_holdout(models: ModelResolver, cases: list[Case] | None = None,
     chips = ref["hw"].astype(str).map(chip_of)
     recs = []
     for chip in sorted({chip_of(c.device) for c in cases}):
-        mine = [c for c in cases if chip_of(c.device) == chip]
         refit = _refit_model(ref[chips != chip], devices, models)
-        inside = [abs(_err(c, _predict(c, models)[0])) for c in mine]
-        out = [abs(_err(c, _predict(c, models, refit[c.device])[0])) for c in mine]
-        recs.append((chip, len(mine), float(np.median(inside)), float(np.median(out))))
-    return pd.DataFrame(recs, columns=["device", "rows", "median_abs_error_in_sample_pct",
-                                       "median_abs_error_lodo_pct"])
+        for c in (c for c in cases if chip_of(c.device) == chip):
+            recs.append((chip, _group(c), abs(_err(c, _predict(c, models)[0])),
+                         abs(_err(c, _predict(c, models, refit[c.device])[0]))))
+    df = pd.DataFrame(recs, columns=["device", "framework", "in_sample", "lodo"])
+    keys = ["device", "framework"] if by_framework else ["device"]
+    return (df.groupby(keys, sort=True)
+            .agg(rows=("lodo", "size"), median_abs_error_in_sample_pct=("in_sample", "median"),
+                 median_abs_error_lodo_pct=("lodo", "median")).reset_index())
 
 
 def _err(c: Case, value: float) -> float:
