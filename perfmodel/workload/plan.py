@@ -198,7 +198,8 @@ def plan_for_devices(devices: int, **sizes: Any) -> ParallelPlan:
     leave (devices / (t p c)); their product must be the device count."""
     check_positive("gpus", devices, PlanError)
     rest = {k: v for k, v in sizes.items() if v is not None}
-    probe = ParallelPlan(**{**rest, "data_parallel": 1, "expert_parallel": 1})
+    probe = ParallelPlan(**{**rest, "data_parallel": 1, "expert_parallel": 1,
+                            "shard_group": None})
     dp = rest.pop("data_parallel", None) or devices // probe.devices
     if dp <= 0 or dp * probe.devices != devices:
         raise PlanError(f"dp x tp x pp x cp = {dp} x {probe.tensor_parallel} x "
