@@ -66,6 +66,12 @@ from perfmodel.workload.build import build_workload
 from perfmodel.workload.compressed import has_compression
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY, ParallelPlan, check_plan
+from perfmodel.workload.precision import (
+    columnwise_copies,
+    gemm_recipe,
+    high_precision_suffixes,
+    saved_input_bytes,
+)
 
 __all__ = ["footprint", "check_memory_plan", "layer_activation_bytes", "COMPONENTS",
            "OPTIMIZER_STATE_BYTES", "ARRAY_FIELDS"]
@@ -239,14 +245,17 @@ def _model_states(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stor
 
 def layer_activation_bytes(shape: ModelShape, s: Any, b: Any, t: Any, sp: bool,
                            recompute: str, act_bytes: float = 2.0,
-                           attention: str = "unfused") -> Any:
+                           attention: str = "unfused",
+                           gemm_input_bytes: float | None = None) -> Any:
     """Bytes saved for backward by one transformer layer (Korthikanti et al. 2023, sec. 4,
     Table 2).
 
     s sequence length, b micro-batch, t tensor-parallel size; ``act_bytes`` is the width
     the paper assumes (2, fp16/bf16) and scales the sbh terms. ``attention="flash"``: the
     fused kernel keeps no s x s scores, so the 5as/h term is dropped (as selective
-    recomputation drops it).
+    recomputation drops it). ``gemm_input_bytes`` (a GEMM recipe's saved width per element,
+    perfmodel.workload.precision.saved_input_bytes): the linears' inputs are saved
+    quantized (``_quantized_inputs``); only recompute "none" and "selective" change.
     """
     h, a = shape.hidden_size, shape.num_attention_heads
     sbh = np.asarray(s, float) * b * h * (act_bytes / 2.0)
@@ -269,9 +278,25 @@ def layer_activation_bytes(shape: ModelShape, s: Any, b: Any, t: Any, sp: bool,
     parallel = (4 + 4 * kv) + (8 * ffn if shape.gated else 4 * ffn)  # 8 + 16 = 24 for GPT
     keeps_scores = recompute == "none" and attention == "unfused"
     score = 5 * a * np.asarray(s, float) / h if keeps_scores else 0.0
+    d_out, d_par = (0.0, 0.0) if gemm_input_bytes is None else \
+        _quantized_inputs(gemm_input_bytes * 2.0 / act_bytes, ffn, attention)
     if sp:
-        return sbh / t * (10 + parallel + score)
-    return sbh * (10 + (parallel + score) / t)
+        return sbh / t * (10 + d_out + parallel + d_par + score)
+    return sbh * (10 + d_out + (parallel + d_par + score) / t)
+
+
+def _quantized_inputs(q: float, ffn: float, attention: str) -> tuple[float, float]:
+    """Change of Korthikanti's terms (2 = one h-wide tensor at the activation width) when
+    the linears save their inputs quantized, q in those units (TE linear.py keeps the
+    columnwise quantized input and not the high-precision one; TE docs, "Memory usage":
+    "1 MB (input in FP8 saved for backward)"). The QKV and MLP-up inputs (in the 10) and
+    the MLP-down input (2 ffn, in the parallel part) are replaced; the attention output
+    fed to the output projection is replaced with unfused attention, and added with flash
+    attention, whose backward keeps its output O anyway (TE docs: a quantized copy "may
+    lead to increased memory usage, if the high precision tensor also needs to be saved").
+    """
+    proj = q if attention == "flash" else q - 2
+    return 2 * (q - 2), ffn * (q - 2) + proj
 
 
 def _activations(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stored,
@@ -291,6 +316,12 @@ def _activations(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Store
     per_layer = layer_activation_bytes(shape, seq, mb, tp, plan.sequence_parallel,
                                        plan.recompute, act_b, graph.attention_kernels) \
         / plan.context_parallel
+    if job.gemm_recipe is not None:  # quantized GEMM inputs, but in the high-precision share
+        f = gemm_recipe(job.gemm_recipe).high_precision_share
+        low = layer_activation_bytes(shape, seq, mb, tp, plan.sequence_parallel,
+                                     plan.recompute, act_b, graph.attention_kernels,
+                                     saved_input_bytes(job.gemm_recipe))
+        per_layer = f * per_layer + (1 - f) * low / plan.context_parallel
     # fp32 logits for the loss on the last stage (4 bytes x s x b x vocab / t).
     logits = np.where(pp == 1, 4.0 * seq * mb * shape.vocab_size / tp, 0.0) \
         / plan.context_parallel
@@ -335,6 +366,39 @@ def _workspace(shape: ModelShape | None, job: Job, stored: _Stored, batch: np.nd
     return (mlp + logits) * act_b
 
 
+# --- low-precision GEMM recipes (perfmodel.workload.precision) --------------------------
+
+@lru_cache(maxsize=64)
+def _block_linear_params(graph: ModelGraph) -> float:
+    """Parameters of the linears a GEMM recipe quantizes, per transformer layer: those in
+    the blocks, less the MoE routers (the LM head and embeddings stay high-precision)."""
+    suffixes = high_precision_suffixes()
+    total = sum(w.numel for op in graph.ops if op.kind == OpKind.LINEAR and not op.tied
+                and stage_of(op.layer) in ("block", "other") and not op.name.endswith(suffixes)
+                for w in op.weights)
+    return float(total) / max(graph.shape.num_hidden_layers if graph.shape else 1, 1)
+
+
+def _quantized_weights(graph: ModelGraph, plan: ParallelPlan, job: Job,
+                       device: DeviceSpec | None, tp: np.ndarray, pp: np.ndarray,
+                       dp: np.ndarray) -> np.ndarray | float:
+    """The low-precision copy of the block linears' weights a recipe keeps beside the
+    training-dtype weights (TE quantizes the weight before each GEMM and caches it over the
+    micro-batches; TE docs "Memory usage": "2 MB (weight) + 1 MB (weight in FP8)"): the
+    rowwise copy plus the columnwise one where the device needs its own (Hopper transposes;
+    no device: counted), at the width plus the block scales, on the blocks outside the
+    recipe's high-precision share. Split like the weights: TP, PP and ZeRO-3 (cast on the
+    shard, as FSDP2's float8 all-gather and Megatron's fp8 parameter gather do)."""
+    if job.gemm_recipe is None or not job.train:
+        return 0.0
+    r = gemm_recipe(job.gemm_recipe)
+    arch = device.architecture if device is not None else None
+    per_param = columnwise_copies(r, "weight", arch) * r.element_bytes("weight")
+    layers = np.ceil(graph.shape.num_hidden_layers / pp) if graph.shape else 1.0
+    held = layers * _block_linear_params(graph) * per_param * (1 - r.high_precision_share)
+    return held / tp / (dp if plan.zero_stage >= 3 else 1)
+
+
 def footprint(graph: ModelGraph, plan: ParallelPlan, job: Job, *,
               device: DeviceSpec | None = None, workspace_bytes: float = 0.0,
               overhead_bytes: float = 0.0, **arrays: Any) -> dict[str, np.ndarray]:
@@ -365,8 +429,11 @@ def footprint(graph: ModelGraph, plan: ParallelPlan, job: Job, *,
     batch, seq, dp, tp, pp = (np.asarray(arrays.get(k, values[k])) for k in ARRAY_FIELDS)
     stored = _stored(graph, job, _sparse_flags(device))
     per_replica = batch if job.train else np.ceil(batch / dp)
+    states = _model_states(graph, plan, job, stored, tp, pp, dp)
+    states["weights"] = states["weights"] + _quantized_weights(graph, plan, job, device, tp,
+                                                               pp, dp)
     out = {
-        **_model_states(graph, plan, job, stored, tp, pp, dp),
+        **states,
         "activations": _activations(graph, plan, job, stored, batch, seq, tp, pp, dp),
         "kv_cache": _kv_cache(graph.shape, job, stored, per_replica, seq, tp, pp),
         "workspace": _workspace(graph.shape, job, stored, per_replica if not job.train
