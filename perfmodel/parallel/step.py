@@ -72,6 +72,7 @@ __all__ = ["StepPrediction", "predict_step", "step_from_costs", "BREAKDOWN",
 BREAKDOWN = ("compute", "tp_comm", "cp_comm", "ep_comm", "pp_p2p", "bubble", "dp_comm",
              "optimizer")
 DP_BUCKET_PARAMS = 40_000_000  # Megatron-LM DistributedDataParallelConfig.bucket_size default
+ZERO_BUBBLE = ("zb-h1", "zb-v", "dualpipe")  # schedules that defer the weight gradient
 
 
 @dataclass(frozen=True)
@@ -479,15 +480,22 @@ def _simulate(plan: ParallelPlan, job: Job, system: SystemSpec,
     from perfmodel.sim.step import simulate_step
 
     st, p, v = r["stage"], plan.pipeline_parallel, plan.virtual_stages
-    n = p * v
-    per_chunk = st["layers"] / v
+    sched = plan.schedule
+    # time entries the simulator takes: one per chunk (ZB-V: 2 per device, the V), one per
+    # stage for DualPipe (both directions run the same layers), else p x v virtual stages
+    chunks = 1 if sched == "dualpipe" else 2 if sched == "zb-v" else v
+    n = p * chunks
+    per_chunk = st["layers"] / chunks
+    split = sched in ZERO_BUBBLE  # the weight gradient runs as its own op (W)
+    tw = [per_chunk * st["layer_w"] if split else 0.0] * n
     tf = [per_chunk * st["layer_f"] + (st["first_f"] if i == 0 else 0.0)
           + (st["last_f"] if i == n - 1 else 0.0) for i in range(n)]
-    tb = [per_chunk * st["layer_b"] + (st["first_b"] if i == 0 else 0.0)
+    tb = [per_chunk * st["layer_b"] - tw[i] + (st["first_b"] if i == 0 else 0.0)
           + (st["last_b"] if i == n - 1 else 0.0) for i in range(n)]
     sim = simulate_step(system, p, plan.micro_batches(job.batch), tf, tb,
-                        schedule=plan.schedule, virtual=v, activation_bytes=st["p2p_bytes"],
-                        stride=plan.tensor_parallel * plan.data_parallel, tail_s=st["tail_s"])
+                        schedule=sched, virtual=v, activation_bytes=st["p2p_bytes"],
+                        stride=plan.tensor_parallel * plan.context_parallel
+                        * plan.data_parallel, tail_s=st["tail_s"], t_weight=tw)
     out = dict(r)
     scale = r["step_s"] / sim.step_s
     out.update(step_s=sim.step_s, tokens_per_s=r["tokens_per_s"] * scale,

@@ -49,10 +49,12 @@ def stage_devices(system: SystemSpec, stages: int, stride: int) -> tuple[int, li
 def simulate_step(system: SystemSpec, stages: int, micro_batches: int,
                   t_forward: Sequence[float], t_backward: Sequence[float], *,
                   schedule: str = "1f1b", virtual: int = 1, activation_bytes: float = 0.0,
-                  stride: int = 1, tail_s: float = 0.0) -> SimulatedStep:
+                  stride: int = 1, tail_s: float = 0.0,
+                  t_weight: Sequence[float] | float = 0.0) -> SimulatedStep:
     """Simulate one step's pipeline on ``system``: ``t_forward`` / ``t_backward`` per virtual
-    stage (s, compute and tensor-parallel communication of one micro-batch), activations of
-    ``activation_bytes`` between stages ``stride`` ranks apart."""
+    stage (s, compute and tensor-parallel communication of one micro-batch; ``t_weight``
+    > 0 splits the weight gradient off the backward for the zero-bubble schedules),
+    activations of ``activation_bytes`` between stages ``stride`` ranks apart."""
     if stages < 1 or stride < 1:
         raise PlanError("stages and stride must be positive", "check the plan")
     nodes, devices = stage_devices(system, stages, stride)
@@ -65,5 +67,7 @@ def simulate_step(system: SystemSpec, stages: int, micro_batches: int,
         raise PlanError("the tail after the pipeline must be >= 0 s", "check the plan")
     run = simulate_pipeline(schedule, stages, micro_batches, list(t_forward), list(t_backward),
                             virtual=virtual, activation_bytes=activation_bytes, graph=graph,
-                            devices=devices)
+                            devices=devices,
+                            t_weight=list(t_weight) if isinstance(t_weight, Sequence)
+                            else float(t_weight))
     return SimulatedStep(run, tail_s)
