@@ -49,6 +49,7 @@ from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec
 from perfmodel.parallel.context import check_ulysses, ring_attention, ulysses
 from perfmodel.parallel.ddp import ddp_step
+from perfmodel.parallel.mfu import CONVENTIONS, mfu
 from perfmodel.parallel.moe import dispatch_time, expert_load, grouped_gemm_time
 from perfmodel.parallel.partition import (
     EXPERT_SCOPE,
@@ -66,7 +67,7 @@ from perfmodel.workload.job import Job
 from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY, ParallelPlan, check_plan
 from perfmodel.workload.precision import all_gather_bytes_per_param
 
-__all__ = ["StepPrediction", "predict_step", "step_from_costs", "BREAKDOWN",
+__all__ = ["StepPrediction", "predict_step", "step_from_costs", "BREAKDOWN", "mfu_conventions",
            "DP_BUCKET_PARAMS"]
 
 BREAKDOWN = ("compute", "tp_comm", "cp_comm", "ep_comm", "pp_p2p", "bubble", "dp_comm",
@@ -96,6 +97,7 @@ class StepPrediction:
     method: str = "analytic"
     simulation: dict[str, Any] = field(default_factory=dict)
     pipeline_run: Any = field(default=None, compare=False, repr=False)
+    mfu_by_convention: dict[str, float] = field(default_factory=dict)
 
     @property
     def fits(self) -> bool:
@@ -109,6 +111,7 @@ class StepPrediction:
                 "breakdown_s": dict(self.breakdown),
                 "memory_bytes": dict(self.memory), "capacity_bytes": self.capacity_bytes,
                 "fits": self.fits, "method": self.method, "simulation": self.simulation,
+                "mfu_by_convention": dict(self.mfu_by_convention),
                 "assumptions": self.assumptions}
 
 
@@ -555,6 +558,16 @@ def predict_step(graph: ModelGraph, job: Job, plan: ParallelPlan, system: System
     return _prediction(graph, job, plan, system, device, r, method)
 
 
+def mfu_conventions(shape: ModelShape | None, seq: int, tokens_per_s_per_device: float,
+                    peak: float | None) -> dict[str, float]:
+    """The MFU of a run under each framework's counting of the model FLOP
+    (perfmodel.parallel.mfu.CONVENTIONS: Megatron-LM / NeMo, MaxText, PaLM as llm-foundry
+    and torchtitan count it, 6N, Narayanan's eq. 3), against the same dense peak."""
+    if shape is None or not peak:
+        return {}
+    return {c: mfu(shape, seq, tokens_per_s_per_device, peak, c) for c in CONVENTIONS}
+
+
 def _prediction(graph: ModelGraph, job: Job, plan: ParallelPlan, system: SystemSpec,
                 device: DeviceSpec, r: dict[str, Any], method: str) -> StepPrediction:
     return StepPrediction(
@@ -564,7 +577,10 @@ def _prediction(graph: ModelGraph, job: Job, plan: ParallelPlan, system: SystemS
         breakdown=r["breakdown"], memory=_memory(graph, plan, job, device),
         capacity_bytes=device.memory_capacity,
         assumptions=_assumptions(graph, plan, job, system, device, r), method=method,
-        simulation=r.get("simulation", {}), pipeline_run=r.get("pipeline_run"))
+        simulation=r.get("simulation", {}), pipeline_run=r.get("pipeline_run"),
+        mfu_by_convention=mfu_conventions(graph.shape, int(job.seq or 1),
+                                          r["tokens_per_s"] / plan.devices,
+                                          device.peak("tensor", job.dtype)))
 
 
 def _assumptions(graph: ModelGraph, plan: ParallelPlan, job: Job, system: SystemSpec,
