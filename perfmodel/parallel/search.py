@@ -43,7 +43,7 @@ from perfmodel.workload.job import Job
 from perfmodel.workload.plan import SCHEDULES, ParallelPlan
 
 __all__ = ["search_plans", "candidate_plans", "PlanSearch", "SEARCH_COLUMNS", "RANK_KEYS",
-           "time_to_train_h", "training_cost", "context_split_ok"]
+           "time_to_train_h", "training_cost", "context_split_ok", "memory_reserve"]
 
 SEARCH_COLUMNS = ("rank", "dp", "tp", "pp", "ep", "cp", "cp_kind", "schedule", "v",
                   "micro_batch", "m", "zero", "shard", "recompute", "sp", "gemm", "step_s",
@@ -305,8 +305,10 @@ class _Pricer:
                                                extras_opt=base.extras_opt / share)
 
 
-def _reserve(reserve_gb: float | None, recipe: Any, capacity: float) -> tuple[float, str]:
-    """Bytes the framework keeps for itself, and where the figure comes from."""
+def memory_reserve(reserve_gb: float | None, recipe: Any, capacity: float) -> tuple[float, str]:
+    """Bytes per device the framework keeps for itself (``reserve_gb``, else the recipe's
+    ``reserve_gb``, else 0) and a note of where the figure comes from; one PlanError for a
+    negative reserve or one that leaves nothing of ``capacity``."""
     if reserve_gb is None and recipe is not None and getattr(recipe, "reserve_gb", None) \
             is not None:
         reserve_gb, note = float(recipe.reserve_gb), \
@@ -400,7 +402,7 @@ def search_plans(graph: ModelGraph, job: Job, system: SystemSpec, devices: int, 
         raise PlanError("devices must be positive", "pass --gpus 1 or more")
     key = _check_money(tokens, price_per_gpu_hour, rank_by)
     cap = device.memory_capacity
-    reserve, reserve_note = _reserve(reserve_gb, recipe, cap)
+    reserve, reserve_note = memory_reserve(reserve_gb, recipe, cap)
     job = job.with_seq(graph.default_seq)
     plans = candidate_plans(graph, devices, job.batch, system.devices_per_node, seq=job.seq,
                             schedules=schedules, expert_parallel=expert_parallel,

@@ -355,3 +355,18 @@ CASES += [
     (("roofline", "resnet50", "--hw", "{tmp}"), "is a folder"),
     (("roofline", "resnet50", "--hw", "adir"), "choose one of"),     # not "did you mean gaudi3"
 ]
+# perfmodel parallel: memory reserve, recipes, expert / context parallelism, time and cost
+CASES += [
+    ((*P, "--reserve-gb", "-1"), "reserve must be 0 GB or more"),
+    ((*P, "--reserve-gb", "500"), "leaves nothing"),             # above the 40 GB capacity
+    ((*P, "--recipe", "nemo:nosuch"), "unknown recipe"),
+    ((*P, "--tokens", "lots"), "--tokens"),
+    ((*P, "--price-per-gpu-hour", "2"), "needs the tokens"),
+    ((*P, "--cp-kind", "sideways"), "invalid choice"),
+    (("parallel", "mixtral-8x22b", "--system", "dgx-h100", "--gpus", "16", "--ep", "16"),
+     "routed experts"),                                           # 8 experts
+    (("parallel", "mixtral-8x22b", "--system", "dgx-h100", "--gpus", "8", "--ep", "3"),
+     "does not divide data x context"),
+    (("parallel", "llama-2-70b", "--system", "dgx-h100", "--gpus", "64", "--tp", "8", "--cp",
+      "2", "--cp-kind", "ulysses"), "Ulysses"),                   # 1 KV head per TP rank
+]

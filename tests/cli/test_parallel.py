@@ -3,11 +3,13 @@ bad input as one line on stderr with exit code 2."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from perfmodel.cli.main import main
+from perfmodel.workload.job import Job
 
 GPT3 = ["parallel", "gpt3-175b", "--system", "dgx-a100", "--hw", "a100-sxm4-80gb", "--gpus",
         "1024", "--tp", "8", "--pp", "16", "--dp", "8", "--micro-batch", "1",
@@ -44,9 +46,10 @@ def test_attention_kernels_flag(capsys):
     assert unfused["plan"]["attention_dropout"] is True
     assert unfused["step_s"] > flash["step_s"]
     # the job is its own record beside the plan
-    assert unfused["job"] == {"phase": "train", "batch": 512, "seq": 2048, "dtype": "bf16",
-                              "weight_dtype": None, "kv_dtype": None, "optimizer": "adam",
-                              "precision": "mixed"}
+    job = {"phase": "train", "batch": 512, "seq": 2048, "dtype": "bf16", "weight_dtype": None,
+           "kv_dtype": None, "optimizer": "adam", "precision": "mixed"}
+    assert {k: v for k, v in unfused["job"].items() if k != "gemm_recipe"} == job
+    assert unfused["job"].get("gemm_recipe") is None
 
 
 def test_parallel_json_csv_and_sim(capsys):
@@ -117,3 +120,143 @@ def test_bad_input_exit_2(capsys, argv):
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert "error:" in err and len(err.strip().splitlines()) == 1
+
+
+# --- expert / context parallelism, HSDP, recipes, reserve, time and cost ------------------
+
+MIXTRAL = ["parallel", "mixtral-8x22b", "--system", "dgx-h100", "--gpus", "64", "--tp", "2",
+           "--pp", "2", "--global-batch", "64", "--allow-oom", "--format", "json"]
+
+
+def test_moe_and_context_flags_reach_the_plan(capsys):
+    code, out, err = run(capsys, *MIXTRAL, "--ep", "8", "--cp", "2", "--cp-kind", "ulysses",
+                         "--capacity-factor", "1.25", "--moe-imbalance", "1.2",
+                         "--moe-node-limit", "2", "--seq", "8192", "--schedule", "zb-h1")
+    if code == 2 and "does not price" in err:
+        pytest.skip("the step model does not price expert / context parallelism yet")
+    assert code == 0, err
+    plan = json.loads(out)["plan"]
+    assert (plan["expert_parallel"], plan["context_parallel"], plan["context_kind"]) == \
+        (8, 2, "ulysses")
+    assert (plan["moe_capacity_factor"], plan["moe_imbalance"], plan["moe_node_limit"]) == \
+        (1.25, 1.2, 2)
+    assert plan["data_parallel"] == 64 // (2 * 2 * 2) and plan["schedule"] == "zb-h1"
+
+
+def test_hsdp_flags(capsys):
+    code, out, err = run(capsys, "parallel", "llama-2-70b", "--system", "dgx-h100", "--gpus",
+                         "64", "--tp", "8", "--fsdp", "--shard-group", "4", "--global-batch",
+                         "64", "--seq", "4096", "--format", "json", "--allow-oom")
+    assert code == 0, err
+    plan = json.loads(out)["plan"]
+    assert (plan["zero_stage"], plan["shard_group"], plan["data_parallel"]) == (3, 4, 8)
+
+
+def test_recipe_fills_the_plan_and_flags_override_it(capsys):
+    code, out, err = run(capsys, "parallel", "--recipe", "nemo:llama3-70b", "--gpus", "64",
+                         "--format", "json", "--allow-oom")
+    assert code == 0, err
+    d = json.loads(out)
+    p = d["plan"]
+    # NeMo's llama3_70b: tp 4, pp 4, cp 2, virtual 5, sequence parallel; dp = 64 / 32
+    assert (p["tensor_parallel"], p["pipeline_parallel"], p["context_parallel"],
+            p["data_parallel"]) == (4, 4, 2, 2)
+    assert (d["job"]["seq"], d["job"]["batch"]) == (8192, 512)
+    assert d["recipe"]["ref"] == "nemo:llama3-70b" and d["recipe"]["sources"]
+    assert d["model"] == "llama-3-70b" and d["system"] == "dgx-h100"
+    # the framework's reserve and MFU convention come with the recipe
+    assert d["reserve_bytes"] == pytest.approx(d["recipe"]["reserve_gb"] * 1e9)
+    assert d["usable_bytes"] == pytest.approx(d["capacity_bytes"] - d["reserve_bytes"])
+    assert d["mfu_convention"]["name"] == "megatron" and 0 < d["mfu_convention"]["mfu"] < 1
+    code, out, err = run(capsys, "parallel", "--recipe", "nemo:llama3-70b", "--gpus", "64",
+                         "--tp", "8", "--seq", "4096", "--format", "json", "--allow-oom")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["plan"]["tensor_parallel"], d["plan"]["data_parallel"]) == (8, 1)
+    assert d["job"]["seq"] == 4096
+    code, out, _ = run(capsys, "parallel", "--recipe", "nemo:llama3-70b", "--gpus", "64",
+                       "--allow-oom")
+    assert code == 0 and out.startswith("# recipe nemo:llama3-70b") and "sources:" in out
+    assert "MFU (megatron convention)" in out and "HFU (megatron convention)" in out
+
+
+def test_reserve_decides_the_verdict(capsys):
+    code, out, _ = run(capsys, *GPT3, "--format", "json")
+    d = json.loads(out)
+    total, cap = d["memory_bytes"]["total"], d["capacity_bytes"]
+    assert code == 0 and d["fits"] and d["reserve_bytes"] == 0
+    reserve = (cap - total) / 1e9 + 1.0  # 1 GB more than what the plan leaves free
+    code, out, err = run(capsys, *GPT3, "--reserve-gb", f"{reserve}", "--format", "json")
+    d = json.loads(out)
+    assert code == 3 and "does not fit" in err  # DOES_NOT_FIT, without --allow-oom
+    assert not d["fits"] and d["fits_capacity"]
+    assert d["usable_bytes"] == pytest.approx(cap - reserve * 1e9)
+    code, out, _ = run(capsys, *GPT3, "--reserve-gb", "2")
+    assert code == 0 and "usable = 80.00 GB capacity - 2.00 GB reserve: fits" in out
+
+
+def test_time_to_train_and_cost(capsys):
+    code, out, err = run(capsys, *GPT3, "--tokens", "300B", "--price-per-gpu-hour", "2",
+                         "--format", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    hours = 300e9 / d["tokens_per_s"] / 3600
+    assert d["tokens"] == 300e9 and d["time_to_train_h"] == pytest.approx(hours)
+    assert d["cost_usd"] == pytest.approx(hours * 1024 * 2)
+    code, out, _ = run(capsys, *GPT3, "--tokens", "3e11", "--price-per-gpu-hour", "2")
+    assert code == 0 and "time to train" in out and "per GPU-hour x 1024 GPUs" in out
+
+
+def test_mfu_convention_and_list_recipes(capsys):
+    code, out, err = run(capsys, *GPT3, "--mfu-convention", "palm")
+    assert code == 0, err
+    assert "MFU (palm convention)" in out
+    code, out, _ = run(capsys, "parallel", "--list-recipes")
+    assert code == 0 and "nemo:llama3-70b" in out and "torchtitan" in out
+    code, out, _ = run(capsys, "parallel", "llama-3-70b", "--list-recipes", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and rows and {r["model"] for r in rows} == {"llama-3-70b"}
+
+
+def test_fp8_is_the_delayed_recipe(capsys):
+    h100 = ["parallel", "llama-2-70b", "--system", "dgx-h100", "--gpus", "64", "--tp", "8",
+            "--pp", "4", "--global-batch", "64", "--allow-oom", "--format", "json"]
+    code, out, err = run(capsys, *h100, "--fp8")
+    if not dataclasses.is_dataclass(Job) or "gemm_recipe" not in {
+            f.name for f in dataclasses.fields(Job)}:
+        assert code == 2 and "GEMM" in err
+        return
+    assert code == 0, err
+    assert json.loads(out)["job"]["gemm_recipe"] == "fp8-delayed"
+    code, _, err = run(capsys, *h100, "--fp8", "--gemm-recipe", "mxfp8")
+    assert code == 2 and "--fp8" in err
+    code, _, err = run(capsys, *GPT3, "--fp8")  # an A100 has no fp8 tensor cores
+    assert code == 2 and "fp8" in err
+
+
+def test_search_with_reserve_tokens_and_price(capsys):
+    code, out, err = run(capsys, "parallel", "llama-2-70b", "--system", "dgx-h100", "--gpus",
+                         "64", "--search", "--global-batch", "512", "--seq", "4096",
+                         "--reserve-gb", "6", "--tokens", "1T", "--price-per-gpu-hour", "2.5",
+                         "--format", "json", "--top", "3")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["usable_GB"] == 74.0 and d["reserve_GB"] == 6.0
+    for p in d["plans"]:
+        assert p["memory_GB"] <= 74.0 and p["usable_GB"] == 74.0
+        assert p["hours"] == pytest.approx(1e12 / p["tokens_per_s"] / 3600)
+        assert p["cost"] == pytest.approx(p["hours"] * 64 * 2.5)
+        assert {"ep", "cp", "cp_kind", "shard", "gemm"} <= set(p)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--reserve-gb", "-1"], "reserve"),
+    (["--reserve-gb", "500"], "reserve"),
+    (["--recipe", "nemo:nosuch"], "nosuch"),
+    (["--tokens", "lots"], "--tokens"),
+    (["--price-per-gpu-hour", "2"], "tokens"),
+    (["--mfu-convention", "fancy"], "convention"),
+])
+def test_new_bad_inputs_exit_2(capsys, extra, needle):
+    code, _, err = run(capsys, *GPT3, *extra)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
