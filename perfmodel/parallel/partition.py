@@ -82,6 +82,8 @@ __all__ = ["LayerCosts", "StageTimes", "layer_costs", "stage_times", "one_block"
 
 ATTENTION_CORE = ("attention", "attn_score", "softmax", "attn_context", "dropout")
 SAVED_KERNELS = ("attention",)  # torchtitan op-SAC save list: SDPA (fused attention)
+FUSED_ATTENTION = "attention"  # the fused (flash) attention kernel's op kind
+FLASH_BACKWARD_RERUN = 0.5  # its backward: 2.5 x the forward FLOP, 2 x of them model FLOP
 MATMUL_KINDS = ("linear",)  # the block ops that dispatch to aten.mm
 EXPERT_SCOPE = ".experts."  # the routed experts' ops in the zoo's names (not shared experts)
 # Bytes per parameter that Megatron-LM's mixed-precision optimizer moves besides the Adam
@@ -97,6 +99,10 @@ TP_REGION = (".self_attn.", ".mlp.")
 # (block, op-name suffixes) in the zoo's Hugging Face op names
 COLUMN_LINEARS = (("attention", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
                   ("mlp", ("mlp.fc1", "mlp.gate_proj", "mlp.up_proj")))
+# every linear split by output columns (its N): the above, the routed experts' up / gate,
+# and the vocabulary-parallel LM head
+COLUMN_SUFFIXES = tuple(n for _, ops in COLUMN_LINEARS for n in ops) + (
+    "experts.w1", "experts.w3", "lm_head")
 
 
 @dataclass(frozen=True)
@@ -399,7 +405,57 @@ def _scaled(rows: pd.DataFrame, micro_batch: int, tp: int, sp: bool) -> pd.DataF
                 "sparse_weight_bytes"):
         df[col] = df[col].to_numpy(float) / np.where(split, tp, 1.0)
     df["bytes"] = df["weight_bytes"] + df["input_bytes"] + df["output_bytes"]
+    if "gemm_m" in df:
+        _reshape_gemms(df, act.to_numpy(), micro_batch, tp)
+        df = _split_backward_gemms(df)
     return df
+
+
+def _split_backward_gemms(df: pd.DataFrame) -> pd.DataFrame:
+    """A linear's backward as the two GEMMs that run (torch.nn.functional.linear's autograd:
+    grad_input = grad_output W, grad_weight = grad_output^T X), each half the row's MACs
+    and bytes at its own shape: the data gradient M x K reducing over N, the weight
+    gradient K x N reducing over the M tokens; ``gemm_part`` says which. The workload row
+    prices both as one GEMM of the forward shape with twice the K, a longer main loop than
+    either has."""
+    back = ((df["phase"] == "backward") & df["kind"].astype(str).isin(MATMUL_KINDS)
+            & (df["unit"] == "tensor")).to_numpy()
+    if not back.any():
+        return df.assign(gemm_part="")
+    cols = ("macs", "flops", "input_bytes", "output_bytes", "weight_bytes",
+            "sparse_weight_bytes", "bytes")
+    dgrad = df[back].copy()
+    for c in cols:
+        dgrad[c] = dgrad[c].to_numpy(float) / 2
+    wgrad = dgrad.copy()
+    m, n, b = (dgrad[c].to_numpy(float) for c in ("gemm_m", "gemm_n", "gemm_batch"))
+    k = dgrad["macs"].to_numpy(float) / np.maximum(b * m * n, 1.0)  # the forward's K
+    dgrad["gemm_n"] = k
+    wgrad["gemm_m"], wgrad["gemm_n"] = k, n
+    dgrad["gemm_part"], wgrad["gemm_part"] = "dgrad", "wgrad"
+    rest = df[~back].assign(gemm_part="")
+    out = pd.concat([rest, dgrad, wgrad])
+    return out.sort_index(kind="stable").reset_index(drop=True)
+
+
+def _reshape_gemms(df: pd.DataFrame, act: np.ndarray, micro_batch: int, tp: int) -> None:
+    """Keep each GEMM's shape (``gemm_batch`` x M x N, K = MACs / (batch M N)) true to the
+    MACs just scaled, so the kernel model prices the GEMM that runs: the micro-batch adds
+    rows to a linear (M = b s tokens) and problems to attention (batch = b x heads); tensor
+    parallelism cuts a column-parallel linear's N (QKV, MLP up / gate, experts' w1 / w3,
+    the vocabulary-parallel head), attention's heads, and a row-parallel linear's K
+    (attention output, MLP down: what is left of the MACs)."""
+    kind = df["kind"].astype(str).to_numpy()
+    names = df["name"].astype(str)
+    tensor = act & (df["unit"] == "tensor").to_numpy()
+    linear = tensor & np.isin(kind, MATMUL_KINDS)
+    column = linear & np.any([names.str.endswith(n).to_numpy()
+                              for n in COLUMN_SUFFIXES], axis=0)
+    other = tensor & ~linear
+    df["gemm_m"] = df["gemm_m"].to_numpy(float) * np.where(linear, micro_batch, 1.0)
+    df["gemm_n"] = df["gemm_n"].to_numpy(float) / np.where(column, tp, 1.0)
+    df["gemm_batch"] = df["gemm_batch"].to_numpy(float) * np.where(other, micro_batch, 1.0) \
+        / np.where(other, tp, 1.0)
 
 
 def _redo_none(fwd: np.ndarray, kind: np.ndarray) -> np.ndarray:
@@ -464,6 +520,12 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
                                did_you_mean(recompute, tuple(RECOMPUTED)))
     redo = RECOMPUTED[recompute](lay_f, kind) if recompute != "selective_op" else \
         _redo_op(lay_f, kind, t["block"].to_numpy() if "block" in t else None)
+    # the fused attention's backward recomputes S = Q K^T and P inside the kernel: 5
+    # matrix products against the forward's 2, 2.5 x the forward FLOP where the workload
+    # counts 2 x (FlashAttention, Dao et al. 2022, Algorithm 4; the FLOP accounting of
+    # Dao-AILab/flash-attention benchmarks/benchmark_flash_attention.py: bwd = 2.5 x fwd).
+    # Hardware FLOP, not model FLOP: priced as a rerun half of the forward kernel.
+    redo = redo + FLASH_BACKWARD_RERUN * (lay_f & (kind == FUSED_ATTENTION))
     opt_share = data_parallel if zero >= 1 else 1  # ZeRO shards the update over dp
     names = t["name"].astype(str)
     column_b = tuple(
@@ -483,7 +545,8 @@ def stage_times(costs: LayerCosts, device: DeviceSpec, tensor_parallel: int,
         layer_hw_flops=s(flops, lay_f | lay_b) + float(flops @ redo),
         extras_model_flops=s(flops, (g != "layer") & (ph != "optimizer")),
         column_b=column_b,
-        layer_w=0.5 * s(time, lay_b & np.isin(kind, MATMUL_KINDS)),
+        layer_w=s(time, lay_b & (t["gemm_part"].to_numpy(object) == "wgrad"))
+        if "gemm_part" in t else 0.5 * s(time, lay_b & np.isin(kind, MATMUL_KINDS)),
         attention_f=s(time, lay_f & np.isin(kind, ATTENTION_CORE)),
         attention_b=s(time, lay_b & np.isin(kind, ATTENTION_CORE)),
         experts_f=s(time, lay_f & experts), experts_b=s(time, lay_b & experts))

