@@ -22,6 +22,7 @@ Bytes are per device, times in seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from perfmodel.analytic.network import predict_collective
 from perfmodel.errors import PlanError, ShapeError
@@ -48,6 +49,7 @@ class RingCost:
     binding: str
 
 
+@lru_cache(maxsize=4096)
 def _send_recv(system: SystemSpec, nbytes: float, cross_node: bool, scale: float) -> float:
     """Seconds of one ring hop of ``nbytes``: predict_collective's send_recv between two
     devices of one node or of two nodes (the placement perfmodel.parallel.step prices

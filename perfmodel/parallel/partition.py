@@ -118,6 +118,7 @@ class LayerCosts:
     dtype: str
     rows: pd.DataFrame  # with a "group" column: first | layer | last
     gemm_recipe: str | None = None  # perfmodel.workload.precision; None: GEMMs in dtype
+    expert_share: float = 0.0  # the routed experts' share of the average layer's parameters
 
 
 def shape_of(graph: ModelGraph) -> ModelShape:
@@ -351,7 +352,17 @@ def layer_costs(graph: ModelGraph, seq: int, dtype: str = "bf16",
             parts.append(high.assign(weight=count * share / n_layers, block=index + n_layers,
                                      transpose_share=0.0))
     rows = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    return LayerCosts(graph.name, shape, graph.stage_params, seq, dtype, rows, gemm_recipe)
+    return LayerCosts(graph.name, shape, graph.stage_params, seq, dtype, rows, gemm_recipe,
+                      _expert_share(rows))
+
+
+def _expert_share(rows: pd.DataFrame) -> float:
+    """The routed experts' share of the average layer's parameters (what expert
+    parallelism splits), from the weighted forward rows."""
+    fwd = rows[(rows["group"] == "layer") & (rows["phase"] == "forward")]
+    params = fwd["params"].to_numpy(float) * fwd["weight"].to_numpy(float)
+    experts = fwd["name"].astype(str).str.contains(EXPERT_SCOPE, regex=False).to_numpy()
+    return float(params[experts].sum() / max(params.sum(), 1.0))
 
 
 @dataclass(frozen=True)

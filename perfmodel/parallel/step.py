@@ -52,7 +52,6 @@ from perfmodel.parallel.ddp import ddp_step
 from perfmodel.parallel.mfu import CONVENTIONS, mfu
 from perfmodel.parallel.moe import dispatch_time, expert_load, grouped_gemm_time
 from perfmodel.parallel.partition import (
-    EXPERT_SCOPE,
     LayerCosts,
     StageTimes,
     grad_bytes,
@@ -341,7 +340,7 @@ def _data_parallel(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, job
         return 0.0
     grads = grad_bytes(costs.stage, layers, t, dtype)
     if costs.shape.is_moe and plan.expert_parallel > 1:  # routed experts: E / e per rank
-        grads -= _expert_param_share(costs) * grads * (1 - 1 / plan.expert_parallel)
+        grads -= costs.expert_share * grads * (1 - 1 / plan.expert_parallel)
     # gradient reductions at the reduce width (fp32 in torchtitan / Megatron-LM bf16 runs)
     widen = lookup_dtype(plan.reduce_dtype or dtype).nbytes / lookup_dtype(dtype).nbytes
     comp_layer = times.layer_f + times.layer_b
@@ -458,16 +457,6 @@ def _context_comm(shape: ModelShape, plan: ParallelPlan, job: Job, system: Syste
     fwd = ring_attention(system, c, t, kv, times.attention_f / c)
     bwd = ring_attention(system, c, t, kv, times.attention_b / c, backward=True)
     return fwd.exposed_s, bwd.exposed_s
-
-
-def _expert_param_share(costs: LayerCosts) -> float:
-    """The routed experts' share of a layer's parameters (what expert parallelism splits)."""
-    r = costs.rows
-    fwd = r[(r["group"] == "layer") & (r["phase"] == "forward")]
-    w = fwd["weight"].to_numpy(float) if "weight" in fwd else np.ones(len(fwd))
-    params = fwd["params"].to_numpy(float) * w
-    experts = fwd["name"].astype(str).str.contains(EXPERT_SCOPE, regex=False).to_numpy()
-    return float(params[experts].sum() / max(params.sum(), 1.0))
 
 
 def _memory(graph: ModelGraph, plan: ParallelPlan, job: Job,

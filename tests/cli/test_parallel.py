@@ -56,7 +56,9 @@ def test_parallel_json_csv_and_sim(capsys):
     code, out, _ = run(capsys, *GPT3, "--format", "json")
     d = json.loads(out)
     assert code == 0 and d["plan"]["tensor_parallel"] == 8 and d["method"] == "analytic"
-    assert d["bubble_fraction"] == pytest.approx(15 / (2 * 64))
+    # the step's own bubble over m x the slowest stage: (p-1)/(v m) x T_mean / T_max, the
+    # first and last stages carrying the embedding and the LM head
+    assert 0.9 * 15 / (2 * 64) < d["bubble_fraction"] <= 15 / (2 * 64)
     code, out, _ = run(capsys, *GPT3, "--sim", "--format", "json")
     s = json.loads(out)
     assert code == 0 and s["method"] == "sim" and s["simulation"]["events"] > 0
@@ -109,7 +111,7 @@ def test_pipeline_formats(capsys):
     ["parallel", "gpt3-175b", "--system", "dgx-a100", "--gpus", "8", "--tp", "7", "--dp",
      "1", "--pp", "1"],                                     # 7 does not divide 8 GPUs / heads
     ["parallel", "gpt3-175b", "--system", "nosuch", "--gpus", "8"],
-    ["parallel", "resnet50", "--system", "dgx-a100", "--gpus", "8"],
+    ["parallel", "resnet50", "--system", "dgx-a100", "--gpus", "8", "--tp", "2"],  # DDP only
     ["parallel", "gpt3-175b", "--system", "dgx-a100", "--gpus", "8", "--recompute", "x"],
     ["pipeline", "--stages", "0", "--micro-batches", "8"],
     ["pipeline", "--stages", "4", "--micro-batches", "6", "--schedule", "interleaved",
@@ -260,3 +262,14 @@ def test_search_with_reserve_tokens_and_price(capsys):
 def test_new_bad_inputs_exit_2(capsys, extra, needle):
     code, _, err = run(capsys, *GPT3, *extra)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_parallel_prices_a_cnn_data_parallel(capsys):
+    # ResNet-50 on 8 A100s: PyTorch DDP (perfmodel.parallel.ddp), throughput in samples
+    code, out, _ = run(capsys, "parallel", "resnet50", "--system", "dgx-a100", "--gpus", "8",
+                       "--global-batch", "2048", "--micro-batch", "256", "--dtype", "fp16",
+                       "--format", "json")
+    d = json.loads(out)
+    assert code == 0 and d["plan"]["data_parallel"] == 8
+    assert "DDP" in d["assumptions"]["data_parallel"]
+    assert d["tokens_per_s"] == pytest.approx(2048 / d["step_s"])
