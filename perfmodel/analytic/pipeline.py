@@ -46,7 +46,7 @@ import numpy as np
 
 from perfmodel.errors import PlanError, UnknownNameError, did_you_mean
 from perfmodel.workload.job import LIMITS, check_positive
-from perfmodel.workload.plan import SCHEDULES
+from perfmodel.workload.plan import SCHEDULES, check_dualpipe
 
 __all__ = ["SCHEDULES", "bubble_fraction", "bubble_time", "step_time", "pipeline_time",
            "in_flight", "weight_versions", "layer_assignment", "check_pipeline"]
@@ -76,19 +76,7 @@ def check_pipeline(stages: int, micro_batches: int, schedule: str, virtual: int 
                 if schedule in TWO_CHUNK else "use --schedule interleaved or --virtual 1")
         raise PlanError(f"--virtual {virtual} applies to the interleaved schedule only", hint)
     if schedule == "dualpipe":
-        _check_dualpipe(stages, micro_batches)
-
-
-def _check_dualpipe(p: int, m: int) -> None:
-    if p % 2:
-        raise PlanError(f"DualPipe needs an even number of stages, got {p} (device s is "
-                        "stage s of one direction and stage p-1-s of the other)",
-                        f"use --pp {p + 1} or {p - 1}, or another schedule" if p > 1 else
-                        "use --pp 2 or more")
-    if m % 2 or m < 2 * p:
-        raise PlanError(f"DualPipe needs an even number of micro-batches, at least 2 x stages "
-                        f"= {2 * p}, got {m} (half go each way)",
-                        f"use {max(2 * p, m + m % 2)} micro-batches or more")
+        check_dualpipe(stages, micro_batches)
 
 
 # Bubble of one flushed step of a uniform pipeline, in seconds: f, b, w per stage and

@@ -67,7 +67,7 @@ from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.job import LIMITS, check_positive, record_from_dict
 
 __all__ = ["ParallelPlan", "check_plan", "plan_for_devices", "SCHEDULES", "RECOMPUTE",
-           "ZERO_STAGES", "SELECTIVE_LAYER_EVERY", "CONTEXT_KINDS"]
+           "ZERO_STAGES", "SELECTIVE_LAYER_EVERY", "CONTEXT_KINDS", "check_dualpipe"]
 
 SCHEDULES = ("1f1b", "gpipe", "interleaved", "zb-h1", "zb-v", "dualpipe", "pipedream")
 # none; selective and full (Korthikanti et al. 2023); torchtitan's selective_op (op-level
@@ -235,6 +235,22 @@ def _check_batch(plan: ParallelPlan, batch: int) -> None:
     if plan.schedule == "interleaved" and m % p:
         raise PlanError(f"interleaved 1F1B needs micro-batches ({m}) to be a multiple of the "
                         f"stages ({p})", "Megatron-LM requires m % p == 0")
+    if plan.schedule == "dualpipe":
+        check_dualpipe(p, m)
+
+
+def check_dualpipe(p: int, m: int) -> None:
+    """DualPipe's rules (deepseek-ai/DualPipe ``DualPipe.step`` asserts them): an even
+    number of stages, and an even number of micro-batches, at least 2 x stages."""
+    if p % 2:
+        raise PlanError(f"DualPipe needs an even number of stages, got {p} (device s is "
+                        "stage s of one direction and stage p-1-s of the other)",
+                        f"use --pp {p + 1} or {p - 1}, or another schedule" if p > 1 else
+                        "use --pp 2 or more")
+    if m % 2 or m < 2 * p:
+        raise PlanError(f"DualPipe needs an even number of micro-batches, at least 2 x stages "
+                        f"= {2 * p}, got {m} (half go each way)",
+                        f"use {max(2 * p, m + m % 2)} micro-batches or more")
 
 
 def _check_shape(plan: ParallelPlan, s: ModelShape, name: str) -> None:
