@@ -21,7 +21,7 @@ __all__ = ["OpTable", "FrameLike"]
 # the columns the roofline reads; compression columns are optional (older tables lack them)
 _FLOAT = ("macs", "flops", "weight_bytes", "input_bytes", "output_bytes", "bytes",
           "gemm_batch", "gemm_m", "gemm_n", "sparsity", "sparse_weight_bytes", "lookups")
-_TEXT = ("unit", "dtype", "sparse_pattern")
+_TEXT = ("unit", "dtype", "sparse_pattern", "kind", "phase")
 
 
 @dataclass(frozen=True)

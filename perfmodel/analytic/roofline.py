@@ -141,6 +141,26 @@ def _compute_efficiency(ops: OpTable, device: DeviceSpec,
     for dt in set(dtype_used[tensor]):
         rows = tensor & (dtype_used == dt)
         out[rows] = eff.compute_at(flops[rows], dt, (*(g[rows] for g in geometry), k[rows]))
+    return _fused_attention_cap(ops, eff, tensor, out)
+
+
+def _fused_attention_cap(ops: OpTable, eff: Any, tensor: np.ndarray, out: np.ndarray
+                         ) -> np.ndarray:
+    """A training step's fused (flash) attention rows run no faster than the best published
+    attention kernel of the architecture (``Architecture.attention_forward`` / ``_backward``:
+    FlashAttention-2 on Ampere, FlashAttention-3 on Hopper), scaled to the held clock; the
+    GEMM model would price them as one large GEMM. Inference phases keep the engine's
+    kernels (their profiles)."""
+    model = eff.compute_model
+    if model is None or "kind" not in ops or "phase" not in ops:
+        return out
+    arch = model.architecture
+    fused = tensor & (ops["kind"] == "attention")
+    for phase, frac in (("forward", arch.attention_forward),
+                        ("backward", arch.attention_backward)):
+        rows = fused & (ops["phase"] == phase)
+        if frac and rows.any():
+            out[rows] = np.minimum(out[rows], model.clock_factor * frac)
     return out
 
 

@@ -55,7 +55,10 @@ class Architecture:
     ``tiles_per_unit``: such tiles one SM / CU / MXU computes at once; ``issue_fraction``:
     achieved / clock-scaled peak of a full-wave large-K GEMM; ``k_overhead``: a tile's
     prologue + epilogue in elements of K; ``kernel_floor_s``: the shortest time of one kernel
-    launched back to back (launch + tail). ``provenance``: key -> citation.
+    launched back to back (launch + tail). ``attention_forward`` / ``attention_backward``:
+    achieved / clock-scaled peak of the best published fused (flash) attention kernel of a
+    training step, forward and backward (None: priced as a GEMM). ``provenance``: key ->
+    citation.
     """
 
     name: str
@@ -66,6 +69,8 @@ class Architecture:
     k_overhead: float
     kernel_floor_s: float
     provenance: Mapping[str, str] = field(default_factory=dict, compare=False)
+    attention_forward: float | None = None
+    attention_backward: float | None = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ INTERCONNECT_KEYS = {"scaleup_name", "scaleup_GBps_per_direction", "pcie_gen", "
                      "scaleout_nic_Gbps"}
 EFFICIENCY_KEYS = {"compute", "memory", "launch_overhead_us"}
 ARCH_KEYS = {"vendor", "gemm_tile", "tiles_per_unit", "issue_fraction", "k_overhead",
-             "kernel_floor_us", "notes"}
+             "kernel_floor_us", "attention_forward", "attention_backward", "notes"}
+ATTENTION_KEYS = ("attention_forward", "attention_backward")
 CURVE_KEYS = {"compute_curve", "memory_curve"}
 
 
@@ -301,6 +302,10 @@ def load_architectures(directory: Path | None = None) -> Architectures:
     return _architectures(str(directory or hw_specs_dir()))
 
 
+def _fraction(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 @functools.lru_cache(maxsize=8)
 def _architectures(directory: str) -> Architectures:
     path = Path(directory) / ARCHITECTURES_FILE
@@ -325,18 +330,20 @@ def _architectures(directory: str) -> Architectures:
         c.leaf(f"{p}.gemm_tile", {**a["gemm_tile"], "value": 1}) \
             if isinstance(a.get("gemm_tile"), Mapping) else None
         vals = {k: c.leaf(f"{p}.{k}", a[k], positive=k != "k_overhead") if k in a else None
-                for k in ("tiles_per_unit", "issue_fraction", "k_overhead", "kernel_floor_us")}
+                for k in ("tiles_per_unit", "issue_fraction", "k_overhead", "kernel_floor_us",
+                          *ATTENTION_KEYS)}
         for k in ("tiles_per_unit", "issue_fraction", "kernel_floor_us"):
             if k not in a:
                 c.add(f"{p}.{k}", "missing")
-        if (vals["issue_fraction"] or 0) > 1:
-            c.add(f"{p}.issue_fraction", "is a fraction of peak, must be <= 1")
+        for k in ("issue_fraction", *ATTENTION_KEYS):
+            if (vals[k] or 0) > 1:
+                c.add(f"{p}.{k}", "is a fraction of peak, must be <= 1")
         prov = {k.rsplit(".", 1)[-1]: v for k, v in list(c.provenance.items())[start:]}
         archs[str(name)] = Architecture(
             str(name), str(a.get("vendor", "")), (int(tile[0]), int(tile[1])),
             int(vals["tiles_per_unit"] or 1), float(vals["issue_fraction"] or 1.0),
             float(vals["k_overhead"] or 0.0), float(vals["kernel_floor_us"] or 0.0) * 1e-6,
-            prov)
+            prov, *(_fraction(vals[k]) for k in ATTENTION_KEYS))
     techs: dict[str, MemoryTechnology] = {}
     for name, m in (d.get("memory_technologies") or {}).items():
         p = f"memory_technologies.{name}"
