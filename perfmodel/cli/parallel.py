@@ -30,7 +30,7 @@ from perfmodel.parallel.search import (
     time_to_train_h,
     training_cost,
 )
-from perfmodel.parallel.step import BREAKDOWN, StepPrediction, predict_step
+from perfmodel.parallel.step import BREAKDOWN, StepPrediction, gemm_dtype, predict_step
 from perfmodel.workload.build import check_context
 from perfmodel.workload.job import Job
 from perfmodel.workload.plan import (
@@ -473,7 +473,7 @@ def _one_plan(args: argparse.Namespace, graph: Any, system: Any, device: Any,
         "recipe": _recipe_dict(recipe), "reserve_bytes": reserve, "usable_bytes": usable,
              "reserve_note": note, "fits": fits, "fits_capacity": pred.fits,
              "mfu_convention": _convention(args, recipe, graph, pred,
-                                           device.peak("tensor", job.dtype)),
+                                           device.peak("tensor", gemm_dtype(job))),
              "tokens": tokens, "time_to_train_h": hours, "price_per_gpu_hour": price,
              "cost_usd": training_cost(hours, plan.devices, price) if price and hours
              else None}

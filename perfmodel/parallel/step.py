@@ -291,7 +291,9 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, jo
                  "pp_p2p": m * 2 * v * t_p2p if p > 1 else 0.0,
                  "bubble": pipe - m * t_max, "dp_comm": dp_exposed, "optimizer": opt}
     devices = plan.devices
-    peak = device.peak("tensor", dtype) or 0.0
+    # MFU against the peak of the dtype the GEMMs run in (fp8 / fp4 under a low-precision
+    # recipe), so it stays a fraction of what the tensor cores can do
+    peak = device.peak("tensor", gemm_dtype(job)) or 0.0
     n_layers = shape.num_hidden_layers
     if shape.gpt_like:
         mflops = model_flops(shape, job.batch, s)
@@ -569,7 +571,7 @@ def _prediction(graph: ModelGraph, job: Job, plan: ParallelPlan, system: SystemS
         simulation=r.get("simulation", {}), pipeline_run=r.get("pipeline_run"),
         mfu_by_convention=mfu_conventions(graph.shape, int(job.seq or 1),
                                           r["tokens_per_s"] / plan.devices,
-                                          device.peak("tensor", job.dtype)))
+                                          device.peak("tensor", gemm_dtype(job))))
 
 
 def _assumptions(graph: ModelGraph, plan: ParallelPlan, job: Job, system: SystemSpec,
@@ -603,6 +605,7 @@ def _assumptions(graph: ModelGraph, plan: ParallelPlan, job: Job, system: System
                              "under the backward, the last bucket exposed (perfmodel."
                              "parallel.ddp); tokens_per_s counts samples"} if "ddp" in r
            else {}),
+        "mfu_peak": f"the dense {gemm_dtype(job)} tensor peak (the GEMMs' dtype)",
         "gemm_dtype": gemm_dtype(job) + (f" ({job.gemm_recipe} recipe: linears in "
                                          "low precision with their quantize passes; "
                                          "attention, norms and the optimizer in "
