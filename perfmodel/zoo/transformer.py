@@ -421,6 +421,7 @@ CONFIG_NAMES: tuple[str, ...] = (
     "qwen2-7b", "qwen3-8b", "qwen3-30b-a3b", "deepseek-v3", "gpt-oss-20b", "gpt-oss-120b",
     "mixtral-8x22b", "gemma-2-9b", "phi-3-mini", "mpt-7b", "falcon-7b",
     "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-14b", "qwen3-32b", "qwen3-235b-a22b",
+    "llama-3.2-1b", "llama-3.2-3b", "llama-3.3-70b", "deepseek-v2-lite",
 )
 
 
