@@ -37,6 +37,7 @@ from perfmodel.hardware.spec import DeviceSpec
 from perfmodel.hardware.system import SystemSpec
 from perfmodel.parallel.context import check_ulysses
 from perfmodel.parallel.partition import LayerCosts, StageTimes, layer_costs, shape_of, stage_times
+from perfmodel.parallel.recipe import _cached_frameworks, recipes_dir
 from perfmodel.parallel.step import step_from_costs
 from perfmodel.progress import track
 from perfmodel.workload.job import Job
@@ -62,9 +63,6 @@ DEFAULT_SCHEDULES = ("1f1b", "interleaved", "zb-h1", "dualpipe")
 # context_parallel= to search it anyway); each rank keeps at least CP_MIN_TOKENS tokens.
 CP_MIN_SEQ = 8192
 CP_MIN_TOKENS = 2048
-NO_RESERVE = ("no reserve given: all of the device's memory is usable (frameworks keep "
-              "some for the CUDA context, NCCL buffers and allocator fragmentation; pass "
-              "reserve_gb / --reserve-gb or a recipe)")
 # plan fields a search copies from its base plan instead of searching them
 _BASE_FIELDS = ("overlap_grad_reduce", "attention_dropout", "reduce_dtype",
                 "moe_capacity_factor", "moe_imbalance", "moe_node_limit")
@@ -305,16 +303,29 @@ class _Pricer:
                                                extras_opt=base.extras_opt / share)
 
 
+def least_framework_reserve() -> tuple[float, str]:
+    """(GB, note): the smallest reserve any framework in ``recipes/_frameworks.yaml`` keeps
+    (CUDA context, one NCCL communicator's buffers, allocator slack): what no training run
+    can use, whichever framework runs it."""
+    frameworks = {k: v["reserve_gb"] for k, v in
+                  _cached_frameworks(str(recipes_dir())).items() if v.get("reserve_gb")}
+    name = min(frameworks, key=frameworks.__getitem__)
+    return float(frameworks[name]), (f"no framework named: the least any framework keeps, "
+                                     f"{name}'s (recipes/_frameworks.yaml; pass reserve_gb / "
+                                     "--reserve-gb or a recipe)")
+
+
 def memory_reserve(reserve_gb: float | None, recipe: Any, capacity: float) -> tuple[float, str]:
     """Bytes per device the framework keeps for itself (``reserve_gb``, else the recipe's
-    ``reserve_gb``, else 0) and a note of where the figure comes from; one PlanError for a
-    negative reserve or one that leaves nothing of ``capacity``."""
+    ``reserve_gb``, else the least any framework keeps) and a note of where the figure
+    comes from; one PlanError for a negative reserve or one that leaves nothing of
+    ``capacity``."""
     if reserve_gb is None and recipe is not None and getattr(recipe, "reserve_gb", None) \
             is not None:
         reserve_gb, note = float(recipe.reserve_gb), \
             f"{getattr(recipe, 'framework', 'the recipe')}'s reserve (recipe)"
     elif reserve_gb is None:
-        return 0.0, NO_RESERVE
+        reserve_gb, note = least_framework_reserve()
     else:
         note = "given"
     if not math.isfinite(reserve_gb) or reserve_gb < 0:

@@ -11,7 +11,6 @@ from perfmodel.errors import PerfModelError, PlanError
 from perfmodel.hardware.system import load_system
 from perfmodel.parallel.search import (
     CP_MIN_SEQ,
-    NO_RESERVE,
     candidate_plans,
     context_split_ok,
     search_plans,
@@ -43,7 +42,7 @@ def h100():
 
 @pytest.fixture(scope="module")
 def every_plan(llama70, h100):
-    return search_plans(llama70, JOB, h100, 64, top=None)
+    return search_plans(llama70, JOB, h100, 64, top=None, reserve_gb=0)
 
 
 def _plan(row) -> ParallelPlan:
@@ -62,7 +61,7 @@ def test_the_reserve_rejects_plans_between_usable_and_capacity(llama70, h100, ev
     df = every_plan.table
     band = df[(df["memory_GB"] > 74.0) & (df["memory_GB"] <= 80.0)]
     assert len(band) > 0  # the search's winners crowd the top of the device
-    assert every_plan.reserve_bytes == 0 and every_plan.assumptions["reserve"] == NO_RESERVE
+    assert every_plan.reserve_bytes == 0
     assert (df["usable_GB"] == 80.0).all()
     reserved = search_plans(llama70, JOB, h100, 64, top=None, reserve_gb=6)
     r = reserved.table
@@ -206,3 +205,12 @@ def test_gemm_recipes(llama70, h100):
     found = search_plans(llama70, JOB, h100, 64, top=None,
                          gemm_recipes=[None, "fp8-delayed"])
     assert set(found.table["gemm"]) == {"-", "fp8-delayed"}
+
+
+def test_without_a_framework_the_least_framework_reserve_applies(llama70, h100):
+    # recipes/_frameworks.yaml: llm-foundry, DeepSpeed and TF-XLA keep 2.0 GB (0.7 CUDA
+    # context + 0.3 one NCCL communicator + 1.0 allocator slack), the least of them
+    default = search_plans(llama70, JOB, h100, 64, top=3)
+    assert default.reserve_bytes == pytest.approx(2.0e9)
+    assert "the least any framework keeps" in default.assumptions["reserve"]
+    assert (default.table["memory_GB"] <= 78.0).all()
