@@ -361,19 +361,30 @@ def _precision(r: pd.Series, device: str) -> tuple[str, str, bool]:
     return ("tf32" if device.startswith("a100") else "fp32"), "fp32", False
 
 
-# DeepLearningExamples BERT: unfused attention with dropout on the probabilities
-# (PyTorch/LanguageModeling/BERT/modeling.py BertSelfAttention: torch.matmul, softmax,
-# self.dropout(attention_probs), torch.matmul); optimizer LAMB, priced as Adam (the same
-# fp32 master weights and two moments; OPTIMIZERS has no LAMB)
+# DeepLearningExamples BERT (NVIDIA/DeepLearningExamples; PyTorch lines at a9e2c1d5, the
+# commit of the PyTorch README's 21.11 performance tables, TF2 lines at 729963dd): unfused
+# attention with dropout on the probabilities (PyTorch/LanguageModeling/BERT/modeling.py
+# BertSelfAttention: torch.matmul, softmax, self.dropout(attention_probs), torch.matmul).
+# Optimizer LAMB in both: PyTorch run_pretraining.py:418 FusedLAMBAMP (its own copy of apex's
+# FusedLAMB kernels, lamb_amp_opt/csrc/multi_tensor_lamb.cu); TF2 optimization.py:100
+# tensorflow_addons LAMB, chosen by scripts/run_pretraining_lamb_phase1.sh:100
+# --optimizer_type=LAMB, priced with FusedLAMB's passes (TF's per-variable ops are not
+# fewer).
 BERT_OPTIONS: Mapping[str, Any] = {"fused_attention": False}
+BERT_OPTIMIZER = "lamb"
 
 
-def _bert(r: pd.Series, micro: int, accum: int, gpus: int, seq: int, label: str) -> Case:
+def _bert(r: pd.Series, micro: int, accum: int, gpus: int, seq: int, label: str,
+          overlap: bool) -> Case:
+    """A BERT row's Case. ``overlap``: whether the framework's gradient all-reduce can run
+    under the backward (see _bert_pytorch, _bert_tf2); the reduction runs at the width the
+    gradients are all-reduced in, fp16 for the AMP rows, fp32 otherwise (both scripts)."""
     system, device = _dgx(r)
-    dt, precision, _ = _precision(r, device)
-    plan = ParallelPlan(data_parallel=gpus, micro_batch=micro, attention_dropout=True)
+    dt, precision, half = _precision(r, device)
+    plan = ParallelPlan(data_parallel=gpus, micro_batch=micro, attention_dropout=True,
+                        overlap_grad_reduce=overlap, reduce_dtype="fp16" if half else "fp32")
     job = Job(phase="train", batch=gpus * micro * accum, seq=seq, dtype=dt,
-              precision=precision)
+              precision=precision, optimizer=BERT_OPTIMIZER)
     return Case(str(r["row_id"]), label, "bert-large", job, plan, "sequences_per_s",
                 float(r["throughput"]), str(r["source"]), BERT_OPTIONS, system, device,
                 str(r["framework"]))
@@ -383,7 +394,17 @@ def _bert_pytorch(r: pd.Series) -> Case:
     """PyTorch BERT README tables: 'Batch size / GPU (TF32 and FP16)=a and b' is the
     micro-batch where an 'Accumulated Batch size / GPU' is also given (DGX A100 tables),
     else the per-GPU batch of one optimizer step, which run_pretraining.py divides by the
-    accumulation steps (``train_batch_size // gradient_accumulation_steps``; DGX-1)."""
+    accumulation steps (``train_batch_size // gradient_accumulation_steps``; DGX-1).
+
+    The gradient all-reduce is never under the backward: scripts/run_pretraining.sh:30-31
+    default ``allreduce_post_accumulation`` and ``allreduce_post_accumulation_fp16`` to
+    true, so run_pretraining.py:668-669 runs every micro-batch but the last under
+    ``model.no_sync()``, and torch DDP (run_pretraining.py:446) is built with
+    ``bucket_cap_mb=torch.cuda.get_device_properties(device).total_memory``, one bucket
+    holding every gradient, whose all-reduce starts only when the last micro-batch's
+    backward has produced the last gradient. With fp16 AMP ``model.half()``
+    (run_pretraining.py:405-406) makes the gradients, and so the all-reduce, fp16; TF32 /
+    FP32 runs all-reduce the fp32 gradients."""
     note, rid = str(r["quote_or_note"]), str(r["row_id"])
     half = _precision(r, _dgx(r)[1])[2]
     i = 1 if half else 0
@@ -396,14 +417,25 @@ def _bert_pytorch(r: pd.Series) -> Case:
         micro, accum = max(1, batch // steps), steps
     seq = _seq_of(note) or 0
     return _bert(r, micro, accum, int(r["num_gpus"]), seq,
-                 f"bert-large s{seq} b{micro}x{accum} {int(r['num_gpus'])} GPU")
+                 f"bert-large s{seq} b{micro}x{accum} {int(r['num_gpus'])} GPU", overlap=False)
 
 
 def _bert_tf2(r: pd.Series) -> Case:
     """TensorFlow2 BERT README tables: 'mixed precision, FP32|TF32=a , b' pairs of
     micro-batch, gradient accumulation and global batch; the GPUs are global / (micro x
     accumulation), which the DGX-2H multi-node rows need (their num_gpus column holds the
-    node count; a DGX-2H has 16 GPUs)."""
+    node count; a DGX-2H has 16 GPUs).
+
+    The gradient reduction (official/modeling/model_training_utils.py): with accumulation
+    each micro-batch's gradients are added into fp32 accumulators (``forward``, :311) and
+    ``step`` (:313-321) all-reduces them once, after the last micro-batch (:339-343 /
+    :354-358), with ``hvd.allreduce(..., compression=Compression.fp16 if use_float16``
+    (:316): nothing of the backward is left to hide it. Without accumulation (1 micro-
+    batch) ``hvd.DistributedGradientTape`` (:272, the same compression) puts each
+    gradient's all-reduce in the graph as the backward produces it, and Horovod's tensor
+    fusion runs them while the rest of the backward computes (Horovod docs, "Tensor
+    Fusion": "interleave communication and computation"): overlapped. AMP rows all-reduce
+    fp16, FP32 / TF32 rows fp32."""
     note, rid = str(r["quote_or_note"]), str(r["row_id"])
     i = 0 if _precision(r, _dgx(r)[1])[2] else 1
     micro = _pair(note, r"Batch size / GPU: mixed precision, \w+", rid)[i]
@@ -411,7 +443,8 @@ def _bert_tf2(r: pd.Series) -> Case:
     total = _pair(note, r"Global Batch Size: mixed precision, \w+", rid)[i]
     gpus = total // (micro * accum)
     seq = _seq_of(note) or 0
-    return _bert(r, micro, accum, gpus, seq, f"bert-large s{seq} b{micro}x{accum} {gpus} GPU")
+    return _bert(r, micro, accum, gpus, seq, f"bert-large s{seq} b{micro}x{accum} {gpus} GPU",
+                 overlap=accum == 1)
 
 
 def _mpt(r: pd.Series) -> Case:

@@ -94,6 +94,36 @@ def test_tf2_bert_gpus_come_from_the_global_batch(cases):
     assert cases["training-00617"].job.dtype == "fp32"
 
 
+def test_pytorch_bert_reduces_once_after_accumulation_in_fp16(cases):
+    # DeepLearningExamples PyTorch BERT @ a9e2c1d5: scripts/run_pretraining.sh:30-31 turn on
+    # allreduce_post_accumulation(_fp16); run_pretraining.py:668-669 runs the accumulation
+    # micro-batches under model.no_sync(); DDP's one bucket (bucket_cap_mb = the device's
+    # total memory, :446) all-reduces after the last backward: never overlapped, even
+    # without accumulation (training-00570, b256x1 on 256 GPUs). model.half() (:405-406)
+    # makes the AMP gradients fp16; TF32 runs all-reduce fp32. Optimizer FusedLAMBAMP (:418).
+    for rid, reduce in (("training-00555", "fp16"), ("training-00554", "fp32"),
+                        ("training-00570", "fp16"), ("training-00590", "fp32")):
+        c = cases[rid]
+        assert (c.plan.overlap_grad_reduce, c.plan.reduce_dtype) == (False, reduce), rid
+        assert c.job.optimizer == "lamb"
+
+
+def test_tf2_bert_reduces_once_after_accumulation_unless_there_is_none(cases):
+    # TensorFlow2 BERT official/modeling/model_training_utils.py @ 729963dd: with
+    # accumulation, step() all-reduces the accumulated gradients once after the last
+    # micro-batch (:313-321, :339-343), hvd.allreduce(compression=Compression.fp16 if
+    # use_float16) (:316); training-00616 (b60x64, AMP), training-00617 (b32x128, FP32)
+    for rid, reduce in (("training-00616", "fp16"), ("training-00617", "fp32")):
+        c = cases[rid]
+        assert (c.plan.overlap_grad_reduce, c.plan.reduce_dtype) == (False, reduce), rid
+        assert c.job.optimizer == "lamb"
+    # training-00646: b312x1 on 256 GPUs, no accumulation: hvd.DistributedGradientTape
+    # (:272) all-reduces each gradient as the backward produces it, under the backward
+    c = cases["training-00646"]
+    assert c.job.batch == c.plan.micro_batch * c.plan.data_parallel == 312 * 256
+    assert (c.plan.overlap_grad_reduce, c.plan.reduce_dtype) == (True, "fp16")
+
+
 def test_every_priced_row_has_a_finite_error(cases):
     t = validate_training(load_model, list(cases.values()))
     assert len(t) == len(cases)
