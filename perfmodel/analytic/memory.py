@@ -88,6 +88,8 @@ OPTIMIZER_STATE_BYTES: dict[str, dict[str, float]] = {
     "sgd_momentum": {"mixed": 8, "fp32": 4, "half": 2},
     "adam": {"mixed": 12, "fp32": 8, "half": 4},
     "adamw": {"mixed": 12, "fp32": 8, "half": 4},
+    # LAMB keeps Adam's state (You et al. 2019, Alg. 2: m and v; apex FusedLAMB fp32 master)
+    "lamb": {"mixed": 12, "fp32": 8, "half": 4},
 }
 
 
