@@ -272,6 +272,7 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, jo
     comm_mb = layers * layer_comm + (2 * v * t_p2p if p > 1 else 0.0)
     t_max = layers * comp_layer + extras_max + comm_mb
     t_mean = layers * comp_layer + extras_mean + comm_mb
+    hidden_ep = 0.0
     if plan.schedule == "dualpipe":
         # DualPipe overlaps one direction's dispatch / combine with the other's compute
         # (DeepSeek-V3 sec. 3.2.1: all-to-all "fully hidden"): exposed only beyond it
@@ -287,7 +288,8 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, jo
     step = pipe + dp_exposed + opt
     comp = m * (layers * comp_layer + extras_max)
     breakdown = {"compute": comp, "tp_comm": m * layers * (t_fwd + t_bwd),
-                 "cp_comm": m * layers * (cp_f + cp_b), "ep_comm": m * layers * (ep_f + ep_b),
+                 "cp_comm": m * layers * (cp_f + cp_b),
+                 "ep_comm": m * layers * (ep_f + ep_b - hidden_ep),
                  "pp_p2p": m * 2 * v * t_p2p if p > 1 else 0.0,
                  "bubble": pipe - m * t_max, "dp_comm": dp_exposed, "optimizer": opt}
     devices = plan.devices
