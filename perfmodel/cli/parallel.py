@@ -25,6 +25,7 @@ from perfmodel.graph.model_graph import ATTENTION_KERNELS
 from perfmodel.hardware.load import load_device
 from perfmodel.hardware.system import load_system
 from perfmodel.parallel.search import (
+    check_money,
     memory_reserve,
     search_plans,
     time_to_train_h,
@@ -81,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _job_arguments(p)
     p.add_argument("--reserve-gb", type=float, default=None,
                    help="GB per device the framework keeps for itself (default: the "
-                        "recipe's framework's, else 0); plans must fit in the rest")
+                        "recipe's framework's, else the least any framework keeps, "
+                        "recipes/_frameworks.yaml); plans must fit in the rest")
     p.add_argument("--tokens", default=None, help="tokens to train (e.g. 15e12 or 15T): "
                    "prints the time to train")
     p.add_argument("--price-per-gpu-hour", type=float, default=None,
@@ -332,14 +334,8 @@ def _text(pred: StepPrediction, x: dict[str, Any], recipe: Any) -> str:
 
 def _money(args: argparse.Namespace) -> tuple[float | None, float | None]:
     tokens = parse_tokens(args.tokens) if args.tokens is not None else None
-    price = args.price_per_gpu_hour
-    if price is not None and (not math.isfinite(price) or price <= 0):
-        raise PlanError(f"--price-per-gpu-hour must be positive, got {price}",
-                        "e.g. --price-per-gpu-hour 2.5")
-    if price is not None and tokens is None:
-        raise PlanError("a cost needs the tokens to train", "pass --tokens with "
-                                                             "--price-per-gpu-hour")
-    return tokens, price
+    check_money(tokens, args.price_per_gpu_hour)
+    return tokens, args.price_per_gpu_hour
 
 
 def _convention(args: argparse.Namespace, recipe: Any, graph: Any, pred: StepPrediction,

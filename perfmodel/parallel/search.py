@@ -44,7 +44,8 @@ from perfmodel.workload.job import Job
 from perfmodel.workload.plan import SCHEDULES, ParallelPlan
 
 __all__ = ["search_plans", "candidate_plans", "PlanSearch", "SEARCH_COLUMNS", "RANK_KEYS",
-           "time_to_train_h", "training_cost", "context_split_ok", "memory_reserve"]
+           "time_to_train_h", "training_cost", "context_split_ok", "memory_reserve",
+           "check_money", "least_framework_reserve"]
 
 SEARCH_COLUMNS = ("rank", "dp", "tp", "pp", "ep", "cp", "cp_kind", "schedule", "v",
                   "micro_batch", "m", "zero", "shard", "recompute", "sp", "gemm", "step_s",
@@ -376,7 +377,9 @@ def _rank(df: pd.DataFrame, rank_by: str, tokens: float | None, price: float | N
     return df
 
 
-def _check_money(tokens: float | None, price: float | None, rank_by: str | None) -> str:
+def check_money(tokens: float | None, price: float | None) -> None:
+    """One PlanError for tokens to train or a price per GPU-hour that is not a positive
+    number, or a price without the tokens it would pay for."""
     for name, value in (("tokens", tokens), ("price per GPU-hour", price)):
         if value is not None and (not math.isfinite(value) or value <= 0):
             raise PlanError(f"{name} must be a positive number, got {value!r}",
@@ -384,6 +387,10 @@ def _check_money(tokens: float | None, price: float | None, rank_by: str | None)
     if price is not None and tokens is None:
         raise PlanError("a cost needs the tokens to train", "pass --tokens with --price-per-"
                                                              "gpu-hour")
+
+
+def _check_money(tokens: float | None, price: float | None, rank_by: str | None) -> str:
+    check_money(tokens, price)
     key = rank_by or ("cost" if price is not None else "hours" if tokens else "step_s")
     if key not in RANK_KEYS:
         raise UnknownNameError(f"unknown ranking {key!r}", did_you_mean(key, RANK_KEYS))

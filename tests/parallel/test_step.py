@@ -28,6 +28,15 @@ PLAN = ParallelPlan(data_parallel=8, tensor_parallel=8, pipeline_parallel=16, mi
                     recompute="selective", sequence_parallel=True)
 
 
+# a 2-layer mixture of 4 experts, top-2: small enough to price in milliseconds
+TINY_MOE = ModelShape(architecture="decoder", vocab_size=100, hidden_size=64,
+                      intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=4, head_dim=16, max_position_embeddings=128,
+                      position_embedding="rope", norm="rmsnorm", norm_position="pre",
+                      activation="silu", mlp="gated", num_local_experts=4,
+                      num_experts_per_tok=2)
+
+
 def job(batch: int) -> Job:
     """A GPT-3 training step of ``batch`` sequences of 2,048 tokens in bf16."""
     return Job(phase="train", batch=batch, seq=2048, dtype="bf16")
@@ -152,12 +161,7 @@ def test_context_and_expert_parallelism_are_priced(env):
     with pytest.raises(PlanError, match="2 x 2 equal chunks"):
         predict_step(g, Job(phase="train", batch=2, seq=2050, dtype="bf16"),
                      ParallelPlan(context_parallel=2, micro_batch=1), s, d)
-    moe = ModelShape(architecture="decoder", vocab_size=100, hidden_size=64,
-                     intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                     num_key_value_heads=4, head_dim=16, max_position_embeddings=128,
-                     position_embedding="rope", norm="rmsnorm", norm_position="pre",
-                     activation="silu", mlp="gated", num_local_experts=4,
-                     num_experts_per_tok=2)
+    moe = TINY_MOE
     tiny = load_model(moe, name="tiny-moe")
     plan = ParallelPlan(data_parallel=2, expert_parallel=2, micro_batch=1)
     check_plan(plan, batch=2, shape=moe)
@@ -174,12 +178,7 @@ def test_context_and_expert_parallelism_are_priced(env):
 
 def test_dualpipe_hides_the_all_to_alls_and_the_split_still_adds_up(env):
     _, s, d = env
-    moe = ModelShape(architecture="decoder", vocab_size=100, hidden_size=64,
-                     intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                     num_key_value_heads=4, head_dim=16, max_position_embeddings=128,
-                     position_embedding="rope", norm="rmsnorm", norm_position="pre",
-                     activation="silu", mlp="gated", num_local_experts=4,
-                     num_experts_per_tok=2)
+    moe = TINY_MOE
     tiny = load_model(moe, name="tiny-moe")
     job = Job(phase="train", batch=8, seq=16, dtype="bf16")
     kw = dict(data_parallel=2, expert_parallel=2, pipeline_parallel=2, micro_batch=1)
