@@ -32,8 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "MACs, latency, memory, energy"),
     "collective": ("perfmodel.cli.collective", "collective time, algbw and busbw per message "
                    "size (nccl-tests columns), or compare"),
-    "pipeline": ("perfmodel.cli.pipeline", "pipeline schedule (GPipe, 1F1B, interleaved): "
-                 "simulated timeline vs closed forms"),
+    "pipeline": ("perfmodel.cli.pipeline", "pipeline schedule (GPipe, 1F1B, interleaved, "
+                 "zero bubble, DualPipe, PipeDream): simulated timeline vs closed forms"),
     "infer": ("perfmodel.cli.infer", "inference end to end through an engine (vLLM, "
               "TensorRT-LLM, llama.cpp, ...): TTFT, TPOT, tokens/s, memory per GPU"),
     "sensitivity": ("perfmodel.cli.sensitivity", "the latency's elasticity to every figure "

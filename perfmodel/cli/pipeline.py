@@ -18,15 +18,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stages", type=int, required=True, help="pipeline devices p")
     p.add_argument("--micro-batches", type=int, required=True, help="micro-batches m")
     p.add_argument("--schedule", default="1f1b", choices=SCHEDULES,
-                   help="pipeline schedule: 1f1b (PipeDream-Flush), gpipe, or interleaved 1F1B "
-                        "(Megatron, with --virtual)")
+                   help="pipeline schedule: 1f1b (PipeDream-Flush), gpipe, interleaved 1F1B "
+                        "(Megatron, with --virtual), zb-h1 / zb-v (zero bubble, Qi et al. "
+                        "2024: use --t-weight), dualpipe (DeepSeek-V3), pipedream "
+                        "(asynchronous, weight stashing)")
     p.add_argument("--virtual", type=int, default=1, help="chunks per device (interleaved)")
     p.add_argument("--t-forward", default="1",
                    help="forward seconds per micro-batch on one device's stage (with "
-                        "--virtual v each of its v chunks takes 1/v of it), or one time per "
+                        "--virtual v each of its v chunks takes 1/v of it, with zb-v each of "
+                        "its 2), or one time per "
                         "virtual stage, comma-separated (uneven stages, taken as given); the "
                         "defaults 1 and 2 are a unit step with backward = 2 x forward")
     p.add_argument("--t-backward", default="2", help="backward seconds, same convention")
+    p.add_argument("--t-weight", default="0",
+                   help="weight-gradient seconds split off the backward (then --t-backward "
+                        "is the input gradient only), same convention; the zero-bubble "
+                        "schedules defer it into the bubbles (default 0: none split off)")
     p.add_argument("--activation-bytes", type=float, default=0.0,
                    help="bytes sent between stages per micro-batch")
     p.add_argument("--link-GBps", type=float, default=None, help="p2p link bandwidth")
@@ -54,11 +61,15 @@ def run(args: argparse.Namespace) -> PipelineRun:
     if args.link_latency_us < 0 or args.activation_bytes < 0:
         raise ShapeError("latency and bytes must be >= 0", "pass 0 or more")
     tf, tb = _times(args.t_forward, "t-forward"), _times(args.t_backward, "t-backward")
+    tw = _times(args.t_weight, "t-weight")
     check_positive("virtual", args.virtual)
-    if args.schedule == "interleaved":  # a device's stage time, split over its v chunks
-        tf, tb = (t / args.virtual if isinstance(t, float) else t for t in (tf, tb))
+    # a device's stage time, split over its chunks (v interleaved, the V's 2 for ZB-V)
+    chunks = {"interleaved": args.virtual, "zb-v": 2}.get(args.schedule, 1)
+    if chunks > 1:
+        tf, tb, tw = (t / chunks if isinstance(t, float) else t for t in (tf, tb, tw))
     return simulate_pipeline(
         args.schedule, args.stages, args.micro_batches, tf, tb, virtual=args.virtual,
+        t_weight=tw,
         activation_bytes=args.activation_bytes,
         link_bandwidth_Bps=(args.link_GBps * 1e9 if args.link_GBps else float("inf")),
         link_latency_s=args.link_latency_us * 1e-6)
@@ -90,9 +101,10 @@ def handle(args: argparse.Namespace) -> str:
              f"step             {r.step_s:.6g} s simulated, {s['closed_form_step_s']:.6g} s "
              "closed form (uniform stages)",
              f"bubble           {r.bubble:.4f} of ideal simulated, "
-             f"{r.closed_form_bubble:.4f} closed form ((p-1)/m, (p-1)/(v m) interleaved)",
+             f"{r.closed_form_bubble:.4f} closed form (perfmodel.analytic.pipeline."
+             "bubble_fraction)",
              f"in flight        {s['in_flight_closed_form']:.4g} micro-batches on the first "
-             "stage (m for GPipe, min(p, m) for 1F1B)"]
+             "stage (m for GPipe, min(p, m) for 1F1B and ZB-H1, p + 1 for DualPipe)"]
     if layers:
         lines += [f"layers device {i}: {', '.join(map(str, ls))}" for i, ls in
                   enumerate(layers)]

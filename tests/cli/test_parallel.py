@@ -275,3 +275,16 @@ def test_parallel_prices_a_cnn_data_parallel(capsys):
     assert code == 0 and d["plan"]["data_parallel"] == 8
     assert "DDP" in d["assumptions"]["data_parallel"]
     assert d["tokens_per_s"] == pytest.approx(2048 / d["step_s"])
+
+
+def test_pipeline_zero_bubble_with_a_split_weight_gradient(capsys):
+    # p = 2, m = 4, T_F = T_B = T_W = 1: ideal 4 x 3 = 12; 1F1B's bubble (p-1)(F+B+W) = 3,
+    # ZB-H1's (p-1)(F+B-W) = 1 (Qi et al. 2024): steps 15 and 13
+    base = ["pipeline", "--stages", "2", "--micro-batches", "4", "--t-forward", "1",
+            "--t-backward", "1", "--t-weight", "1", "--format", "json"]
+    steps = {}
+    for sched in ("1f1b", "zb-h1"):
+        code, out, _ = run(capsys, *base, "--schedule", sched)
+        assert code == 0
+        steps[sched] = json.loads(out)["step_s"]
+    assert steps == {"1f1b": pytest.approx(15.0), "zb-h1": pytest.approx(13.0)}
