@@ -248,7 +248,8 @@ def _model_states(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stor
 def layer_activation_bytes(shape: ModelShape, s: Any, b: Any, t: Any, sp: bool,
                            recompute: str, act_bytes: float = 2.0,
                            attention: str = "unfused",
-                           gemm_input_bytes: float | None = None) -> Any:
+                           gemm_input_bytes: float | None = None, *,
+                           dropout_masks: bool = True, fused_glu: bool = False) -> Any:
     """Bytes saved for backward by one transformer layer (Korthikanti et al. 2023, sec. 4,
     Table 2).
 
@@ -258,6 +259,10 @@ def layer_activation_bytes(shape: ModelShape, s: Any, b: Any, t: Any, sp: bool,
     recomputation drops it). ``gemm_input_bytes`` (a GEMM recipe's saved width per element,
     perfmodel.workload.precision.saved_input_bytes): the linears' inputs are saved
     quantized (``_quantized_inputs``); only recompute "none" and "selective" change.
+    ``dropout_masks``: the two 1-byte hidden-dropout masks of the paper's 10 (none when the
+    model trains without dropout); ``fused_glu``: a gated MLP saving its fc1 output and the
+    fc2 input only (Megatron-Core's fused SwiGLU, 6 ffn) instead of the gate and up outputs,
+    the activation and the product (8 ffn, eager).
     """
     h, a = shape.hidden_size, shape.num_attention_heads
     sbh = np.asarray(s, float) * b * h * (act_bytes / 2.0)
@@ -266,7 +271,8 @@ def layer_activation_bytes(shape: ModelShape, s: Any, b: Any, t: Any, sp: bool,
     if recompute == "selective_layer":  # every n-th layer full, the others none
         n = SELECTIVE_LAYER_EVERY
         return ((n - 1) * layer_activation_bytes(shape, s, b, t, sp, "none", act_bytes,
-                                                 attention)
+                                                 attention, dropout_masks=dropout_masks,
+                                                 fused_glu=fused_glu)
                 + layer_activation_bytes(shape, s, b, t, sp, "full", act_bytes)) / n
     kv = shape.kv_dim / h
     ffn = shape.intermediate_size / h
@@ -277,14 +283,16 @@ def layer_activation_bytes(shape: ModelShape, s: Any, b: Any, t: Any, sp: bool,
         inner = 2 + 2 * kv + 2 + 2 * ffn  # Q, V, SDPA out, MLP-up: head / column split
         outer = 2 + 2  # block input, MLP-down output (sequence-split only with sp)
         return sbh / t * (outer + inner) if sp else sbh * (outer + inner / t)
-    parallel = (4 + 4 * kv) + (8 * ffn if shape.gated else 4 * ffn)  # 8 + 16 = 24 for GPT
+    mlp = (6 if fused_glu else 8) * ffn if shape.gated else 4 * ffn
+    parallel = (4 + 4 * kv) + mlp  # 8 + 16 = 24 for GPT
+    outer = 10 if dropout_masks else 8  # norms 4, QKV and fc1 inputs 4, dropout masks 2
     keeps_scores = recompute == "none" and attention == "unfused"
     score = 5 * a * np.asarray(s, float) / h if keeps_scores else 0.0
     d_out, d_par = (0.0, 0.0) if gemm_input_bytes is None else \
         _quantized_inputs(gemm_input_bytes * 2.0 / act_bytes, ffn, attention)
     if sp:
-        return sbh / t * (10 + d_out + parallel + d_par + score)
-    return sbh * (10 + d_out + (parallel + d_par + score) / t)
+        return sbh / t * (outer + d_out + parallel + d_par + score)
+    return sbh * (outer + d_out + (parallel + d_par + score) / t)
 
 
 def _quantized_inputs(q: float, ffn: float, attention: str) -> tuple[float, float]:
@@ -315,14 +323,15 @@ def _activations(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Store
         return stored.act_bytes_per_sample * mb * held
     layers = np.ceil(shape.num_hidden_layers / pp)
     # context parallelism: each rank keeps the activations of its s / c tokens
+    saved = {"dropout_masks": plan.hidden_dropout, "fused_glu": plan.fused_glu}
     per_layer = layer_activation_bytes(shape, seq, mb, tp, plan.sequence_parallel,
-                                       plan.recompute, act_b, graph.attention_kernels) \
-        / plan.context_parallel
+                                       plan.recompute, act_b, graph.attention_kernels,
+                                       **saved) / plan.context_parallel
     if job.gemm_recipe is not None:  # quantized GEMM inputs, but in the high-precision share
         f = gemm_recipe(job.gemm_recipe).high_precision_share
         low = layer_activation_bytes(shape, seq, mb, tp, plan.sequence_parallel,
                                      plan.recompute, act_b, graph.attention_kernels,
-                                     saved_input_bytes(job.gemm_recipe))
+                                     saved_input_bytes(job.gemm_recipe), **saved)
         per_layer = f * per_layer + (1 - f) * low / plan.context_parallel
     # fp32 logits for the loss on the last stage (4 bytes x s x b x vocab / t).
     logits = np.where(pp == 1, 4.0 * seq * mb * shape.vocab_size / tp, 0.0) \

@@ -33,6 +33,13 @@ nothing else describes a parallel split. Sizes, Megatron-LM / DeepSpeed / FSDP v
 * ``quantized_all_gather``: ZeRO 3 / FSDP gathers the weights already cast to the job's
   low-precision GEMM format (torchtitan ``enable_fsdp_float8_all_gather``; Transformer
   Engine's quantized all-gather), so the gather moves 1-byte (fp8) or smaller weights.
+* What a layer saves for its backward (perfmodel.analytic.memory.layer_activation_bytes):
+  ``hidden_dropout`` (dropout after attention and after the MLP, whose 1-byte masks are
+  saved; Korthikanti et al. 2023 count them; models trained without it, e.g. NeMo's
+  ``Llama3Config(hidden_dropout=0.0)``, save none: PyTorch's dropout returns its input at
+  p = 0) and ``fused_glu`` (a gated MLP whose activation is one fused function that saves
+  only its input, Megatron-Core ``fused_bias_swiglu`` with ``bias_activation_fusion``:
+  the gate/up output and the product, 6 ffn instead of 8 ffn bytes per h).
 * Training-framework choices that change cost: ``overlap_grad_reduce`` (bucketed data-
   parallel reduction under the backward), ``attention_dropout`` (a dropout kernel on the
   attention probabilities, priced with unfused attention kernels) and ``reduce_dtype``
@@ -108,6 +115,8 @@ class ParallelPlan:
     moe_node_limit: int | None = None
     shard_group: int | None = None
     quantized_all_gather: bool = False
+    hidden_dropout: bool = True
+    fused_glu: bool = False
 
     def __post_init__(self) -> None:
         for name, flag in _SIZES.items():

@@ -39,3 +39,24 @@ def test_zero_bubble_h1_keeps_the_1f1b_footprint(per_schedule):
     # Qi et al. 2024: ZB-H1's peak activation memory equals 1F1B's (p micro-batches)
     assert float(per_schedule["zb-h1"]["total"]) == pytest.approx(
         float(per_schedule["1f1b"]["total"]))
+
+
+def test_what_a_megatron_core_llama_layer_saves():
+    # Korthikanti et al. 2023 Table 2 for a Llama layer (no recompute, flash attention, t 1):
+    # s b h x (10 + 4 + 4 kv + 8 ffn) with kv = 1024 / 4096 and ffn = 14336 / 4096 = 3.5:
+    # 43 sbh bytes. Megatron-Core as NeMo runs Llama 3 (Llama3Config: hidden_dropout 0.0,
+    # fused SwiGLU saving only its input): no dropout masks (8) and 6 ffn: 34 sbh
+    from perfmodel.analytic.memory import layer_activation_bytes
+    shape = load_model("llama-3-8b").shape
+    sbh = 4096 * 1 * 4096
+    eager = layer_activation_bytes(shape, 4096, 1, 1, False, "none", 2.0, "flash")
+    mcore = layer_activation_bytes(shape, 4096, 1, 1, False, "none", 2.0, "flash",
+                                   dropout_masks=False, fused_glu=True)
+    assert float(eager) == pytest.approx(43 * sbh)
+    assert float(mcore) == pytest.approx(34 * sbh)
+    plan = ParallelPlan(micro_batch=1, hidden_dropout=False, fused_glu=True)
+    job = Job(phase="train", batch=1, seq=4096, dtype="bf16")
+    g = load_model("llama-3-8b")
+    drop = footprint(g, ParallelPlan(micro_batch=1), job)["activations"]
+    keep = footprint(g, plan, job)["activations"]
+    assert float(drop - keep) == pytest.approx(32 * 9 * sbh)  # 32 layers x (43 - 34) sbh
