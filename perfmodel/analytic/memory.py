@@ -197,11 +197,18 @@ def _sparse_flags(device: DeviceSpec | None) -> tuple[bool, bool]:
 # --- components -------------------------------------------------------------------------
 
 def _on_stage(shape: ModelShape | None, stage: StageParams, total: float, tp: np.ndarray,
-              pp: np.ndarray) -> np.ndarray:
+              pp: np.ndarray, slots: bool = False) -> np.ndarray:
     """Of a per-stage quantity (params or bytes), what the fullest pipeline stage holds,
-    divided over the tensor-parallel ranks; other models hold all of it."""
+    divided over the tensor-parallel ranks; other models hold all of it. ``slots``: the
+    embedding and the loss take a layer's slot on the first and last stages
+    (``ParallelPlan.embedding_as_layers``)."""
     if shape is None:
         return np.full(np.broadcast(tp, pp).shape, total)
+    if slots:
+        per = np.ceil((shape.num_hidden_layers + 2) / pp)
+        ends = np.where(pp == 1, (per - 2) * stage.layer + stage.first + stage.last,
+                        (per - 1) * stage.layer + np.maximum(stage.first, stage.last))
+        return np.maximum(np.where(pp == 1, 0.0, per * stage.layer), ends) / tp
     layers = np.ceil(shape.num_hidden_layers / pp)
     first = np.where(pp == 1, stage.first + stage.last, stage.first)
     last = np.where(pp == 1, 0.0, stage.last)
@@ -214,7 +221,8 @@ def _model_states(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stor
     # ZeRO / FSDP shard over the data x context ranks (HSDP: over its shard group x c)
     shard = dp * plan.context_parallel if plan.shard_group is None \
         else np.asarray(plan.shard_group * plan.context_parallel)
-    stage_w = _on_stage(graph.shape, stored.weights, stored.total_weights, tp, pp)
+    slots = plan.embedding_as_layers
+    stage_w = _on_stage(graph.shape, stored.weights, stored.total_weights, tp, pp, slots)
     keep = np.ones_like(np.asarray(stage_w, float))
     if plan.expert_parallel > 1 and graph.shape is not None:
         # routed experts: E / e of them per rank. A ZeRO-sharded state is the same either
@@ -237,7 +245,7 @@ def _model_states(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Stor
     # parameters with their gradients and optimizer states (perfmodel.analytic.pipeline)
     copies = weight_versions(plan.schedule, pp)
     weights = weights * copies
-    params = _on_stage(graph.shape, graph.stage_params, float(graph.params), tp, pp) \
+    params = _on_stage(graph.shape, graph.stage_params, float(graph.params), tp, pp, slots) \
         * (copies if plan.schedule == "dualpipe" else 1)
     width = 4.0 if job.precision == "fp32" else lookup_dtype(job.weights).nbytes
     grads = held(params * width, zero >= 2)
@@ -321,7 +329,10 @@ def _activations(graph: ModelGraph, plan: ParallelPlan, job: Job, stored: _Store
     shape = graph.shape
     if shape is None:
         return stored.act_bytes_per_sample * mb * held
-    layers = np.ceil(shape.num_hidden_layers / pp)
+    # the first stage's layers (whose in-flight micro-batches are the most): with the
+    # embedding in a slot, one fewer
+    layers = np.ceil(shape.num_hidden_layers / pp) if not plan.embedding_as_layers else \
+        np.ceil((shape.num_hidden_layers + 2) / pp) - np.where(pp == 1, 2, 1)
     # context parallelism: each rank keeps the activations of its s / c tokens
     saved = {"dropout_masks": plan.hidden_dropout, "fused_glu": plan.fused_glu}
     per_layer = layer_activation_bytes(shape, seq, mb, tp, plan.sequence_parallel,

@@ -50,7 +50,7 @@ PLAN_KEYS: dict[str, type] = {
     "overlap_grad_reduce": bool, "context_kind": str, "moe_capacity_factor": float,
     "moe_imbalance": float, "shard_group": int, "reduce_dtype": str,
     "attention_dropout": bool, "quantized_all_gather": bool, "hidden_dropout": bool,
-    "fused_glu": bool}
+    "fused_glu": bool, "embedding_as_layers": bool}
 JOB_KEYS: dict[str, type] = {"global_batch": int, "seq": int, "dtype": str,
                              "gemm_recipe": str, "batch_scales": bool, "optimizer": str}
 JOB_REQUIRED = ("global_batch", "seq", "dtype", "batch_scales")

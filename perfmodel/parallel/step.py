@@ -63,7 +63,12 @@ from perfmodel.parallel.partition import (
 )
 from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.job import Job
-from perfmodel.workload.plan import SELECTIVE_LAYER_EVERY, ParallelPlan, check_plan
+from perfmodel.workload.plan import (
+    SELECTIVE_LAYER_EVERY,
+    ParallelPlan,
+    check_plan,
+    pipeline_slots,
+)
 from perfmodel.workload.precision import all_gather_bytes_per_param
 
 __all__ = ["StepPrediction", "predict_step", "step_from_costs", "BREAKDOWN", "mfu_conventions",
@@ -237,7 +242,7 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, jo
     v, dtype = plan.virtual_stages, job.dtype
     m, b, s = plan.micro_batches(job.batch), plan.micro_batch_of(job.batch), costs.seq
     k = system.devices_per_node
-    layers = math.ceil(shape.num_hidden_layers / p)
+    layers = math.ceil(pipeline_slots(plan, shape) / p)
     full_times = times
     times = per_context_rank(times, c)
     # mixture of experts: the routed experts as grouped GEMMs at their per-expert tokens,
@@ -268,6 +273,8 @@ def step_from_costs(costs: LayerCosts, times: StageTimes, plan: ParallelPlan, jo
     extras_max = max(times.first_f + times.first_b if p > 1 else 0.0,
                      times.last_f + times.last_b + (times.first_f + times.first_b
                                                     if p == 1 else 0.0))
+    if plan.embedding_as_layers and p > 1:  # the first / last stage's extras take a slot
+        extras_max = max(0.0, extras_max - comp_layer)
     extras_mean = (times.first_f + times.first_b + times.last_f + times.last_b) / p
     comm_mb = layers * layer_comm + (2 * v * t_p2p if p > 1 else 0.0)
     t_max = layers * comp_layer + extras_max + comm_mb

@@ -40,6 +40,11 @@ nothing else describes a parallel split. Sizes, Megatron-LM / DeepSpeed / FSDP v
   p = 0) and ``fused_glu`` (a gated MLP whose activation is one fused function that saves
   only its input, Megatron-Core ``fused_bias_swiglu`` with ``bias_activation_fusion``:
   the gate/up output and the product, 6 ffn instead of 8 ffn bytes per h).
+* ``embedding_as_layers``: the pipeline split counts the embedding and the loss as one
+  layer each (Megatron-Core ``account_for_embedding_in_pipeline_split`` and ``account_for_
+  loss_in_pipeline_split``, as NeMo's Llama 3.1 405B recipe sets them): L + 2 slots over
+  the p x v chunks, the first stage's first slot the embedding, the last's last the loss
+  and LM head (``pipeline_slots``).
 * Training-framework choices that change cost: ``overlap_grad_reduce`` (bucketed data-
   parallel reduction under the backward), ``attention_dropout`` (a dropout kernel on the
   attention probabilities, priced with unfused attention kernels) and ``reduce_dtype``
@@ -74,7 +79,8 @@ from perfmodel.units import dtype as lookup_dtype
 from perfmodel.workload.job import LIMITS, check_positive, record_from_dict
 
 __all__ = ["ParallelPlan", "check_plan", "plan_for_devices", "SCHEDULES", "RECOMPUTE",
-           "ZERO_STAGES", "SELECTIVE_LAYER_EVERY", "CONTEXT_KINDS", "check_dualpipe"]
+           "ZERO_STAGES", "SELECTIVE_LAYER_EVERY", "CONTEXT_KINDS", "check_dualpipe",
+           "pipeline_slots"]
 
 SCHEDULES = ("1f1b", "gpipe", "interleaved", "zb-h1", "zb-v", "dualpipe", "pipedream")
 # none; selective and full (Korthikanti et al. 2023); torchtitan's selective_op (op-level
@@ -117,6 +123,7 @@ class ParallelPlan:
     quantized_all_gather: bool = False
     hidden_dropout: bool = True
     fused_glu: bool = False
+    embedding_as_layers: bool = False
 
     def __post_init__(self) -> None:
         for name, flag in _SIZES.items():
@@ -248,6 +255,12 @@ def _check_batch(plan: ParallelPlan, batch: int) -> None:
         check_dualpipe(p, m)
 
 
+def pipeline_slots(plan: ParallelPlan, shape: ModelShape) -> int:
+    """The layers a pipeline split divides: the model's, plus the embedding and the loss
+    with ``embedding_as_layers``."""
+    return shape.num_hidden_layers + (2 if plan.embedding_as_layers else 0)
+
+
 def check_dualpipe(p: int, m: int) -> None:
     """DualPipe's rules (deepseek-ai/DualPipe ``DualPipe.step`` asserts them): an even
     number of stages, and an even number of micro-batches, at least 2 x stages."""
@@ -271,7 +284,7 @@ def _check_shape(plan: ParallelPlan, s: ModelShape, name: str) -> None:
         raise PlanError(f"tensor parallel size {t} does not divide {name}'s {heads} "
                         f"attention heads ({kv} KV heads)", "choose --tp dividing the head "
                                                             "count")
-    layers = s.num_hidden_layers
+    layers = pipeline_slots(plan, s)
     if p * v > layers:
         raise PlanError(f"{p} stages x {v} chunks exceed {name}'s {layers} layers",
                         f"use --pp {layers // v} or less, or fewer --virtual chunks")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 
 import pytest
 
@@ -13,9 +14,6 @@ from perfmodel.workload.job import Job
 from perfmodel.workload.plan import ParallelPlan, check_plan
 
 REFS = list(list_recipes()["recipe"])
-# NeMo's Llama 3.1 405B counts the embedding and the loss as pipeline layers (126 + 2 = 128
-# over pp 8 x vp 2); check_plan splits the 126 decoder layers only (noted in the recipe)
-PIPELINE_SPLIT_WITH_EMBEDDING = {"nemo:llama31-405b"}
 
 
 def test_the_asked_for_recipes_ship():
@@ -34,11 +32,20 @@ def test_recipe_builds_a_checked_plan_on_its_reference_gpus(ref):
     plan, job = r.plan(r.reference_gpus), r.job(r.reference_gpus)
     assert plan.devices == r.reference_gpus and job.phase == "train"
     shape = load_model(r.model).shape
-    if ref in PIPELINE_SPLIT_WITH_EMBEDDING:
-        with pytest.raises(PlanError, match="layers do not split"):
-            check_plan(plan, batch=job.batch, shape=shape, name=r.model)
-        return
     check_plan(plan, batch=job.batch, shape=shape, name=r.model)
+
+
+def test_nemo_405b_splits_the_embedding_and_loss_as_pipeline_layers():
+    # NeMo's Llama 3.1 405B counts the embedding and the loss as pipeline layers: 126 + 2 =
+    # 128 over pp 8 x vp 2 = 16 chunks of 8; without that accounting 126 do not split
+    r = load_recipe("nemo:llama31-405b")
+    plan, job = r.plan(512), r.job(512)
+    shape = load_model(r.model).shape
+    assert plan.embedding_as_layers
+    check_plan(plan, batch=job.batch, shape=shape, name=r.model)
+    with pytest.raises(PlanError, match="layers do not split"):
+        check_plan(replace(plan, embedding_as_layers=False), batch=job.batch, shape=shape,
+                   name=r.model)
 
 
 def test_nemo_llama3_70b_as_the_recipe_file_says():

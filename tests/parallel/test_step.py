@@ -188,3 +188,17 @@ def test_dualpipe_hides_the_all_to_alls_and_the_split_still_adds_up(env):
         assert sum(pred.breakdown[k] for k in BREAKDOWN) == pytest.approx(pred.step_s)
     # DeepSeek-V3 sec. 3.2.1: the other direction's compute hides dispatch and combine
     assert dual.breakdown["ep_comm"] < one.breakdown["ep_comm"]
+
+
+def test_embedding_and_loss_as_pipeline_layers(env):
+    # Megatron-Core account_for_embedding/loss_in_pipeline_split: 2 layers + 2 = 4 slots
+    # over pp 2 x v 2 = 4 chunks of 1 (the first the embedding, the last the loss); the
+    # 2 decoder layers alone do not split into 4 chunks
+    _, s, d = env
+    tiny = load_model(TINY_MOE, name="tiny-moe")
+    job = Job(phase="train", batch=4, seq=16, dtype="bf16")
+    kw = dict(pipeline_parallel=2, virtual_stages=2, schedule="interleaved", micro_batch=1)
+    with pytest.raises(PlanError, match="exceed"):
+        predict_step(tiny, job, ParallelPlan(**kw), s, d)
+    pred = predict_step(tiny, job, ParallelPlan(embedding_as_layers=True, **kw), s, d)
+    assert sum(pred.breakdown[k] for k in BREAKDOWN) == pytest.approx(pred.step_s)
