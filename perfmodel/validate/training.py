@@ -215,6 +215,8 @@ def _predict(c: Case, models: ModelResolver, device: DeviceSpec | None = None
         return pred.step_s, pred.mfu
     if c.metric == "sequences_per_s":
         return pred.tokens_per_s / float(c.job.seq or 1), pred.mfu
+    if c.metric == "samples_per_s":  # a data-parallel step without a shape counts samples
+        return pred.tokens_per_s, pred.mfu
     return pred.tokens_per_s / c.plan.devices, pred.mfu
 
 
@@ -244,6 +246,8 @@ def _group(c: Case) -> str:
     """The framework family a case is reported under (FRAMEWORK_GROUPS)."""
     fw = c.framework or ("Megatron-LM (Korthikanti)" if c.metric == "step_s"
                          else "torchtitan (FSDP2)")
+    if c.model == "resnet50":
+        return "ResNet-50 (PyTorch DDP)" if "PyTorch" in fw else "ResNet-50 (TF1 Horovod)"
     return next((g for key, g in FRAMEWORK_GROUPS if key in fw), fw)
 
 
@@ -301,19 +305,19 @@ def _family(r: pd.Series) -> str:
         return "bert_pytorch"
     if model == "BERT-Large" and fw.startswith("TensorFlow2"):
         return "bert_tf2"
+    if "ResNet-50" in model:
+        return "resnet"
     return "other"
 
 
 def _blocker(r: pd.Series) -> str:
     """Why a row cannot be priced ("" if it can): the first rule that fails."""
-    model, fw = str(r["model"]), str(r["framework"])
+    fw = str(r["framework"])
     published = [r[c] for c in ("throughput", "step_time_s", "tflops_per_gpu")]
     if "torchtitan" in fw or "calculon" in str(r["source"]):
         return ""
     if all(pd.isna(v) for v in published):
         return "no published value"
-    if "ResNet" in model:
-        return "CNN (no transformer shape record)"
     if "aggregate petaFLOP/s" in str(r["throughput_unit"]):
         return "plan not stated (aggregate PFLOP/s only)"
     if "Megatron-LM v1.0" in fw:
@@ -470,8 +474,35 @@ def _mpt(r: pd.Series) -> Case:
                 {"name": f"mpt-{size}"}, SYSTEM, device, str(r["framework"]))
 
 
+# DeepLearningExamples ResNet-50 v1.5 (at 729963dd): PyTorch/Classification/ConvNets/
+# resnet50v1.5/README.md line 368 "-b N, --batch-size N  mini-batch size (default: 256) per
+# gpu" (the performance tables state none: the default); TensorFlow's README tables state
+# "Batch Size / GPU" in the row. Both train with SGD and momentum (README "Optimizer: SGD
+# with momentum"), data parallel (PyTorch DDP; Horovod), one optimizer step per batch.
+RESNET_DEFAULT_BATCH = 256
+
+
+def _resnet(r: pd.Series) -> Case:
+    """A ResNet-50 row's Case: aggregate images/s on 1, 8 or 16 GPUs of a DGX, priced as a
+    data-parallel step of the whole training workload (perfmodel.parallel.ddp)."""
+    system, device = _dgx(r)
+    dt, precision, half = _precision(r, device)
+    note = str(r["quote_or_note"])
+    m = re.search(r"Batch Size / GPU=(\d+)(?: \(FP32\) / (\d+) \(AMP\))?", note)
+    micro = RESNET_DEFAULT_BATCH if m is None else int(m.group(2) if half and m.group(2)
+                                                       else m.group(1))
+    gpus = int(r["num_gpus"])
+    plan = ParallelPlan(data_parallel=gpus, micro_batch=micro,
+                        reduce_dtype="fp16" if half else "fp32")
+    job = Job(phase="train", batch=gpus * micro, dtype=dt, precision=precision,
+              optimizer="sgd_momentum")
+    return Case(str(r["row_id"]), f"resnet50 b{micro} {gpus} GPU {dt}", "resnet50", job,
+                plan, "samples_per_s", float(r["throughput"]), str(r["source"]), {},
+                system, device, str(r["framework"]))
+
+
 _PARSERS: dict[str, Callable[[pd.Series], Case]] = {
-    "mpt": _mpt, "bert_pytorch": _bert_pytorch, "bert_tf2": _bert_tf2}
+    "mpt": _mpt, "bert_pytorch": _bert_pytorch, "bert_tf2": _bert_tf2, "resnet": _resnet}
 
 
 def training_coverage(detail: bool = False) -> pd.DataFrame:

@@ -30,20 +30,21 @@ def cases():
 
 def test_coverage_counts_follow_a_simple_rule(csv):
     # independent rule: a row is priceable when it is an MPT row of llm-foundry, a BERT
-    # pre-training row of DeepLearningExamples (its note states the sequence length), or
-    # one of the 16 core rows (torchtitan, Korthikanti via Calculon)
+    # pre-training row of DeepLearningExamples (its note states the sequence length), a
+    # ResNet-50 row (data parallel, perfmodel.parallel.ddp), or one of the 16 core rows
+    # (torchtitan, Korthikanti via Calculon)
     note = csv["quote_or_note"].astype(str)
     mpt = csv["framework"].str.contains("Foundry")
     bert = (csv["model"] == "BERT-Large") & note.str.contains("Sequence [Ll]ength=",
                                                                regex=True)
     core = csv["framework"].str.contains("torchtitan") | csv["source"].str.contains("calculon")
-    priced = int((mpt | bert | core).sum())
+    resnet = csv["model"].str.contains("ResNet-50")
+    priced = int((mpt | bert | core | resnet).sum())
     cov = training_coverage()
     assert int(cov["rows"].sum()) == len(csv) == 312
     assert int(cov.loc[cov["status"] == "priced", "rows"].sum()) == priced
     blocked = cov[cov["status"] != "priced"].groupby("status")["rows"].sum()
-    assert blocked["CNN (no transformer shape record)"] == \
-        int(csv["model"].str.contains("ResNet").sum())
+    assert "CNN (no transformer shape record)" not in blocked
     finetune = (csv["model"] == "BERT-Large") & ~note.str.contains("Sequence [Ll]ength=")
     assert blocked["sequence length not in the row (SQuAD fine-tuning)"] == int(finetune.sum())
     assert len(cases_all := load_cases("all")) == priced
@@ -130,7 +131,8 @@ def test_every_priced_row_has_a_finite_error(cases):
     assert all(math.isfinite(e) for e in t["error_pct"])
     assert set(t["framework"]) == {"Megatron-LM (Korthikanti)", "torchtitan (FSDP2)",
                                    "llm-foundry (FSDP)", "PyTorch BERT (DDP)",
-                                   "TF2 BERT (Horovod)"}
+                                   "TF2 BERT (Horovod)", "ResNet-50 (PyTorch DDP)",
+                                   "ResNet-50 (TF1 Horovod)"}
     assert {d.split("-")[0] for d in t["device"]} == {"a100", "v100"}
 
 
@@ -148,3 +150,14 @@ def test_training_holdout_returns_both_devices():
     assert list(h["device"]) == ["a100", "v100"]
     assert list(h["rows"]) == [2, 1]
     assert h[["median_abs_error_in_sample_pct", "median_abs_error_lodo_pct"]].notna().all().all()
+
+
+def test_resnet_rows_read_their_batch_and_price_data_parallel(cases):
+    # training-00544: TF1 on a DGX-1 16 GB, FP32, "Batch Size / GPU=128 (FP32) / 256 (AMP)";
+    # training-00528: PyTorch, DGX A100 80 GB, TF32, no batch in the table: the script's
+    # default 256 per GPU (DeepLearningExamples resnet50v1.5/README.md line 368)
+    tf1, pt = cases["training-00544"], cases["training-00528"]
+    assert (tf1.plan.micro_batch, tf1.job.dtype, tf1.device) == (128, "fp32", "v100-sxm2-16gb")
+    assert (pt.plan.micro_batch, pt.job.dtype, pt.device) == (256, "tf32", "a100-sxm4-80gb")
+    assert tf1.metric == pt.metric == "samples_per_s"
+    assert tf1.job.optimizer == "sgd_momentum"
